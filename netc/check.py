@@ -1,0 +1,422 @@
+"""Attribute checking and shape inference: flat layer uses -> a checked IR graph.
+
+This is the only stage that turns a rule failure into a user-facing error with a position:
+layer classes raise position-free `RuleError`s, and this module knows which span (the
+attribute, the `from` entry, or the layer) each one belongs to. Errors are collected for the
+whole file; a layer whose input is already wrong is not checked again, so every error shown
+is an independent one.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from .errors import Diagnostics, NetcError, Note, RuleError, did_you_mean
+from .expand import FlatSpec, LayerUse, flatten
+from .ir import Graph, Node, Value, Weight
+from .layers import REGISTRY, AttrSpec, attributes, fmt_shape
+from .layers.base import volume
+from .load import YList, YMap, YNode, YScalar, kind_name, load_file
+from .source import Span
+
+MAX_TENSOR = 1 << 31  # elements in one activation (per image) or one weight tensor
+MAX_PARAMS = 1 << 32  # elements of all weights together (16 GiB in fp32)
+
+
+def check_file(path) -> Graph:
+    """Load, expand and check a spec file. Raises NetcError with every problem found."""
+    source, root = load_file(path)
+    spec, diags = flatten(source, root)
+    if spec is None:
+        raise NetcError(diags)
+    graph = Checker(spec, diags).run()
+    diags.raise_if_errors()
+    return graph
+
+
+@dataclass
+class _Defined:
+    value: Value | None  # None: this layer is wrong, so its output shape is unknown
+    span: Span
+    index: int  # position in the layer list (-1 for inputs)
+
+
+class Checker:
+    """Checks one flat spec; `run` returns the graph (valid only if `diags` has no errors)."""
+
+    def __init__(self, spec: FlatSpec, diags: Diagnostics) -> None:
+        self.spec = spec
+        self.diags = diags
+        self.defined: dict[str, _Defined] = {}
+        self.nodes: list[Node] = []
+
+    def run(self) -> Graph:
+        spec = self.spec
+        for decl in spec.inputs:
+            elements = volume(decl.shape[1:])
+            if elements > MAX_TENSOR:
+                self.diags.error("E308", f"input '{decl.name}' has {elements:,} elements per "
+                                 f"image, more than the limit of {MAX_TENSOR:,}", decl.span)
+                self.defined[decl.name] = _Defined(None, decl.span, -1)
+            else:
+                self.defined[decl.name] = _Defined(Value(decl.name, decl.shape), decl.span, -1)
+        names = self._name_layers()
+        previous = spec.inputs[0].name if len(spec.inputs) == 1 else None
+        for index, (use, name) in enumerate(zip(spec.layers, names)):
+            if name is None:
+                continue
+            self._layer(index, use, name, previous)
+            previous = name
+        outputs = self._outputs(previous)
+        if not self.diags.has_errors():
+            self._expect(outputs)
+        inputs = tuple(Value(d.name, d.shape) for d in spec.inputs)
+        return Graph(spec.name, spec.description, inputs, tuple(self.nodes), tuple(outputs))
+
+    # --- names -------------------------------------------------------------------------------
+
+    def _name_layers(self) -> list[str | None]:
+        """Every layer's name: its own, or `<type><k>` (conv1, conv2, relu1, ...)."""
+        taken = {use.name: use for use in self.spec.layers if use.name}
+        first: dict[str, Span] = {d.name: d.span for d in self.spec.inputs}
+        names: list[str | None] = []
+        counters: dict[str, int] = {}
+        for use in self.spec.layers:
+            if use.name is not None:
+                if use.name in first:
+                    self.diags.error("E110", f"the name '{use.name}' is already used",
+                                     use.name_span, notes=[Note(first[use.name], "first used here")],
+                                     hints=["every layer and input needs its own name"])
+                    names.append(None)
+                    continue
+                first[use.name] = use.name_span
+                names.append(use.name)
+                continue
+            k = counters.get(use.kind, 0)
+            while True:
+                k += 1
+                candidate = f"{use.kind}{k}"
+                if candidate not in taken and candidate not in first:
+                    break
+            counters[use.kind] = k
+            first[candidate] = use.kind_span
+            names.append(candidate)
+        return names
+
+    # --- one layer ---------------------------------------------------------------------------
+
+    def _layer(self, index: int, use: LayerUse, name: str, previous: str | None) -> None:
+        cls = REGISTRY.get(use.kind)
+        inputs = self._inputs(index, use, name, previous)
+        if cls is None:
+            self.diags.error("E107", f"unknown layer type '{use.kind}'", use.kind_span,
+                             hints=did_you_mean(use.kind, REGISTRY)
+                             or [f"known types: {', '.join(sorted(REGISTRY))}"])
+            self.defined[name] = _Defined(None, use.kind_span, index)
+            return
+        layer, attr_spans = self._attributes(cls, use, name)
+        lo, hi = cls.arity
+        if inputs is not None and not (lo <= len(inputs) <= (hi or len(inputs))):
+            want = f"{lo} or more inputs" if hi is None else f"{lo} input{'s' * (lo > 1)}"
+            span = use.inputs[0][1] if use.inputs else use.kind_span
+            hint = (f"name them with `from: [a, b]`" if lo > 1
+                    else "give one name in `from:`")
+            self.diags.error("E113", f"{use.kind} '{name}' takes {want}, got {len(inputs)}",
+                             span, hints=[hint])
+            inputs = None
+        if layer is None or inputs is None or any(v.value is None for v in inputs):
+            self.defined[name] = _Defined(None, use.kind_span, index)
+            return
+        xs = [d.value.shape for d in inputs]
+        try:
+            out = layer.infer(*xs)
+            weight_specs = layer.weights(*xs)
+        except RuleError as e:
+            self._rule_error(e, use, name, attr_spans, inputs)
+            self.defined[name] = _Defined(None, use.kind_span, index)
+            return
+        if not self._within_limits(use, name, out, weight_specs):
+            self.defined[name] = _Defined(None, use.kind_span, index)
+            return
+        value = Value(name, out)
+        weights = tuple(Weight(f"{name}.{w.param}", w) for w in weight_specs)
+        self.nodes.append(Node(name, layer, tuple(d.value for d in inputs), value, weights,
+                               layer.macs(out, *xs), use.span))
+        self.defined[name] = _Defined(value, use.kind_span, index)
+
+    def _inputs(self, index, use: LayerUse, name, previous) -> list[_Defined] | None:
+        if use.inputs is None:
+            if previous is None:
+                inputs = ", ".join(d.name for d in self.spec.inputs)
+                self.diags.error("E113", f"{use.kind} '{name}' has no input: the spec has "
+                                 f"several inputs ({inputs})", use.kind_span,
+                                 hints=["say which with `from: <input name>`"])
+                return None
+            return [self.defined[previous]] if previous in self.defined else None
+        found = []
+        for ref, span in use.inputs:
+            d = self.defined.get(ref)
+            if d is None:
+                later = [i for i, n in enumerate(self.spec.layers) if n.name == ref]
+                if later:
+                    self.diags.error(
+                        "E111", f"'{ref}' is defined later; a layer can only use earlier ones",
+                        span, notes=[Note(self.spec.layers[later[0]].name_span, "defined here")],
+                        hints=["move the layer, or name another input (a graph has no cycles)"])
+                else:
+                    self.diags.error("E111", f"no layer or input is named '{ref}'", span,
+                                     hints=did_you_mean(ref, self.defined))
+                return None
+            found.append(d)
+        return found
+
+    def _attributes(self, cls, use: LayerUse, name: str):
+        """Read `use.attrs` against the class's fields; (layer or None, spans of given attrs)."""
+        specs = {a.name: a for a in attributes(cls)}
+        errors_before = len(self.diags.items)
+        given: dict[str, YNode] = {}
+        spans: dict[str, Span] = {}
+        node = use.attrs
+        what = f"{use.kind} '{name}'"
+        if isinstance(node, YMap):
+            for key, value in node.items():
+                if key in specs:
+                    given[key], spans[key] = value, value.span
+                else:
+                    hints = did_you_mean(key, specs)
+                    if key == "name":
+                        hints = ["write `name:` beside the layer type, not among its attributes"]
+                    elif not hints:
+                        known = ", ".join(specs) or "none"
+                        hints = [f"{use.kind} attributes: {known}"]
+                    self.diags.error("E102", f"unknown attribute '{key}' for {use.kind}",
+                                     node.key_span(key), hints=hints)
+        elif isinstance(node, YScalar) and node.value is not None:
+            if cls.main is None:
+                self.diags.error("E108", f"{use.kind} takes no value", node.span,
+                                 hints=[f"write `- {use.kind}`"])
+                return None, spans
+            given[cls.main], spans[cls.main] = node, node.span
+        elif isinstance(node, YList):
+            self.diags.error("E103", f"the attributes of {what} must be a mapping, not a list",
+                             node.span)
+            return None, spans
+        values, ok = {}, True
+        for spec in specs.values():
+            if spec.name not in given:
+                if spec.required:
+                    self.diags.error("E101", f"{what} needs `{spec.name}` ({spec.doc})",
+                                     use.kind_span, hints=[_example(use.kind, spec)])
+                    ok = False
+                continue
+            value = self._convert(spec, given[spec.name], what)
+            if value is _BAD:
+                ok = False
+            else:
+                values[spec.name] = value
+        if not ok or len(self.diags.items) > errors_before:
+            return None, spans  # a misspelt attribute would make the shapes below meaningless
+        return cls(**values), spans
+
+    def _convert(self, spec: AttrSpec, node: YNode, what: str):
+        label = f"`{spec.name}` of {what}"
+        if spec.optional and isinstance(node, YScalar) and node.value is None:
+            return None
+        if spec.kind in ("int", "float", "bool", "choice"):
+            return self._scalar(spec, node, label)
+        if spec.kind == "padding" and isinstance(node, YScalar) and isinstance(node.value, str):
+            return self._scalar(spec, node, label)
+        if isinstance(node, YScalar):
+            v = self._scalar(spec, node, label, as_int=True)
+            if v is _BAD:
+                return _BAD
+            return (v, v) if spec.kind == "pair" else (v, v, v, v)
+        allowed = (2,) if spec.kind == "pair" else (2, 4)
+        if not isinstance(node, YList) or len(node.items) not in allowed:
+            form = ("an int or [height, width]" if spec.kind == "pair" else
+                    "an int, [h, w], [top, left, bottom, right], same or valid")
+            self.diags.error("E103", f"{label} must be {form}, not {_list_or(node)}", node.span)
+            return _BAD
+        items = [self._scalar(spec, item, label, as_int=True) for item in node.items]
+        if _BAD in items:
+            return _BAD
+        if spec.kind == "padding" and len(items) == 2:
+            items = items * 2
+        return tuple(items)
+
+    def _scalar(self, spec: AttrSpec, node: YNode, label: str, as_int: bool = False):
+        v = node.value if isinstance(node, YScalar) else None
+        kind = "int" if as_int else spec.kind
+        if kind == "bool":
+            if isinstance(v, bool):
+                return v
+            return self._type_error(label, "true or false", node)
+        if kind in ("choice", "padding"):
+            if isinstance(v, str) and v in spec.choices:
+                return v
+            if isinstance(v, str):
+                self.diags.error("E105", f"{label} can't be {v!r}", node.span,
+                                 hints=did_you_mean(v, spec.choices)
+                                 or [f"choose one of: {', '.join(spec.choices)}"])
+                return _BAD
+            return self._type_error(label, "one of " + ", ".join(spec.choices), node)
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or isinstance(node, (YMap, YList)):
+            return self._type_error(label, "an integer" if kind == "int" else "a number", node)
+        if kind == "int" and not isinstance(v, int):
+            if isinstance(v, float) and v.is_integer():
+                self.diags.error("E103", f"{label} must be an integer, not {v}", node.span,
+                                 hints=[f"write {int(v)}"])
+                return _BAD
+            return self._type_error(label, "an integer", node)
+        if not math.isfinite(v):
+            self.diags.error("E105", f"{label} must be a finite number, not {v}", node.span)
+            return _BAD
+        if spec.min is not None and v < spec.min:
+            self.diags.error("E105", f"{label} must be at least {_num(spec.min)}, not {v}",
+                             node.span)
+            return _BAD
+        if spec.max is not None and (v > spec.max or (spec.exclusive_max and v >= spec.max)):
+            code = "E105" if spec.exclusive_max or spec.max <= 8 else "E112"
+            bound = "less than" if spec.exclusive_max else "at most"
+            self.diags.error(code, f"{label} must be {bound} {_num(spec.max)}, not {v}",
+                             node.span)
+            return _BAD
+        return float(v) if kind == "float" else v
+
+    def _type_error(self, label: str, want: str, node: YNode):
+        hints = []
+        if isinstance(node, YScalar) and isinstance(node.value, str) and want != "true or false":
+            hints = ["remove the quotes"] if node.quoted else []
+        self.diags.error("E103", f"{label} must be {want}, not {kind_name(node)}", node.span,
+                         hints=hints)
+        return _BAD
+
+    def _rule_error(self, e: RuleError, use: LayerUse, name, attr_spans, inputs) -> None:
+        span = use.kind_span
+        if e.attr is not None and e.attr in attr_spans:
+            span = attr_spans[e.attr]
+        elif e.input is not None and use.inputs and e.input < len(use.inputs):
+            span = use.inputs[e.input][1]
+        notes = []
+        if e.code == "E305" or e.input is not None:
+            for ref in inputs:
+                if ref.value is not None and ref.index >= 0:
+                    notes.append(Note(ref.span, f"'{ref.value.name}' makes "
+                                      f"{fmt_shape(ref.value.shape)} here"))
+                elif ref.value is not None:
+                    notes.append(Note(ref.span, f"input '{ref.value.name}' is "
+                                      f"{fmt_shape(ref.value.shape)}"))
+        self.diags.error(e.code, f"{use.kind} '{name}': {e.message}", span,
+                         details=e.details, hints=e.hints, notes=notes)
+
+    def _within_limits(self, use, name, out, weight_specs) -> bool:
+        elements = volume(out[1:])
+        if elements > MAX_TENSOR:
+            self.diags.error("E308", f"{use.kind} '{name}' outputs {elements:,} elements per "
+                             f"image, more than the limit of {MAX_TENSOR:,}", use.kind_span)
+            return False
+        for w in weight_specs:
+            size = volume(w.shape)
+            total = sum(x.size for x in self._weights_so_far()) + size
+            if size > MAX_TENSOR or total > MAX_PARAMS:
+                self.diags.error(
+                    "E308", f"{use.kind} '{name}' needs a {'×'.join(map(str, w.shape))} "
+                    f"{w.param} tensor ({size:,} numbers), more than netc allows "
+                    f"({MAX_TENSOR:,} per tensor, {MAX_PARAMS:,} in all)", use.kind_span,
+                    hints=["is a flatten or pooling layer missing before it?"])
+                return False
+        return True
+
+    def _weights_so_far(self):
+        return (w for n in self.nodes for w in n.weights)
+
+    # --- outputs and expectations ------------------------------------------------------------
+
+    def _outputs(self, last: str | None) -> list[Value]:
+        if self.spec.outputs is None:
+            d = self.defined.get(last) if last else None
+            return [d.value] if d is not None and d.value is not None else []
+        values = []
+        for ref, span in self.spec.outputs:
+            d = self.defined.get(ref)
+            if d is None:
+                self.diags.error("E111", f"no layer or input is named '{ref}'", span,
+                                 hints=did_you_mean(ref, self.defined))
+            elif d.value is not None:
+                values.append(d.value)
+        return values
+
+    def _expect(self, outputs: list[Value]) -> None:
+        node = self.spec.expect
+        if node is None:
+            return
+        params = sum(n.params for n in self.nodes)
+        macs = sum(n.macs for n in self.nodes)
+        for key, value in node.items():
+            span = value.span
+            if key in ("params", "macs"):
+                want = value.value if isinstance(value, YScalar) else None
+                if not isinstance(want, int) or isinstance(want, bool):
+                    self.diags.error("E103", f"expect.{key} must be an integer, not "
+                                     f"{kind_name(value)}", span)
+                    continue
+                got = params if key == "params" else macs
+                if want != got:
+                    code, what = ("E401", "parameters") if key == "params" else ("E402", "MACs")
+                    diff = got - want
+                    self.diags.error(code, f"expected {want:,} {what}, the network has {got:,}",
+                                     span, details=[f"difference: {diff:+,}"],
+                                     hints=[f"if the change is intended, write `{key}: {got}`"])
+            elif key == "outputs":
+                self._expect_outputs(value, outputs)
+            else:
+                self.diags.error("E102", f"unknown key '{key}' in expect", node.key_span(key),
+                                 hints=did_you_mean(key, ("params", "macs", "outputs"))
+                                 or ["expect takes params, macs and outputs"])
+
+    def _expect_outputs(self, node: YNode, outputs: list[Value]) -> None:
+        if not isinstance(node, YMap):
+            self.diags.error("E103", f"expect.outputs must map output names to shapes, not "
+                             f"{kind_name(node)}", node.span)
+            return
+        actual = {v.name: v.shape for v in outputs}
+        for name, shape in node.items():
+            if name not in actual:
+                self.diags.error("E403", f"'{name}' is not an output of the network",
+                                 node.key_span(name),
+                                 hints=did_you_mean(name, actual)
+                                 or [f"outputs: {', '.join(actual)}"])
+                continue
+            want = tuple(d.value for d in shape.items if isinstance(d, YScalar)) \
+                if isinstance(shape, YList) else None
+            if want != actual[name]:
+                shown = fmt_shape(want) if want else kind_name(shape)
+                got = list(actual[name])
+                self.diags.error("E403", f"expected output '{name}' to be {shown}, the network "
+                                 f"gives {fmt_shape(actual[name])}", shape.span,
+                                 hints=[f"if the change is intended, write "
+                                        f"`{name}: [{', '.join(map(str, got))}]`"])
+
+
+class _Bad:
+    def __repr__(self) -> str:
+        return "<bad>"
+
+
+_BAD = _Bad()
+
+
+def _num(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else str(x)
+
+
+def _list_or(node: YNode) -> str:
+    if isinstance(node, YList):
+        return f"a list of {len(node.items)}"
+    return kind_name(node)
+
+
+def _example(kind: str, spec: AttrSpec) -> str:
+    examples = {"filters": "filters: 16", "kernel": "kernel: 3", "units": "units: 10"}
+    return f"for example `- {kind}: {{{examples.get(spec.name, spec.name + ': ...')}}}`"

@@ -1,0 +1,263 @@
+"""The command line: argument parsing and exit codes only; the work is in the pipeline modules.
+
+Exit codes: 0 success, 1 errors in the user's input, 2 bad command-line usage,
+70 an internal error (a netc bug), 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import sys
+import traceback
+
+from . import __version__
+from .errors import NetcError, fail
+
+EXIT_OK, EXIT_ERRORS, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 70, 130
+
+DESCRIPTION = """\
+netc compiles convolutional networks written as YAML specs into ONNX models,
+checking every layer's shape first (output = (N - F + 2P) / stride + 1).
+
+commands:
+  compile   check a spec and write its ONNX model
+  check     check specs (files or folders) without building anything
+  summary   per-layer table of shapes, parameters and MACs
+  run       run a spec or an .onnx model in ONNX Runtime
+
+Run `netc COMMAND --help` for a command's options. Docs: docs/spec.md, docs/cli.md."""
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="netc", description=DESCRIPTION,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--version", action="version", version=f"netc {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    c = sub.add_parser("compile", help="check a spec and write its ONNX model",
+                       description="Check SPEC and write its ONNX model with initial weights "
+                       "(He-normal for conv and dense, identity batchnorm). The same spec and "
+                       "seed always give a byte-identical file; it is written atomically.")
+    c.add_argument("spec", metavar="SPEC", help="the spec file (.yaml)")
+    c.add_argument("-o", "--output", metavar="OUT.onnx",
+                   help="where to write the model (default: NAME.onnx in the current "
+                   "directory, NAME being the spec's `name:`)")
+    c.add_argument("--seed", type=_seed, default=0, metavar="N",
+                   help="seed for the initial weights (default 0)")
+
+    k = sub.add_parser("check", help="check specs without building anything",
+                       description="Check every spec given (folders are searched for .yaml and "
+                       ".yml files): structure, attributes, shapes and `expect:`. Prints every "
+                       "error with its position; exits 1 if any spec has errors. Needs neither "
+                       "onnx nor onnxruntime.")
+    k.add_argument("paths", nargs="+", metavar="PATH", help="spec files or folders")
+
+    s = sub.add_parser("summary", help="per-layer shapes, parameters and MACs",
+                       description="Print a table of every layer (name, type, output shape, "
+                       "parameters, MACs) and the totals: parameters, MACs, FLOPs (= 2 x MACs), "
+                       "weight bytes and activation memory at batch 1.")
+    s.add_argument("spec", metavar="SPEC")
+    s.add_argument("--format", choices=("text", "json"), default="text",
+                   help="text table (default) or JSON")
+
+    r = sub.add_parser("run", help="run a spec or an .onnx model in ONNX Runtime",
+                       description="Run SPEC (compiled in memory) or MODEL.onnx in ONNX Runtime "
+                       "and print each output's name, shape and a summary of its values. "
+                       "Without --input, the input is random (standard normal, seed 0).")
+    r.add_argument("model", metavar="SPEC_OR_ONNX")
+    r.add_argument("--input", action="append", default=[], metavar="[NAME=]FILE.npy",
+                   help="input array (.npy, float32); NAME= picks the input of a model with "
+                   "several; repeatable")
+    r.add_argument("--batch", type=_positive, default=None, metavar="N",
+                   help="batch size for random inputs (default 1)")
+    r.add_argument("--provider", choices=("cpu", "cuda"), default="cpu",
+                   help="execution provider (default cpu); cuda fails clearly when it is "
+                   "unavailable instead of falling back to the CPU")
+    r.add_argument("--output", metavar="OUT.npy",
+                   help="save the output (.npy), or all outputs by name (.npz)")
+    r.add_argument("--seed", type=_seed, default=0, metavar="N",
+                   help="seed for the weights when running a spec (default 0)")
+    return p
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if not 0 <= value < 2**63:
+        raise argparse.ArgumentTypeError("the seed must be between 0 and 2**63 - 1")
+    return value
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        return COMMANDS[args.command](args)
+    except NetcError as e:
+        print(e.diagnostics.render(), file=sys.stderr)
+        return EXIT_ERRORS
+    except KeyboardInterrupt:
+        print("netc: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        return EXIT_OK
+    except Exception:  # anything else is a bug in netc, never the user's fault
+        print("netc: internal error: this is a bug in netc, please report it with the spec "
+              "and this trace:", file=sys.stderr)
+        traceback.print_exc()
+        return EXIT_INTERNAL
+
+
+def cmd_compile(args) -> int:
+    from .check import check_file
+    from .emit import emit, serialize, write_atomic
+
+    graph = check_file(args.spec)
+    out = args.output or f"{graph.name}.onnx"
+    data = serialize(emit(graph, seed=args.seed))
+    write_atomic(out, data)
+    print(f"wrote {out} ({graph.params:,} params, {len(data):,} bytes)")
+    return EXIT_OK
+
+
+def spec_files(paths: list[str]) -> list[str]:
+    """The spec files named, with folders searched recursively for .yaml/.yml files."""
+    files = []
+    for path in paths:
+        if os.path.isdir(path):
+            found = sorted(
+                os.path.join(root, name)
+                for root, dirs, names in os.walk(path)
+                for name in names if name.endswith((".yaml", ".yml"))
+            )
+            if not found:
+                raise fail("E001", f"no .yaml or .yml files in the folder '{path}'", None)
+            files += found
+        else:
+            files.append(path)
+    return files
+
+
+def cmd_check(args) -> int:
+    from .check import check_file
+
+    files = spec_files(args.paths)
+    failed = 0
+    for path in files:
+        try:
+            check_file(path)
+        except NetcError as e:
+            failed += 1
+            print(e.diagnostics.render(), file=sys.stderr)
+    noun = "spec" if len(files) == 1 else "specs"
+    if failed:
+        print(f"netc: {failed} of {len(files)} {noun} have errors", file=sys.stderr)
+        return EXIT_ERRORS
+    print(f"checked {len(files)} {noun}: no errors")
+    return EXIT_OK
+
+
+def cmd_summary(args) -> int:
+    from .check import check_file
+    from .report import summary_json, summary_text
+
+    graph = check_file(args.spec)
+    print(summary_json(graph) if args.format == "json" else summary_text(graph))
+    return EXIT_OK
+
+
+def cmd_run(args) -> int:
+    import numpy as np
+
+    from . import run
+
+    model, batch = _model_bytes(args), args.batch
+    sess = run.session(model, args.provider)
+    names = [name for name, _ in run.input_specs(sess)]
+    feeds = run.random_inputs(sess, batch or 1, seed=0)
+    for item in args.input:
+        name, _, path = item.rpartition("=") if "=" in item else ("", "", item)
+        if not name:
+            if len(names) != 1:
+                raise fail("E602", f"the model has {len(names)} inputs ({', '.join(names)}): "
+                           "name one with --input NAME=FILE.npy", None)
+            name = names[0]
+        if name not in names:
+            raise fail("E602", f"the model has no input '{name}'", None,
+                       hints=[f"inputs: {', '.join(names)}"])
+        feeds[name] = run.check_input(sess, name, _load_npy(path), batch)
+    results = sess.run(None, feeds)
+    outputs = [o.name for o in sess.get_outputs()]
+    print(f"ran {args.model} on {args.provider} "
+          f"(inputs: {', '.join(f'{k} {_dims(v)}' for k, v in feeds.items())})")
+    for name, value in zip(outputs, results):
+        print(f"{name}: {_dims(value)} {value.dtype}  min {value.min():.4g}  "
+              f"mean {value.mean():.4g}  max {value.max():.4g}")
+        if value.ndim == 2 and value.shape[1] > 1:
+            top = value.argmax(axis=1)[:8]
+            print(f"  argmax per row: {' '.join(map(str, top))}"
+                  + (" ..." if value.shape[0] > 8 else ""))
+    if args.output:
+        _save(args.output, dict(zip(outputs, results)), np)
+    return EXIT_OK
+
+
+def _dims(a) -> str:
+    return "×".join(str(d) for d in a.shape)
+
+
+def _model_bytes(args) -> bytes:
+    if args.model.endswith(".onnx"):
+        try:
+            with open(args.model, "rb") as f:
+                return f.read()
+        except OSError as e:
+            raise fail("E001", f"cannot read '{args.model}': {e.strerror or e}", None) from None
+    from .check import check_file
+    from .emit import emit, serialize
+
+    return serialize(emit(check_file(args.model), seed=args.seed))
+
+
+def _load_npy(path: str):
+    import numpy as np
+
+    try:
+        return np.load(path, allow_pickle=False)  # never unpickle a stranger's file
+    except (OSError, ValueError, EOFError) as e:
+        raise fail("E602", f"cannot read '{path}' as a .npy array: {e}", None) from None
+
+
+def _save(path: str, outputs: dict, np) -> None:
+    from .emit import write_atomic
+
+    buf = io.BytesIO()
+    if path.endswith(".npz"):
+        np.savez(buf, **outputs)
+    elif len(outputs) == 1:
+        np.save(buf, next(iter(outputs.values())))
+    else:
+        raise fail("E603", f"the model has {len(outputs)} outputs: save them to a .npz file",
+                   None)
+    write_atomic(path, buf.getvalue())
+    print(f"saved {', '.join(outputs)} to {path}")
+
+
+COMMANDS = {"compile": cmd_compile, "check": cmd_check, "summary": cmd_summary, "run": cmd_run}

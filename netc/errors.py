@@ -1,0 +1,246 @@
+"""Diagnostics: user errors with positions, and the line between user errors and netc bugs.
+
+A user mistake is a `Diagnostic` (code, message, position, the numbers, hints). Stages collect
+them in a `Diagnostics` list and raise `NetcError` between stages when any is an error, so a
+user sees every independent problem of a file in one run. Anything else that escapes is a netc
+bug: the CLI reports it differently (exit 70, with a traceback).
+
+Shape rules are pure and know nothing of YAML: they raise `RuleError` naming the attribute or
+input at fault, and `check.py` turns it into a positioned `Diagnostic`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+from .source import Span
+
+# Every code netc emits, with a one-line title. docs/errors.md documents each one, and a test
+# fails if a code is emitted that is not listed here.
+CODES: dict[str, str] = {
+    # reading the file
+    "E001": "cannot read the spec file",
+    "E002": "file too large",
+    "E003": "YAML syntax error",
+    "E004": "duplicate key",
+    "E005": "nesting too deep",
+    "E006": "anchors and aliases are not supported",
+    "E007": "YAML tags are not supported",
+    "E008": "more than one YAML document",
+    "E009": "file is not UTF-8 text",
+    "E010": "too many YAML nodes",
+    "E011": "keys must be plain strings",
+    # the spec's structure
+    "E101": "missing required key",
+    "E102": "unknown key",
+    "E103": "wrong type",
+    "E104": "ambiguous YAML 1.1 value",
+    "E105": "invalid value",
+    "E106": "unsupported format version",
+    "E107": "unknown layer type",
+    "E108": "malformed layer entry",
+    "E109": "invalid name",
+    "E110": "duplicate name",
+    "E111": "unknown layer or input name",
+    "E112": "value out of bounds",
+    "E113": "wrong number of inputs",
+    # shapes
+    "E301": "window doesn't fit the input",
+    "E302": "filter larger than the padded input",
+    "E303": "channels don't divide into groups",
+    "E304": "dense layer on a non-flat input",
+    "E305": "join of mismatched shapes",
+    "E306": "axis out of range",
+    "E307": "input has the wrong rank",
+    "E308": "tensor too large",
+    # expectations
+    "E401": "parameter count differs from expect",
+    "E402": "MAC count differs from expect",
+    "E403": "output shapes differ from expect",
+    # running and writing
+    "E601": "execution provider unavailable",
+    "E602": "bad input data",
+    "E603": "cannot write output",
+    "E604": "not a valid ONNX model",
+}
+
+
+@dataclass(frozen=True)
+class Note:
+    """A secondary position shown under a diagnostic ("first defined here")."""
+
+    span: Span
+    message: str
+
+
+@dataclass(frozen=True)
+class Diagnostic:
+    """One user-facing problem: where, what, the numbers, and how to fix it."""
+
+    code: str
+    message: str
+    span: Span | None
+    severity: str = "error"
+    details: tuple[str, ...] = ()
+    hints: tuple[str, ...] = ()
+    notes: tuple[Note, ...] = ()
+
+    def sort_key(self) -> tuple:
+        if self.span is None:
+            return ("", 0, 0, self.code)
+        return (self.span.path, self.span.line, self.span.col, self.code)
+
+    def render(self) -> str:
+        """The text form: `path:line:col: error[E301]: message`, source line, caret, hints."""
+        head = f"{self.severity}[{self.code}]: {self.message}"
+        out = [f"{self.span}: {head}" if self.span else f"netc: {head}"]
+        if self.span is not None:
+            out += _excerpt(self.span)
+        out += [f"  {d}" for d in self.details]
+        out += [f"  hint: {h}" for h in self.hints]
+        for note in self.notes:
+            out.append(f"  {note.span}: note: {note.message}")
+            out += _excerpt(note.span)
+        origin = self.span.origin if self.span else None
+        while origin is not None:
+            out.append(f"  {origin}: note: in the block used here")
+            out += _excerpt(origin)
+            origin = origin.origin
+        return "\n".join(out)
+
+    def to_dict(self) -> dict:
+        """The JSON form (one object per diagnostic)."""
+        span = self.span
+        return {
+            "file": span.path if span else None,
+            "line": span.line if span else None,
+            "col": span.col if span else None,
+            "end_line": span.end_line if span else None,
+            "end_col": span.end_col if span else None,
+            "severity": self.severity,
+            "code": self.code,
+            "message": self.message,
+            "details": list(self.details),
+            "hints": list(self.hints),
+            "notes": [
+                {"file": n.span.path, "line": n.span.line, "col": n.span.col, "message": n.message}
+                for n in self.notes
+            ],
+        }
+
+
+def _excerpt(span: Span) -> list[str]:
+    """The source line of `span` and a caret line under it."""
+    text = span.source.line(span.line)
+    if not text.strip():
+        return []
+    shown = text.expandtabs(1)
+    col = span.col
+    width = 1
+    if span.end_line == span.line and span.end_col > span.col:
+        width = span.end_col - span.col
+    if len(shown) > _MAX_SHOWN:  # a window around the column, so a huge line stays readable
+        start = max(0, col - 1 - _MAX_SHOWN // 2)
+        shown = ("..." if start else "") + shown[start : start + _MAX_SHOWN] + "..."
+        col = col - start + (3 if start else 0)
+    width = max(1, min(width, len(shown) - col + 1, _MAX_SHOWN))
+    return [f"    {shown}", "    " + " " * (col - 1) + "^" * width]
+
+
+_MAX_SHOWN = 100
+
+
+class Diagnostics:
+    """An ordered collection of diagnostics from one or more stages."""
+
+    def __init__(self) -> None:
+        self.items: list[Diagnostic] = []
+
+    def add(self, diag: Diagnostic) -> None:
+        if diag.code not in CODES:  # a netc bug, caught by the tests
+            raise AssertionError(f"undocumented diagnostic code {diag.code}")
+        self.items.append(diag)
+
+    def error(self, code: str, message: str, span: Span | None, **kw) -> None:
+        self.add(Diagnostic(code, message, span, "error", **_tuples(kw)))
+
+    def warning(self, code: str, message: str, span: Span | None, **kw) -> None:
+        self.add(Diagnostic(code, message, span, "warning", **_tuples(kw)))
+
+    def extend(self, other: Diagnostics) -> None:
+        self.items.extend(other.items)
+
+    @property
+    def errors(self) -> list[Diagnostic]:
+        return [d for d in self.items if d.severity == "error"]
+
+    def has_errors(self) -> bool:
+        return any(d.severity == "error" for d in self.items)
+
+    def sorted(self) -> list[Diagnostic]:
+        return sorted(self.items, key=Diagnostic.sort_key)
+
+    def raise_if_errors(self) -> None:
+        """Stop between stages: later stages would only report follow-on errors."""
+        if self.has_errors():
+            raise NetcError(self)
+
+    def render(self) -> str:
+        return "\n".join(d.render() for d in self.sorted())
+
+    def to_json(self) -> str:
+        return json.dumps([d.to_dict() for d in self.sorted()], indent=2)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __iter__(self):
+        return iter(self.items)
+
+
+def _tuples(kw: dict) -> dict:
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in kw.items()}
+
+
+class NetcError(Exception):
+    """User errors: carries the diagnostics; the CLI prints them and exits 1."""
+
+    def __init__(self, diagnostics: Diagnostics | Diagnostic) -> None:
+        if isinstance(diagnostics, Diagnostic):
+            one = Diagnostics()
+            one.add(diagnostics)
+            diagnostics = one
+        self.diagnostics = diagnostics
+        super().__init__(diagnostics.render())
+
+
+def fail(code: str, message: str, span: Span | None, **kw) -> NetcError:
+    """A NetcError holding one error diagnostic (for `raise fail(...)`)."""
+    diags = Diagnostics()
+    diags.error(code, message, span, **kw)
+    return NetcError(diags)
+
+
+@dataclass
+class RuleError(Exception):
+    """Raised by a pure shape/attribute rule. `attr` or `input` says what is at fault;
+    check.py attaches the position."""
+
+    message: str
+    code: str = "E105"
+    attr: str | None = None
+    input: int | None = None
+    details: list[str] = field(default_factory=list)
+    hints: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        super().__init__(self.message)
+
+
+def did_you_mean(word: str, choices, cutoff: float = 0.6) -> list[str]:
+    """Hints for a misspelled name: at most one close match, as `did you mean 'x'?`."""
+    import difflib
+
+    close = difflib.get_close_matches(word, sorted(choices), n=1, cutoff=cutoff)
+    return [f"did you mean '{close[0]}'?"] if close else []

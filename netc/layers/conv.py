@@ -1,0 +1,87 @@
+"""Convolution."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..errors import RuleError
+from .base import Layer, Padding, Pair, Round, Shape, WeightSpec, attr, layer, need_rank
+from .window import same_padding, spatial
+
+
+def pads_of(pad, x_hw, kernel, stride, dilation) -> tuple[int, int, int, int]:
+    """(top, left, bottom, right) for a normalised `pad` attribute (a 4-tuple or same/valid)."""
+    if pad == "valid":
+        return (0, 0, 0, 0)
+    if pad == "same":
+        (t, b), (l, r) = (same_padding(x_hw[i], kernel[i], stride[i], dilation[i]) for i in (0, 1))
+        return (t, l, b, r)
+    return pad
+
+
+@layer("conv")
+@dataclass(frozen=True)
+class Conv(Layer):
+    """2-D convolution over an NCHW input; lowers to ONNX Conv.
+
+    `- conv: {filters: 6, kernel: 5}` turns N×1×32×32 into N×6×28×28.
+    Weights: `weight` (filters, channels/groups, kh, kw) and `bias` (filters), as in PyTorch.
+    """
+
+    filters: int = attr(doc="number of filters (output channels)", min=1, max=1 << 20)
+    kernel: Pair = attr(doc="filter size F: an int or [height, width]", min=1, max=4096)
+    stride: Pair = attr(1, doc="step between windows: an int or [height, width]", min=1, max=4096)
+    pad: Padding = attr(0, doc="zero padding: int, [h, w], [top, left, bottom, right], same or valid",
+                        min=0, max=4096)
+    dilation: Pair = attr(1, doc="spacing between filter taps: an int or [height, width]",
+                          min=1, max=4096)
+    groups: int = attr(1, doc="channel groups (groups = channels: depthwise)", min=1, max=1 << 20)
+    bias: bool = attr(True, doc="add a learned bias per filter")
+    round: Round = attr("exact", doc="what to do when the window doesn't tile the input")
+
+    main = "filters"
+
+    def _geometry(self, x: Shape):
+        pads = pads_of(self.pad, x[2:], self.kernel, self.stride, self.dilation)
+        out_hw, extra = spatial(x[2:], self.kernel, self.stride, pads, self.dilation, self.round)
+        return out_hw, (pads[0], pads[1], pads[2] + extra[0], pads[3] + extra[1])
+
+    def infer(self, x: Shape) -> Shape:
+        need_rank(x, (4,), "conv")
+        channels = x[1]
+        if channels % self.groups:
+            raise RuleError(
+                f"{channels} input channels can't be split into {self.groups} groups",
+                code="E303", attr="groups",
+                details=[f"{channels} / {self.groups} = {channels / self.groups:.2f}"],
+                hints=[f"use a number of groups that divides {channels}"],
+            )
+        if self.filters % self.groups:
+            raise RuleError(
+                f"{self.filters} filters can't be split into {self.groups} groups",
+                code="E303", attr="filters",
+                details=[f"{self.filters} / {self.groups} = {self.filters / self.groups:.2f}"],
+                hints=[f"use a multiple of {self.groups} filters"],
+            )
+        out_hw, _ = self._geometry(x)
+        return (x[0], self.filters, *out_hw)
+
+    def weights(self, x: Shape) -> list[WeightSpec]:
+        per_group = x[1] // self.groups
+        kh, kw = self.kernel
+        fan_in = per_group * kh * kw
+        ws = [WeightSpec("weight", (self.filters, per_group, kh, kw), "he_normal", fan_in)]
+        if self.bias:
+            ws.append(WeightSpec("bias", (self.filters,), "zeros", fan_in))
+        return ws
+
+    def macs(self, out: Shape, x: Shape) -> int:
+        kh, kw = self.kernel
+        return self.filters * out[2] * out[3] * (x[1] // self.groups) * kh * kw
+
+    def lower(self, b, xs, w, out) -> None:
+        _, pads = self._geometry(xs[0].shape)
+        inputs = [xs[0].name, w["weight"]] + ([w["bias"]] if self.bias else [])
+        b.node("Conv", inputs, out.name, kernel_shape=list(self.kernel),
+               strides=list(self.stride), pads=list(pads), dilations=list(self.dilation),
+               group=self.groups)

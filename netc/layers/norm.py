@@ -1,0 +1,66 @@
+"""Normalisation: batch norm (inference form) and local response norm."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..errors import RuleError
+from .base import Layer, Shape, WeightSpec, attr, layer, need_rank
+
+
+@layer("batchnorm")
+@dataclass(frozen=True)
+class BatchNorm(Layer):
+    """Batch normalisation with running statistics (inference form); ONNX BatchNormalization.
+
+    `- batchnorm`. Weights, as PyTorch names them: `weight` (gamma) and `bias` (beta), which
+    are learned, and the buffers `running_mean` and `running_var`.
+    """
+
+    eps: float = attr(1e-5, doc="added to the variance for numerical stability", min=0)
+
+    def infer(self, x: Shape) -> Shape:
+        need_rank(x, (2, 4), "batchnorm")
+        return x
+
+    def weights(self, x: Shape) -> list[WeightSpec]:
+        c = (x[1],)
+        return [
+            WeightSpec("weight", c, "ones"),
+            WeightSpec("bias", c, "zeros"),
+            WeightSpec("running_mean", c, "zeros", trainable=False),
+            WeightSpec("running_var", c, "ones", trainable=False),
+        ]
+
+    def lower(self, b, xs, w, out) -> None:
+        b.node("BatchNormalization",
+               [xs[0].name, w["weight"], w["bias"], w["running_mean"], w["running_var"]],
+               out.name, epsilon=self.eps)
+
+
+@layer("lrn")
+@dataclass(frozen=True)
+class LRN(Layer):
+    """Local response normalisation across channels (AlexNet); ONNX LRN.
+
+    y = x / (bias + alpha / size · Σ x²)^beta over `size` neighbouring channels.
+    `- lrn: {size: 5, alpha: 0.0001, beta: 0.75, bias: 2}`"""
+
+    size: int = attr(5, doc="number of neighbouring channels (odd)", min=1, max=1 << 16)
+    alpha: float = attr(1e-4, doc="scale", min=0)
+    beta: float = attr(0.75, doc="exponent", min=0)
+    bias: float = attr(1.0, doc="additive constant k", min=0)
+
+    main = "size"
+
+    def infer(self, x: Shape) -> Shape:
+        need_rank(x, (4,), "lrn")
+        if self.size % 2 == 0:
+            # ONNX Runtime only implements odd sizes (a window centred on the channel)
+            raise RuleError(f"lrn size must be odd, got {self.size}", code="E105", attr="size",
+                            hints=[f"use {self.size - 1} or {self.size + 1}"])
+        return x
+
+    def lower(self, b, xs, w, out) -> None:
+        b.node("LRN", [xs[0].name], out.name, size=self.size, alpha=self.alpha, beta=self.beta,
+               bias=self.bias)

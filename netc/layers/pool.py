@@ -1,0 +1,90 @@
+"""Pooling: max, average, and global average."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..errors import RuleError
+from .base import Layer, Padding, Pair, Round, Shape, attr, layer, need_rank
+from .conv import pads_of
+from .window import spatial
+
+
+@dataclass(frozen=True)
+class _Pool(Layer):
+    kernel: Pair = attr(doc="window size: an int or [height, width]", min=1, max=4096)
+    stride: Pair | None = attr(None, doc="step between windows (default: the kernel)",
+                               min=1, max=4096)
+    pad: Padding = attr(0, doc="padding: int, [h, w], [top, left, bottom, right], same or valid",
+                        min=0, max=4096)
+    round: Round = attr("exact", doc="what to do when the window doesn't tile the input")
+
+    main = "kernel"
+    op = ""
+
+    @property
+    def steps(self) -> tuple[int, int]:
+        return self.stride if self.stride is not None else self.kernel
+
+    def _geometry(self, x: Shape):
+        pads = pads_of(self.pad, x[2:], self.kernel, self.steps, (1, 1))
+        for i, p in enumerate(pads):
+            if p >= self.kernel[i % 2]:
+                # ONNX Runtime refuses pads as large as the window (it would see only padding)
+                raise RuleError(
+                    f"padding {p} is not smaller than the {self.kernel[0]}x{self.kernel[1]} "
+                    "pooling window", code="E105", attr="pad",
+                    hints=[f"pad by at most {self.kernel[i % 2] - 1}"],
+                )
+        out_hw, _ = spatial(x[2:], self.kernel, self.steps, pads, (1, 1), self.round, "window")
+        return out_hw, pads
+
+    def infer(self, x: Shape) -> Shape:
+        need_rank(x, (4,), self.kind)
+        out_hw, _ = self._geometry(x)
+        return (x[0], x[1], *out_hw)
+
+    def _attrs(self, x: Shape) -> dict:
+        _, pads = self._geometry(x)
+        return dict(kernel_shape=list(self.kernel), strides=list(self.steps), pads=list(pads),
+                    ceil_mode=int(self.round == "ceil"))
+
+
+@layer("maxpool")
+@dataclass(frozen=True)
+class MaxPool(_Pool):
+    """Max pooling; lowers to ONNX MaxPool (`round: ceil` becomes ceil_mode=1).
+
+    `- maxpool: {kernel: 2, stride: 2}` halves the height and width."""
+
+    def lower(self, b, xs, w, out) -> None:
+        b.node("MaxPool", [xs[0].name], out.name, **self._attrs(xs[0].shape))
+
+
+@layer("avgpool")
+@dataclass(frozen=True)
+class AvgPool(_Pool):
+    """Average pooling; lowers to ONNX AveragePool.
+
+    `- avgpool: {kernel: 2}`; padded pixels are left out of the average unless `include_pad`."""
+
+    include_pad: bool = attr(False, doc="count padded zeros in the average (PyTorch's default)")
+
+    def lower(self, b, xs, w, out) -> None:
+        b.node("AveragePool", [xs[0].name], out.name, count_include_pad=int(self.include_pad),
+               **self._attrs(xs[0].shape))
+
+
+@layer("globalavgpool")
+@dataclass(frozen=True)
+class GlobalAvgPool(Layer):
+    """Average over the whole height and width: N×C×H×W -> N×C×1×1 (ONNX GlobalAveragePool).
+
+    `- globalavgpool`"""
+
+    def infer(self, x: Shape) -> Shape:
+        need_rank(x, (4,), "globalavgpool")
+        return (x[0], x[1], 1, 1)
+
+    def lower(self, b, xs, w, out) -> None:
+        b.node("GlobalAveragePool", [xs[0].name], out.name)

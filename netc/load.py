@@ -1,0 +1,336 @@
+"""Safe YAML -> a plain tree (maps, lists, scalars) with a Span on every key and value.
+
+netc builds the tree itself from PyYAML's *event* stream instead of calling a constructor, so
+that it decides every rule that matters for files written by strangers (reliability.md):
+
+- no tags (`!!python/object/apply` and friends), no anchors or aliases (billion laughs,
+  recursive aliases), one document per file;
+- duplicate keys are errors that point at both occurrences (PyYAML keeps the last silently);
+- limits on file size, nesting depth and node count, checked while reading, before any deep
+  recursion (PyYAML's own composer recurses and fails near 490 levels);
+- scalars are read with YAML 1.2 core rules (`1e-3` is a float), and a plain scalar that a
+  YAML 1.1 reader would take differently (`no` is false, `010` is 8, `1:30` is 90) is an error
+  asking the author to say what they mean.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from .errors import Diagnostics, NetcError, Note, fail
+from .source import SourceFile, Span, file_span
+
+MAX_BYTES = 1 << 20  # 1 MiB: the largest zoo spec is a few KiB
+MAX_DEPTH = 64
+MAX_NODES = 100_000
+
+
+@dataclass
+class YScalar:
+    """A scalar: `value` is None, bool, int, float or str; `quoted` if written in quotes."""
+
+    value: object
+    span: Span
+    quoted: bool = False
+
+
+@dataclass
+class YList:
+    items: list = field(default_factory=list)
+    span: Span | None = None
+
+
+@dataclass
+class YMap:
+    """A mapping with string keys, in file order. `keys` holds each key's scalar (for spans)."""
+
+    entries: dict = field(default_factory=dict)
+    keys: dict = field(default_factory=dict)
+    span: Span | None = None
+
+    def get(self, key: str):
+        return self.entries.get(key)
+
+    def key_span(self, key: str) -> Span:
+        return self.keys[key].span
+
+    def items(self):
+        return self.entries.items()
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.entries
+
+
+YNode = YScalar | YList | YMap
+
+
+def kind_name(node) -> str:
+    """How a node is described in type errors: 'a list', 'the string "x"', 'true'..."""
+    if isinstance(node, YMap):
+        return "a mapping"
+    if isinstance(node, YList):
+        return "a list"
+    v = node.value
+    if v is None:
+        return "nothing (null)"
+    if isinstance(v, bool):
+        return "the boolean " + ("true" if v else "false")
+    if isinstance(v, int):
+        return f"the integer {v}"
+    if isinstance(v, float):
+        return f"the number {v:g}"
+    return f"the string {v!r}"
+
+
+def load_file(path: str | Path) -> tuple[SourceFile, YNode | None]:
+    """Read and parse a spec file. Raises NetcError (E001, E002, E009, ...) on failure."""
+    path = str(path)
+    try:
+        with open(path, "rb") as f:
+            data = f.read(MAX_BYTES + 1)
+    except OSError as e:
+        raise fail("E001", f"cannot read '{path}': {e.strerror or e}", None) from None
+    return load_bytes(data, path)
+
+
+def load_bytes(data: bytes, path: str = "<spec>") -> tuple[SourceFile, YNode | None]:
+    """Decode and parse spec bytes (the file's contents)."""
+    if len(data) > MAX_BYTES:
+        src = SourceFile(path, "")
+        raise fail(
+            "E002", f"the file is larger than {MAX_BYTES // 1024} KiB", file_span(src),
+            hints=["a spec is a short text file; is this the right file?"],
+        )
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        good = data[: e.start]
+        line = good.count(b"\n") + 1
+        col = len(good[good.rfind(b"\n") + 1 :].decode("utf-8", "replace")) + 1
+        src = SourceFile(path, data.decode("utf-8", "replace"))
+        raise fail(
+            "E009", f"byte 0x{data[e.start]:02x} is not valid UTF-8",
+            Span(src, line, col, line, col + 1), hints=["save the file as UTF-8"],
+        ) from None
+    if text.startswith("\ufeff"):  # a byte-order mark is harmless: drop it
+        text = text[1:]
+    source = SourceFile(path, text)
+    return source, parse(source)
+
+
+def parse(source: SourceFile) -> YNode | None:
+    """Parse `source.text` into a tree. Returns None for an empty document."""
+    return _Builder(source).build()
+
+
+def _syntax_hints(source: SourceFile, span: Span, message: str) -> list[str]:
+    """A fix for the YAML mistakes people make in specs."""
+    above = source.line(span.line - 1).strip()
+    if "mapping values are not allowed" in message and re.fullmatch(r"- [A-Za-z_]\w*", above):
+        return [f"to give a bare layer more keys, end its type with a colon: `{above}:`"]
+    if "found character '\\t'" in message or "\t" in source.line(span.line):
+        return ["YAML indents with spaces, not tabs"]
+    return []
+
+
+# --- scalar resolution -------------------------------------------------------------------
+
+_NULLS = {"", "~", "null", "Null", "NULL"}
+_BOOLS = {"true": True, "True": True, "TRUE": True, "false": False, "False": False, "FALSE": False}
+_INT = re.compile(r"[-+]?(0|[1-9][0-9]*)\Z")
+_FLOAT = re.compile(r"[-+]?(\.[0-9]+|[0-9]+\.[0-9]*|[0-9]+(?=[eE]))([eE][-+]?[0-9]+)?\Z")
+_SPECIAL = {
+    ".inf": math.inf, ".Inf": math.inf, ".INF": math.inf,
+    "+.inf": math.inf, "+.Inf": math.inf, "+.INF": math.inf,
+    "-.inf": -math.inf, "-.Inf": -math.inf, "-.INF": -math.inf,
+    ".nan": math.nan, ".NaN": math.nan, ".NAN": math.nan,
+}
+_YAML11 = yaml.resolver.Resolver()
+_TAG_KIND = {
+    "tag:yaml.org,2002:null": "null", "tag:yaml.org,2002:bool": "bool",
+    "tag:yaml.org,2002:int": "int", "tag:yaml.org,2002:float": "float",
+    "tag:yaml.org,2002:str": "str", "tag:yaml.org,2002:timestamp": "timestamp",
+}
+
+
+def resolve_plain(text: str) -> tuple[object, str]:
+    """YAML 1.2 core-schema value of a plain scalar, and its kind name."""
+    if text in _NULLS:
+        return None, "null"
+    if text in _BOOLS:
+        return _BOOLS[text], "bool"
+    if _INT.match(text):
+        return int(text), "int"
+    if text in _SPECIAL:
+        return _SPECIAL[text], "float"
+    if _FLOAT.match(text) and not re.match(r"[-+]?0[0-9]", text.split(".")[0]):
+        return float(text), "float"
+    return text, "str"
+
+
+def yaml11_trap(text: str, kind: str) -> str | None:
+    """If a YAML 1.1 reader (PyYAML, many tools) reads this plain scalar differently, say how."""
+    tag = _YAML11.resolve(yaml.ScalarNode, text, (True, False))
+    other = _TAG_KIND.get(tag, "str")
+    if other == kind or (kind == "float" and other == "str"):  # `1e-3` is a float here
+        return None
+    if other == "bool":
+        return f"YAML 1.1 reads `{text}` as a boolean; write true or false, or quote it as a string"
+    if other == "int" and re.match(r"[-+]?0[0-7]+\Z", text):
+        return f"YAML 1.1 reads `{text}` as the octal number {int(text, 8)}; drop the leading zero"
+    if other == "int" or other == "float":
+        return f"YAML 1.1 reads `{text}` as a number; write a plain decimal number, or quote it"
+    if other == "timestamp":
+        return f"YAML 1.1 reads `{text}` as a date; quote it if you mean a string"
+    return f"YAML 1.1 reads `{text}` as {other}; quote it or write it plainly"
+
+
+# --- the builder ---------------------------------------------------------------------------
+
+
+def _parser(text: str):
+    """PyYAML's event parser; the C one (libyaml) when present, as it is several times faster."""
+    loader = getattr(yaml, "CSafeLoader", None) or yaml.SafeLoader
+    return yaml.parse(text, Loader=loader)
+
+
+class _Frame:
+    __slots__ = ("node", "key", "start")
+
+    def __init__(self, node, start):
+        self.node = node
+        self.key = None
+        self.start = start
+
+
+class _Builder:
+    def __init__(self, source: SourceFile) -> None:
+        self.source = source
+        self.diags = Diagnostics()
+
+    def span(self, start, end) -> Span:
+        return Span(self.source, start.line + 1, start.column + 1, end.line + 1, end.column + 1)
+
+    def build(self) -> YNode | None:
+        try:
+            root = self._events()
+        except yaml.YAMLError as e:
+            mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
+            span = self.span(mark, mark) if mark is not None else file_span(self.source)
+            problem = getattr(e, "problem", None) or str(e)
+            context = getattr(e, "context", None)
+            message = f"{problem}" + (f" ({context})" if context else "")
+            if "nesting depth" in message:  # libyaml's own limit (deeper than ours)
+                self.diags.error("E005", f"the file is nested more than {MAX_DEPTH} levels deep", span)
+            else:
+                self.diags.error("E003", f"YAML syntax error: {message}", span,
+                                 hints=_syntax_hints(self.source, span, message))
+            raise NetcError(self.diags) from None
+        self.diags.raise_if_errors()
+        return root
+
+    def _stop(self, code, message, start, end, **kw):
+        self.diags.error(code, message, self.span(start, end), **kw)
+        raise NetcError(self.diags)
+
+    def _events(self):
+        stack: list[_Frame] = []
+        root = None
+        nodes = 0
+        documents = 0
+        for ev in _parser(self.source.text):
+            if isinstance(ev, yaml.DocumentStartEvent):
+                documents += 1
+                if documents > 1:
+                    self._stop("E008", "a spec file holds one YAML document; found a second",
+                               ev.start_mark, ev.end_mark,
+                               hints=["remove the `---` line, or split the file in two"])
+                continue
+            if isinstance(ev, (yaml.StreamStartEvent, yaml.StreamEndEvent, yaml.DocumentEndEvent)):
+                continue
+            if isinstance(ev, yaml.AliasEvent):
+                self._stop("E006", f"aliases (*{ev.anchor}) are not supported in specs",
+                           ev.start_mark, ev.end_mark,
+                           hints=["use `defaults:` or a block to share settings between layers"])
+            if isinstance(ev, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+                frame = stack.pop()
+                frame.node.span = self.span(frame.start, ev.end_mark)
+                if isinstance(frame.node, YMap) and frame.key is not None:  # cannot happen in valid YAML
+                    self._stop("E003", "YAML syntax error: a key without a value",
+                               ev.start_mark, ev.end_mark)
+                continue
+            # a node: scalar, mapping start or sequence start
+            nodes += 1
+            if nodes > MAX_NODES:
+                self._stop("E010", f"the file has more than {MAX_NODES:,} YAML nodes",
+                           ev.start_mark, ev.end_mark)
+            if getattr(ev, "anchor", None):
+                self._stop("E006", f"anchors (&{ev.anchor}) are not supported in specs",
+                           ev.start_mark, ev.end_mark,
+                           hints=["use `defaults:` or a block to share settings between layers"])
+            if getattr(ev, "tag", None) is not None:
+                self._stop("E007", f"YAML tags ({ev.tag}) are not supported in specs",
+                           ev.start_mark, ev.end_mark,
+                           hints=["netc reads plain maps, lists, numbers and strings only"])
+            if isinstance(ev, yaml.ScalarEvent):
+                node = self._scalar(ev)
+            elif isinstance(ev, yaml.MappingStartEvent):
+                node = YMap()
+            else:
+                node = YList()
+            if not stack:
+                root = node
+            else:
+                self._attach(stack[-1], node, ev)
+            if not isinstance(node, YScalar):
+                if len(stack) >= MAX_DEPTH:
+                    self._stop("E005", f"the file is nested more than {MAX_DEPTH} levels deep",
+                               ev.start_mark, ev.end_mark)
+                stack.append(_Frame(node, ev.start_mark))
+        return root
+
+    def _scalar(self, ev) -> YScalar:
+        span = self.span(ev.start_mark, ev.end_mark)
+        if ev.style not in (None, ""):  # quoted or block scalar: always a string
+            return YScalar(ev.value, span, quoted=True)
+        value, kind = resolve_plain(ev.value)
+        trap = yaml11_trap(ev.value, kind)
+        if trap:
+            self.diags.error("E104", f"`{ev.value}` means different things in YAML 1.1 and 1.2",
+                             span, hints=[trap])
+        return YScalar(value, span)
+
+    def _attach(self, frame: _Frame, node, ev) -> None:
+        parent = frame.node
+        if isinstance(parent, YList):
+            parent.items.append(node)
+            return
+        if frame.key is None:  # this node is a key
+            if not isinstance(node, YScalar):
+                self._stop("E011", "a key must be a plain string, not a list or mapping",
+                           ev.start_mark, ev.end_mark)
+            if node.value == "<<" and not node.quoted:
+                self._stop("E006", "merge keys (<<) are not supported in specs",
+                           ev.start_mark, ev.end_mark,
+                           hints=["use `defaults:` or a block to share settings between layers"])
+            if not isinstance(node.value, str):
+                self.diags.error("E011", f"a key must be a string, not {kind_name(node)}",
+                                 node.span, hints=["quote the key"])
+                node = YScalar(str(node.value), node.span, quoted=True)
+            frame.key = node
+            return
+        key, frame.key = frame.key, None
+        if key.value in parent.entries:
+            self.diags.error(
+                "E004", f"duplicate key '{key.value}'", key.span,
+                notes=[Note(parent.keys[key.value].span, "first defined here")],
+                hints=["YAML keeps only one of them; remove or rename the other"],
+            )
+            return
+        parent.entries[key.value] = node
+        parent.keys[key.value] = key
