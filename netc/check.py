@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from .errors import Diagnostics, NetcError, Note, RuleError, did_you_mean
+from .errors import Diagnostics, NetcError, Note, RuleError, closest, did_you_mean
 from .expand import FlatSpec, LayerUse, flatten
 from .ir import Graph, Node, Value, Weight
 from .layers import REGISTRY, AttrSpec, attributes, fmt_shape
@@ -64,7 +64,8 @@ class Checker:
         names = self._name_layers()
         previous = spec.inputs[0].name if len(spec.inputs) == 1 else None
         for index, (use, name) in enumerate(zip(spec.layers, names)):
-            if name is None:
+            if name is None:  # a duplicate name: its output, the next layer's input, is unknown
+                previous = ""
                 continue
             self._layer(index, use, name, previous)
             previous = name
@@ -146,7 +147,11 @@ class Checker:
         self.defined[name] = _Defined(value, use.kind_span, index)
 
     def _inputs(self, index, use: LayerUse, name, previous) -> list[_Defined] | None:
+        if use.bad_from:
+            return None  # its `from` is wrong, and already reported
         if use.inputs is None:
+            if previous is None and not self.spec.inputs:
+                return None  # `inputs:` is missing or wrong, and already reported
             if previous is None:
                 inputs = ", ".join(d.name for d in self.spec.inputs)
                 self.diags.error("E113", f"{use.kind} '{name}' has no input: the spec has "
@@ -179,11 +184,13 @@ class Checker:
         spans: dict[str, Span] = {}
         node = use.attrs
         what = f"{use.kind} '{name}'"
+        meant = set()  # attributes that a misspelt key stands for: one error, not two
         if isinstance(node, YMap):
             for key, value in node.items():
                 if key in specs:
                     given[key], spans[key] = value, value.span
                 else:
+                    meant.add(closest(key, specs))
                     hints = did_you_mean(key, specs)
                     if key == "name":
                         hints = ["write `name:` beside the layer type, not among its attributes"]
@@ -205,7 +212,7 @@ class Checker:
         values, ok = {}, True
         for spec in specs.values():
             if spec.name not in given:
-                if spec.required:
+                if spec.required and spec.name not in meant:
                     self.diags.error("E101", f"{what} needs `{spec.name}` ({spec.doc})",
                                      use.kind_span, hints=[_example(use.kind, spec)])
                     ok = False
@@ -390,6 +397,13 @@ class Checker:
                 continue
             want = tuple(d.value for d in shape.items if isinstance(d, YScalar)) \
                 if isinstance(shape, YList) else None
+            numeric = [d for d in shape.items if isinstance(d, YScalar) and d.quoted
+                       and d.value.strip().isdigit()] if isinstance(shape, YList) else []
+            if numeric:  # "30" would print as 30 and make the mismatch below unreadable
+                self.diags.error("E103", f"a size in expect.outputs must be an integer, not "
+                                 f"{kind_name(numeric[0])}", numeric[0].span,
+                                 hints=["remove the quotes"])
+                continue
             if want != actual[name]:
                 shown = fmt_shape(want) if want else kind_name(shape)
                 got = list(actual[name])

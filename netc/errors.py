@@ -238,9 +238,15 @@ class RuleError(Exception):
         super().__init__(self.message)
 
 
-def did_you_mean(word: str, choices, cutoff: float = 0.6) -> list[str]:
-    """Hints for a misspelled name: at most one close match, as `did you mean 'x'?`."""
+def closest(word: str, choices, cutoff: float = 0.6) -> str | None:
+    """The one choice a misspelled `word` most likely stands for, if any is close."""
     import difflib
 
     close = difflib.get_close_matches(word, sorted(choices), n=1, cutoff=cutoff)
-    return [f"did you mean '{close[0]}'?"] if close else []
+    return close[0] if close else None
+
+
+def did_you_mean(word: str, choices, cutoff: float = 0.6) -> list[str]:
+    """Hints for a misspelled name: at most one close match, as `did you mean 'x'?`."""
+    close = closest(word, choices, cutoff)
+    return [f"did you mean '{close}'?"] if close else []

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from .errors import Diagnostics, Note, did_you_mean
+from .errors import Diagnostics, Note, closest, did_you_mean
 from .load import YList, YMap, YNode, YScalar, kind_name
 from .source import SourceFile, Span, file_span
 
@@ -34,6 +34,7 @@ class LayerUse:
     name_span: Span | None
     inputs: tuple[tuple[str, Span], ...] | None  # `from`, or None for the previous layer
     span: Span
+    bad_from: bool = False  # `from` was given but is wrong (reported): the input is unknown
 
 
 @dataclass(frozen=True)
@@ -86,12 +87,14 @@ def flatten(source: SourceFile, root: YNode | None) -> tuple[FlatSpec | None, Di
         diags.error("E103", f"a spec must be a mapping of keys, not {kind_name(root)}", root.span)
         return None, diags
 
+    meant = set()  # required keys that a misspelt key stands for: one error, not two
     for key in root.entries:
         if key not in TOP_KEYS:
+            meant.add(closest(key, TOP_KEYS))
             diags.error("E102", f"unknown key '{key}' at the top of the spec", root.key_span(key),
                         hints=did_you_mean(key, TOP_KEYS) or [f"known keys: {', '.join(TOP_KEYS)}"])
     for key in ("netc", "name", "inputs", "layers"):
-        if key not in root:
+        if key not in root and key not in meant:
             diags.error("E101", f"the spec has no `{key}:`", root.span,
                         hints=[_REQUIRED_HINT[key]])
 
@@ -131,6 +134,8 @@ _REQUIRED_HINT = {
 
 
 def _shown(node: YNode) -> str:
+    if isinstance(node, YScalar) and isinstance(node.value, bool):
+        return "true" if node.value else "false"  # as written in YAML, not Python's True
     return repr(node.value) if isinstance(node, YScalar) else kind_name(node)
 
 
@@ -234,7 +239,8 @@ def layer_entry(diags: Diagnostics, entry: YNode) -> LayerUse | None:
     inputs = None
     if "from" in entry or inner_from is not None:
         inputs = _from(diags, entry.get("from") or inner_from)
-    return LayerUse(kind, entry.key_span(kind), attrs, name, name_span, inputs, entry.span)
+    return LayerUse(kind, entry.key_span(kind), attrs, name, name_span, inputs, entry.span,
+                    bad_from=inputs is None and ("from" in entry or inner_from is not None))
 
 
 def _from(diags: Diagnostics, node: YNode) -> tuple[tuple[str, Span], ...] | None:

@@ -83,7 +83,7 @@ def kind_name(node) -> str:
     if isinstance(v, int):
         return f"the integer {v}"
     if isinstance(v, float):
-        return f"the number {v:g}"
+        return f"the number {v!r}"  # 224.0, not 224: the type is the point
     return f"the string {v!r}"
 
 
@@ -136,6 +136,16 @@ def _syntax_hints(source: SourceFile, span: Span, message: str) -> list[str]:
     if "found character '\\t'" in message or "\t" in source.line(span.line):
         return ["YAML indents with spaces, not tabs"]
     return []
+
+
+def _syntax_notes(builder, e, mark) -> list[Note]:
+    """Where the construct a syntax error is in began (an unclosed `{` is reported at the end
+    of the file, far from the brace)."""
+    start, context = getattr(e, "context_mark", None), getattr(e, "context", None) or ""
+    what = re.sub(r"^while (parsing|scanning) ", "", context)
+    if start is None or mark is None or start.line == mark.line or not what.startswith("a"):
+        return []
+    return [Note(builder.span(start, start), f"in {what}, which starts here")]
 
 
 # --- scalar resolution -------------------------------------------------------------------
@@ -229,7 +239,8 @@ class _Builder:
                 self.diags.error("E005", f"the file is nested more than {MAX_DEPTH} levels deep", span)
             else:
                 self.diags.error("E003", f"YAML syntax error: {message}", span,
-                                 hints=_syntax_hints(self.source, span, message))
+                                 hints=_syntax_hints(self.source, span, message),
+                                 notes=_syntax_notes(self, e, mark))
             raise NetcError(self.diags) from None
         self.diags.raise_if_errors()
         return root

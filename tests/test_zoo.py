@@ -1,0 +1,155 @@
+"""Every shipped spec: checks, compiles to a valid ONNX model, runs in ONNX Runtime, and its
+counts equal the published ones (reference/numbers.md, torchvision's metadata)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+
+import netc
+from netc.cli import main
+from netc.emit import IR_VERSION, OPSET, emit, serialize
+
+ROOT = Path(__file__).resolve().parent.parent
+SPECS = sorted((ROOT / "specs").glob("*.yaml"))
+
+# Published counts: torchvision's weight metadata (num_params, "GFLOPS" = GMACs) and the modern
+# LeNet-5 variant's hand count (conv1 117,600 + conv2 240,000 + fc 48,000 + 10,080 + 840).
+PUBLISHED = {
+    "lenet5": (61_706, 416_520, 10),
+    "alexnet": (61_100_840, 714_188_480, 1000),
+    "vgg16": (138_357_544, 15_470_264_320, 1000),
+}
+
+
+def test_every_published_network_is_shipped():
+    assert set(PUBLISHED) <= {p.stem for p in SPECS}
+
+
+@pytest.fixture(scope="module", params=SPECS, ids=lambda p: p.stem)
+def compiled(request):
+    path = request.param
+    graph = netc.check_spec(path)
+    model = emit(graph, seed=0)
+    return path, graph, model
+
+
+def test_check_model_full(compiled):
+    _, _, model = compiled
+    assert model.ir_version == IR_VERSION
+    assert [(o.domain, o.version) for o in model.opset_import] == [("", OPSET)]
+    onnx.checker.check_model(model, full_check=True)
+
+
+def test_node_names_are_layer_names(compiled):
+    _, graph, model = compiled
+    assert [n.name for n in model.graph.node] == [n.name for n in graph.nodes]
+    assert {i.name for i in model.graph.initializer} == {w.name for w in graph.weights}
+
+
+def test_onnx_shape_inference_agrees_with_netc(compiled):
+    """Strip netc's value_info and let ONNX infer every intermediate shape on its own."""
+    _, graph, model = compiled
+    bare = onnx.ModelProto()
+    bare.CopyFrom(model)
+    del bare.graph.value_info[:]
+    inferred = onnx.shape_inference.infer_shapes(bare, check_type=True, strict_mode=True)
+    shapes = {}
+    for vi in list(inferred.graph.value_info) + list(inferred.graph.output):
+        dims = vi.type.tensor_type.shape.dim
+        shapes[vi.name] = tuple(d.dim_param if d.HasField("dim_param") else d.dim_value
+                                for d in dims)
+    for node in graph.nodes:
+        assert shapes[node.name] == node.output.shape, node.name
+
+
+def test_runs_in_onnxruntime_at_batch_3(compiled):
+    _, graph, model = compiled
+    sess = ort.InferenceSession(serialize(model), providers=["CPUExecutionProvider"])
+    (inp,) = graph.inputs
+    x = np.random.default_rng(0).standard_normal((3, *inp.shape[1:]), dtype=np.float32)
+    outputs = sess.run(None, {inp.name: x})
+    for value, out in zip(graph.outputs, outputs):
+        assert out.shape == (3, *value.shape[1:])
+        assert np.isfinite(out).all()
+
+
+@pytest.mark.parametrize("name", sorted(PUBLISHED))
+def test_summary_json_reports_published_counts(name, capsys):
+    params, macs, classes = PUBLISHED[name]
+    assert main(["summary", "--format", "json", str(ROOT / "specs" / f"{name}.yaml")]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["params"] == params
+    assert report["macs"] == macs
+    assert report["flops"] == 2 * macs
+    assert list(report["outputs"].values()) == [["N", classes]]
+    assert sum(layer["params"] for layer in report["layers"]) == params
+    assert sum(layer["macs"] for layer in report["layers"]) == macs
+
+
+def test_check_specs_folder(capsys):
+    assert main(["check", str(ROOT / "specs")]) == 0
+    assert f"checked {len(SPECS)} specs: no errors" in capsys.readouterr().out
+
+
+def _compile_in_subprocess(spec: Path, out: Path, cwd: Path, env_extra: dict) -> bytes:
+    env = {**os.environ, **env_extra}
+    subprocess.run([sys.executable, "-m", "netc", "compile", str(spec), "-o", str(out),
+                    "--seed", "7"], cwd=cwd, env=env, check=True, capture_output=True)
+    return (cwd / out).read_bytes()
+
+
+def test_two_compiles_are_byte_identical(tmp_path):
+    """Same spec and seed in two processes, with different hash seeds, working directories,
+    output paths, time zones and locales: the same bytes."""
+    spec = ROOT / "specs" / "lenet5.yaml"
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    first = _compile_in_subprocess(spec, tmp_path / "a" / "m.onnx", tmp_path / "a",
+                                   {"PYTHONHASHSEED": "1", "TZ": "UTC", "LC_ALL": "C"})
+    second = _compile_in_subprocess(spec, Path("other.onnx"), tmp_path / "b",
+                                    {"PYTHONHASHSEED": "2", "TZ": "Asia/Tokyo",
+                                     "LC_ALL": "C.UTF-8"})
+    assert first == second
+    third = _compile_in_subprocess(spec, tmp_path / "c.onnx", tmp_path, {})
+    assert third == first
+    different_seed = serialize(netc.compile_spec(spec, seed=8))
+    assert different_seed != first
+
+
+def test_weights_are_he_normal_and_batchnorm_identity(tmp_path):
+    spec = tmp_path / "s.yaml"
+    spec.write_text("netc: 1\nname: s\ninputs: {x: [N, 64, 8, 8]}\nlayers:\n"
+                    "  - conv: {filters: 256, kernel: 3, pad: 1}\n  - batchnorm\n")
+    model = netc.compile_spec(spec, seed=3)
+    weights = {t.name: onnx.numpy_helper.to_array(t) for t in model.graph.initializer}
+    w = weights["conv1.weight"]
+    assert w.shape == (256, 64, 3, 3)
+    expected_std = np.sqrt(2 / (64 * 9))  # He: variance 2 / fan_in
+    assert abs(w.std() / expected_std - 1) < 0.02
+    assert abs(w.mean()) < 0.01 * expected_std * 10
+    assert not weights["conv1.bias"].any()
+    np.testing.assert_array_equal(weights["batchnorm1.weight"], 1)
+    np.testing.assert_array_equal(weights["batchnorm1.bias"], 0)
+    np.testing.assert_array_equal(weights["batchnorm1.running_mean"], 0)
+    np.testing.assert_array_equal(weights["batchnorm1.running_var"], 1)
+
+
+def test_tensor_values_do_not_depend_on_other_layers(tmp_path):
+    """Each tensor is seeded by its name: adding a layer elsewhere leaves it unchanged."""
+    base = "netc: 1\nname: s\ninputs: {x: [N, 3, 8, 8]}\nlayers:\n"
+    a, b = tmp_path / "a.yaml", tmp_path / "b.yaml"
+    a.write_text(base + "  - conv: {filters: 4, kernel: 3}\n    name: c\n")
+    b.write_text(base + "  - conv: {filters: 3, kernel: 1}\n    name: first\n"
+                 "  - conv: {filters: 4, kernel: 3}\n    name: c\n")
+    wa = {t.name: t.raw_data for t in netc.compile_spec(a).graph.initializer}
+    wb = {t.name: t.raw_data for t in netc.compile_spec(b).graph.initializer}
+    assert wa["c.weight"] == wb["c.weight"]
