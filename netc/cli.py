@@ -168,7 +168,8 @@ def cmd_check(args) -> int:
             print(e.diagnostics.render(), file=sys.stderr)
     noun = "spec" if len(files) == 1 else "specs"
     if failed:
-        print(f"netc: {failed} of {len(files)} {noun} have errors", file=sys.stderr)
+        verb = "has" if failed == 1 else "have"
+        print(f"netc: {failed} of {len(files)} {noun} {verb} errors", file=sys.stderr)
         return EXIT_ERRORS
     print(f"checked {len(files)} {noun}: no errors")
     return EXIT_OK

@@ -161,12 +161,11 @@ def _fixes(x_hw, kernel, stride, pads, dilation, bad) -> list[str]:
                 if got:
                     fixes.append(f"pad: {p} gives {_size(got)}")
                     break
-    lost = " and ".join(f"last {EDGE[AXES[i]]}" for i in bad)
+    lost = "last row and column" if len(bad) == 2 else f"last {EDGE[AXES[bad[0]]]}"
     floor_hw = tuple(window(x_hw[i], kernel[i], stride[i], pb[i], pa[i], dilation[i], "floor").out
                      for i in (0, 1))
     ceil_hw = tuple(window(x_hw[i], kernel[i], stride[i], pb[i], pa[i], dilation[i], "ceil").out
                     for i in (0, 1))
-    text = "; ".join(fixes)
-    rounding = (f"declare `round: floor` to drop the {lost} ({_size(floor_hw)}), or `round: ceil` "
-                f"to keep a partial window ({_size(ceil_hw)})")
-    return [f"{text}; or {rounding}" if text else rounding]
+    rounding = (f"declare `round: floor` to drop the {lost} ({_size(floor_hw)}), or "
+                f"`round: ceil` to keep a partial window ({_size(ceil_hw)})")
+    return ["; ".join(fixes), f"or {rounding}"] if fixes else [rounding]
