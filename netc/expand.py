@@ -100,7 +100,7 @@ def flatten(source: SourceFile, root: YNode | None) -> tuple[FlatSpec | None, Di
 
     version = root.get("netc")
     if version is not None and (not isinstance(version, YScalar) or version.value != FORMAT_VERSION
-                                or isinstance(version.value, bool)):
+                                or type(version.value) is not int):
         diags.error("E106", f"unsupported spec format version: {_shown(version)}", version.span,
                     hints=[f"this netc reads `netc: {FORMAT_VERSION}`"])
 

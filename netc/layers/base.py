@@ -172,7 +172,7 @@ def need_rank(x: Shape, ranks: tuple[int, ...], what: str, hint: str | None = No
         layout = {4: "(N, C, H, W)", 2: "(N, features)"}
         names = " or ".join(layout.get(r, "") for r in ranks)
         raise RuleError(
-            f"{what} needs a {want} input {names}, got {fmt_shape(x)}", code="E307", input=0,
+            f"needs a {want} input {names}, got {fmt_shape(x)}", code="E307", input=0,
             hints=[hint] if hint else [],
         )
 

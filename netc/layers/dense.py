@@ -26,7 +26,7 @@ class Dense(Layer):
         if len(x) != 2:
             flat = volume(x[1:])
             raise RuleError(
-                f"dense needs a flat input (N, features), got {fmt_shape(x)}", code="E304",
+                f"needs a flat input (N, features), got {fmt_shape(x)}", code="E304",
                 input=0, hints=[f"add `- flatten` before it (that gives {flat:,} features)"],
             )
         return (x[0], self.units)

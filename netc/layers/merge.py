@@ -21,7 +21,7 @@ class Add(Layer):
         for i, x in enumerate(xs[1:], 1):
             if x != xs[0]:
                 raise RuleError(
-                    f"add needs inputs of one shape, got {fmt_shape(xs[0])} and {fmt_shape(x)}",
+                    f"needs inputs of one shape, got {fmt_shape(xs[0])} and {fmt_shape(x)}",
                     code="E305", input=i,
                     details=[f"input {j + 1}: {fmt_shape(s)}" for j, s in enumerate(xs)],
                     hints=["a residual shortcut that changes size needs a projection "
@@ -49,7 +49,7 @@ class Concat(Layer):
     def infer(self, *xs: Shape) -> Shape:
         rank = len(xs[0])
         if not -rank <= self.axis < rank or self.axis % rank == 0:
-            raise RuleError(f"concat axis {self.axis} is not a feature axis of a {rank}-D input",
+            raise RuleError(f"axis {self.axis} is not a feature axis of a {rank}-D input",
                             code="E306", attr="axis",
                             hints=[f"use an axis from 1 to {rank - 1} (1: channels)"])
         axis = self.axis % rank
@@ -58,7 +58,7 @@ class Concat(Layer):
                                           if j != axis)
             if not same:
                 raise RuleError(
-                    f"concat along axis {axis} needs inputs equal in every other axis, got "
+                    f"joining along axis {axis} needs inputs equal in every other axis, got "
                     f"{fmt_shape(xs[0])} and {fmt_shape(x)}", code="E305", input=i,
                     details=[f"input {j + 1}: {fmt_shape(s)}" for j, s in enumerate(xs)],
                 )

@@ -57,7 +57,7 @@ class LRN(Layer):
         need_rank(x, (4,), "lrn")
         if self.size % 2 == 0:
             # ONNX Runtime only implements odd sizes (a window centred on the channel)
-            raise RuleError(f"lrn size must be odd, got {self.size}", code="E105", attr="size",
+            raise RuleError(f"size must be odd, got {self.size}", code="E105", attr="size",
                             hints=[f"use {self.size - 1} or {self.size + 1}"])
         return x
 

@@ -132,17 +132,18 @@ def _does_not_fit(x_hw, kernel, stride, pads, dilation, what) -> RuleError:
     s_text = str(stride[0]) if stride[0] == stride[1] else _size(stride)
     message = f"a {k_text} {what} with stride {s_text} doesn't fit a {_size(x_hw)} input"
     return RuleError(message, code="E301", attr="stride" if max(stride) > 1 else "kernel",
-                     details=details, hints=_fixes(x_hw, kernel, stride, pads, dilation, bad))
+                     details=details, hints=_fixes(x_hw, kernel, stride, pads, dilation, bad, what))
 
 
 def _whole(x_hw, kernel, stride, pb, pa, dilation):
     sizes = [exact_size(x_hw[i], kernel[i], stride[i], pb[i], pa[i], dilation[i]) for i in (0, 1)]
-    if all(s.denominator == 1 for s in sizes):
+    # a size below 1 is a whole number too, but means the filter no longer fits (E302)
+    if all(s.denominator == 1 and s >= 1 for s in sizes):
         return (int(sizes[0]), int(sizes[1]))
     return None
 
 
-def _fixes(x_hw, kernel, stride, pads, dilation, bad) -> list[str]:
+def _fixes(x_hw, kernel, stride, pads, dilation, bad, what="filter") -> list[str]:
     """Concrete edits that make the window fit, each with the size it would give."""
     top, left, bottom, right = pads
     pb, pa = (top, left), (bottom, right)
@@ -155,7 +156,8 @@ def _fixes(x_hw, kernel, stride, pads, dilation, bad) -> list[str]:
                     fixes.append(f"stride {s} gives {_size(got)}")
                     break
     if pads[0] == pads[1] == pads[2] == pads[3]:
-        for p in range(0, max(kernel) + 1):
+        # a pooling window refuses pads as large as itself (E105): suggest none of those
+        for p in range(0, min(kernel) if what == "window" else max(kernel) + 1):
             if p != pads[0]:
                 got = _whole(x_hw, kernel, stride, (p, p), (p, p), dilation)
                 if got:
