@@ -61,62 +61,34 @@ class Checker:
                 self.defined[decl.name] = _Defined(None, decl.span, -1)
             else:
                 self.defined[decl.name] = _Defined(Value(decl.name, decl.shape), decl.span, -1)
-        names = self._name_layers()
-        previous = spec.inputs[0].name if len(spec.inputs) == 1 else None
-        for index, (use, name) in enumerate(zip(spec.layers, names)):
-            if name is None:  # a duplicate name: its output, the next layer's input, is unknown
-                previous = ""
-                continue
-            self._layer(index, use, name, previous)
-            previous = name
-        outputs = self._outputs(previous)
+        for index, use in enumerate(spec.layers):
+            self._layer(index, use)
+        outputs = self._outputs()
         if not self.diags.has_errors():
             self._expect(outputs)
+            self._unused(outputs)
         inputs = tuple(Value(d.name, d.shape) for d in spec.inputs)
         return Graph(spec.name, spec.description, inputs, tuple(self.nodes), tuple(outputs))
 
-    # --- names -------------------------------------------------------------------------------
-
-    def _name_layers(self) -> list[str | None]:
-        """Every layer's name: its own, or `<type><k>` (conv1, conv2, relu1, ...)."""
-        taken = {use.name: use for use in self.spec.layers if use.name}
-        first: dict[str, Span] = {d.name: d.span for d in self.spec.inputs}
-        names: list[str | None] = []
-        counters: dict[str, int] = {}
-        for use in self.spec.layers:
-            if use.name is not None:
-                if use.name in first:
-                    self.diags.error("E110", f"the name '{use.name}' is already used",
-                                     use.name_span, notes=[Note(first[use.name], "first used here")],
-                                     hints=["every layer and input needs its own name"])
-                    names.append(None)
-                    continue
-                first[use.name] = use.name_span
-                names.append(use.name)
-                continue
-            k = counters.get(use.kind, 0)
-            while True:
-                k += 1
-                candidate = f"{use.kind}{k}"
-                if candidate not in taken and candidate not in first:
-                    break
-            counters[use.kind] = k
-            first[candidate] = use.kind_span
-            names.append(candidate)
-        return names
-
     # --- one layer ---------------------------------------------------------------------------
 
-    def _layer(self, index: int, use: LayerUse, name: str, previous: str | None) -> None:
+    def _layer(self, index: int, use: LayerUse) -> None:
+        name = use.name
+        if name in self.defined:  # two expansions made the same name
+            self.diags.error("E110", f"the name '{name}' is already used",
+                             use.name_span or use.kind_span,
+                             notes=[Note(self.defined[name].span, "first used here")],
+                             hints=["every layer and input needs its own name"])
+            return
         cls = REGISTRY.get(use.kind)
-        inputs = self._inputs(index, use, name, previous)
+        inputs = self._inputs(use)
         if cls is None:
             self.diags.error("E107", f"unknown layer type '{use.kind}'", use.kind_span,
                              hints=did_you_mean(use.kind, REGISTRY)
                              or [f"known types: {', '.join(sorted(REGISTRY))}"])
             self.defined[name] = _Defined(None, use.kind_span, index)
             return
-        layer, attr_spans = self._attributes(cls, use, name)
+        layer, attr_spans = self._attributes(cls, use, name) if use.ok else (None, {})
         lo, hi = cls.arity
         if inputs is not None and not (lo <= len(inputs) <= (hi or len(inputs))):
             want = f"{lo} or more inputs" if hi is None else f"{lo} input{'s' * (lo > 1)}"
@@ -146,35 +118,12 @@ class Checker:
                                layer.macs(out, *xs), use.span))
         self.defined[name] = _Defined(value, use.kind_span, index)
 
-    def _inputs(self, index, use: LayerUse, name, previous) -> list[_Defined] | None:
-        if use.bad_from:
-            return None  # its `from` is wrong, and already reported
+    def _inputs(self, use: LayerUse) -> list[_Defined] | None:
+        """What the layer reads; None when that is unknown (the cause is already reported)."""
         if use.inputs is None:
-            if previous is None and not self.spec.inputs:
-                return None  # `inputs:` is missing or wrong, and already reported
-            if previous is None:
-                inputs = ", ".join(d.name for d in self.spec.inputs)
-                self.diags.error("E113", f"{use.kind} '{name}' has no input: the spec has "
-                                 f"several inputs ({inputs})", use.kind_span,
-                                 hints=["say which with `from: <input name>`"])
-                return None
-            return [self.defined[previous]] if previous in self.defined else None
-        found = []
-        for ref, span in use.inputs:
-            d = self.defined.get(ref)
-            if d is None:
-                later = [i for i, n in enumerate(self.spec.layers) if n.name == ref]
-                if later:
-                    self.diags.error(
-                        "E111", f"'{ref}' is defined later; a layer can only use earlier ones",
-                        span, notes=[Note(self.spec.layers[later[0]].name_span, "defined here")],
-                        hints=["move the layer, or name another input (a graph has no cycles)"])
-                else:
-                    self.diags.error("E111", f"no layer or input is named '{ref}'", span,
-                                     hints=did_you_mean(ref, self.defined))
-                return None
-            found.append(d)
-        return found
+            return None
+        found = [self.defined.get(ref) for ref, _ in use.inputs]
+        return None if None in found else found
 
     def _attributes(self, cls, use: LayerUse, name: str):
         """Read `use.attrs` against the class's fields; (layer or None, spans of given attrs)."""
@@ -340,19 +289,26 @@ class Checker:
 
     # --- outputs and expectations ------------------------------------------------------------
 
-    def _outputs(self, last: str | None) -> list[Value]:
-        if self.spec.outputs is None:
-            d = self.defined.get(last) if last else None
-            return [d.value] if d is not None and d.value is not None else []
+    def _outputs(self) -> list[Value]:
+        refs = self.spec.outputs
+        if refs is None:
+            refs = [(self.spec.last, None)] if self.spec.last else []
         values = []
-        for ref, span in self.spec.outputs:
+        for ref, _ in refs:
             d = self.defined.get(ref)
-            if d is None:
-                self.diags.error("E111", f"no layer or input is named '{ref}'", span,
-                                 hints=did_you_mean(ref, self.defined))
-            elif d.value is not None:
+            if d is not None and d.value is not None:
                 values.append(d.value)
         return values
+
+    def _unused(self, outputs: list[Value]) -> None:
+        """Warn about layers whose output nothing reads (often a `from:` that names the wrong
+        layer); they are still compiled."""
+        read = {x.name for n in self.nodes for x in n.inputs} | {v.name for v in outputs}
+        for node in self.nodes:
+            if node.name not in read:
+                self.diags.warning("W201", f"{node.kind} '{node.name}' is not used: no layer "
+                                   "reads it and it is not an output", self.defined[node.name].span,
+                                   hints=["list it in `outputs:`, or read it with `from:`"])
 
     def _expect(self, outputs: list[Value]) -> None:
         node = self.spec.expect

@@ -45,6 +45,11 @@ CODES: dict[str, str] = {
     "E111": "unknown layer or input name",
     "E112": "value out of bounds",
     "E113": "wrong number of inputs",
+    "E114": "invalid expression",
+    "E115": "a block uses itself",
+    "E116": "a block named like a layer type",
+    # graphs (warnings)
+    "W201": "unused layer",
     # shapes
     "E301": "window doesn't fit the input",
     "E302": "filter larger than the padded input",
@@ -156,10 +161,17 @@ class Diagnostics:
 
     def __init__(self) -> None:
         self.items: list[Diagnostic] = []
+        self._seen: set = set()
 
     def add(self, diag: Diagnostic) -> None:
         if diag.code not in CODES:  # a netc bug, caught by the tests
             raise AssertionError(f"undocumented diagnostic code {diag.code}")
+        # a mistake inside a block is met once per use of the block: report it once
+        key = (diag.code, diag.severity, diag.span.path, diag.span.line, diag.span.col) \
+            if diag.span is not None else (diag.code, diag.message)
+        if key in self._seen:
+            return
+        self._seen.add(key)
         self.items.append(diag)
 
     def error(self, code: str, message: str, span: Span | None, **kw) -> None:
@@ -169,7 +181,8 @@ class Diagnostics:
         self.add(Diagnostic(code, message, span, "warning", **_tuples(kw)))
 
     def extend(self, other: Diagnostics) -> None:
-        self.items.extend(other.items)
+        for d in other.items:
+            self.add(d)
 
     @property
     def errors(self) -> list[Diagnostic]:

@@ -1,40 +1,63 @@
-"""The spec document -> a flat list of layer uses, each with its positions.
+"""The spec document -> a flat list of layer uses, with names resolved and positions kept.
 
-This stage reads the top-level keys (`netc`, `name`, `inputs`, `layers`, `outputs`, `expect`)
-and splits each layer entry into its type, its attributes (still YAML nodes, with spans) and
-the common keys `name` and `from`. check.py reads the attributes against the layer classes.
+This stage reads the top-level keys and expands what makes specs short:
+
+- `defaults:` per layer type (`conv: {bias: false}`), applied wherever an attribute is not given;
+- `blocks:`, parametric sub-graphs used like layer types, with typed arguments substituted by
+  the safe expression language of `expr.py` (`$filters * 4`);
+- `repeat: N` (instances named `<name>.0`, `<name>.1`, ...; `first:` overrides the first one's
+  arguments), `when:` (a layer left out when false: its name then stands for its input), and
+  `branches:` (parallel chains from one input, concatenated along the channels).
+
+Names are hierarchical like PyTorch module paths: block instance `layer1`, repeat index `0`,
+inner layer `conv1` give `layer1.0.conv1`. Every span inside an expansion remembers the use
+site it came from (`Span.origin`), so errors point at both. check.py then reads each layer's
+attributes against its class.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .errors import Diagnostics, Note, closest, did_you_mean
+from .expr import ExprError, evaluate, is_expression
+from .layers import REGISTRY
 from .load import YList, YMap, YNode, YScalar, kind_name
 from .source import SourceFile, Span, file_span
 
 FORMAT_VERSION = 1
-TOP_KEYS = ("netc", "name", "description", "inputs", "layers", "outputs", "expect")
-COMMON_KEYS = ("name", "from")
+TOP_KEYS = ("netc", "name", "description", "inputs", "defaults", "blocks", "layers", "outputs",
+            "expect")
+COMMON_KEYS = ("name", "from", "repeat", "first", "when")
+BLOCK_KEYS = ("description", "args", "layers", "branches", "output")
+ARG_TYPES = ("int", "bool", "float")
 NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:[.\-][A-Za-z0-9_]+)*\Z")
+IDENT_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 MAX_NAME = 128
-MAX_LAYERS = 100_000
+MAX_LAYERS = 100_000  # after expansion
+MAX_NESTING = 16  # blocks inside blocks
 MAX_RANK_DIM = 1 << 20  # one dimension of an input
 
 
 @dataclass(frozen=True)
 class LayerUse:
-    """One layer entry of a spec, not yet checked against its layer class."""
+    """One layer after expansion, not yet checked against its layer class.
+
+    `name` is the full hierarchical name; `inputs` the full names it reads (None when they are
+    unknown because of an error already reported); `attrs` a mapping of attribute nodes with
+    expressions evaluated and defaults merged (or a scalar shorthand, or None); `ok` is False
+    when the attributes could not be expanded (reported), so check.py skips the layer.
+    """
 
     kind: str
     kind_span: Span
-    attrs: YNode | None  # a mapping of attributes, a scalar shorthand, or None (bare name)
-    name: str | None
+    attrs: YNode | None
+    name: str
     name_span: Span | None
-    inputs: tuple[tuple[str, Span], ...] | None  # `from`, or None for the previous layer
+    inputs: tuple[tuple[str, Span], ...] | None
     span: Span
-    bad_from: bool = False  # `from` was given but is wrong (reported): the input is unknown
+    ok: bool = True
 
 
 @dataclass(frozen=True)
@@ -47,16 +70,17 @@ class InputDecl:
 
 @dataclass
 class FlatSpec:
-    """A spec with every layer spelled out in order."""
+    """A spec with every layer spelled out in order and every name resolved."""
 
     source: SourceFile
     name: str
     description: str
     inputs: list[InputDecl]
     layers: list[LayerUse]
-    outputs: list[tuple[str, Span]] | None
+    outputs: list[tuple[str, Span]] | None  # full names; None: the last layer
     expect: YMap | None
     span: Span
+    last: str | None = None  # the full name of the last layer's output
 
 
 def check_name(diags: Diagnostics, node: YNode, what: str) -> str | None:
@@ -66,7 +90,8 @@ def check_name(diags: Diagnostics, node: YNode, what: str) -> str | None:
         return None
     name = node.value
     if len(name) > MAX_NAME:
-        diags.error("E109", f"{what} is longer than {MAX_NAME} characters", node.span)
+        diags.error("E109", f"{what} is {len(name)} characters long, more than {MAX_NAME}",
+                    node.span)
         return None
     if not NAME_RE.match(name):
         diags.error("E109", f"{what} {name!r} is not a valid name", node.span,
@@ -77,7 +102,7 @@ def check_name(diags: Diagnostics, node: YNode, what: str) -> str | None:
 
 
 def flatten(source: SourceFile, root: YNode | None) -> tuple[FlatSpec | None, Diagnostics]:
-    """Read the document. Returns the flat spec (None if its structure is unusable)."""
+    """Read and expand the document. Returns the flat spec (None if its structure is unusable)."""
     diags = Diagnostics()
     if root is None:
         diags.error("E101", "the spec is empty", file_span(source),
@@ -114,14 +139,21 @@ def flatten(source: SourceFile, root: YNode | None) -> tuple[FlatSpec | None, Di
             diags.error("E103", f"description must be a string, not {kind_name(node)}", node.span)
 
     inputs = _inputs(diags, root.get("inputs")) if "inputs" in root else []
-    layers = _layers(diags, root.get("layers")) if "layers" in root else []
-    outputs = _outputs(diags, root.get("outputs")) if "outputs" in root else None
+    expander = Expander(diags, _defaults(diags, root.get("defaults")),
+                        _blocks(diags, root.get("blocks")))
+    layers, last, scope = [], None, None
+    if "layers" in root:
+        layers, last, scope = expander.top(root.get("layers"), inputs, bool(root.get("inputs")))
+    outputs = None
+    if "outputs" in root and scope is not None:
+        outputs = expander.outputs(root.get("outputs"), scope)
     expect = root.get("expect")
     if expect is not None and not isinstance(expect, YMap):
         diags.error("E103", f"expect must be a mapping, not {kind_name(expect)}", expect.span)
         expect = None
 
-    spec = FlatSpec(source, name or "", description, inputs, layers, outputs, expect, root.span)
+    spec = FlatSpec(source, name or "", description, inputs, layers, outputs, expect, root.span,
+                    last if isinstance(last, str) else None)
     return spec, diags
 
 
@@ -183,85 +215,588 @@ def _describe_list(node: YNode) -> str:
     return kind_name(node)
 
 
-def _layers(diags: Diagnostics, node: YNode) -> list[LayerUse]:
-    if not isinstance(node, YList) or not node.items:
-        diags.error("E103", f"layers must be a non-empty list, not {kind_name(node)}", node.span,
-                    hints=["layers:\n      - conv: {filters: 6, kernel: 5}\n      - relu"])
-        return []
-    if len(node.items) > MAX_LAYERS:
-        diags.error("E112", f"more than {MAX_LAYERS:,} layers", node.span)
-        return []
-    uses = []
-    for entry in node.items:
-        use = layer_entry(diags, entry)
-        if use is not None:
-            uses.append(use)
-    return uses
+# --- defaults and blocks ---------------------------------------------------------------------
 
 
-def layer_entry(diags: Diagnostics, entry: YNode) -> LayerUse | None:
-    """One item of `layers:`: `relu`, or `{conv: {...}, name: c1, from: x}`."""
-    if isinstance(entry, YScalar):
-        if isinstance(entry.value, str) and entry.value:
-            return LayerUse(entry.value, entry.span, None, None, None, None, entry.span)
-        diags.error("E108", f"a layer must be a type name or a mapping, not {kind_name(entry)}",
-                    entry.span, hints=["write `- relu` or `- conv: {filters: 6, kernel: 5}`"])
-        return None
-    if isinstance(entry, YList):
-        diags.error("E108", "a layer must be a type name or a mapping, not a list", entry.span)
-        return None
-    types = [k for k in entry.entries if k not in COMMON_KEYS]
-    if len(types) != 1:
-        if types:
-            message = (f"a layer entry has one type, but this one has {len(types)}: "
-                       f"{', '.join(types)}")
-            hint = "start a new list item (`- `) for each layer"
+def _defaults(diags: Diagnostics, node: YNode | None) -> dict[str, YMap]:
+    """`defaults: {conv: {bias: false}}`: attribute defaults per layer type."""
+    if node is None:
+        return {}
+    if not isinstance(node, YMap):
+        diags.error("E103", f"defaults must map layer types to attributes, not {kind_name(node)}",
+                    node.span, hints=["defaults: {conv: {bias: false}}"])
+        return {}
+    found = {}
+    for kind, attrs in node.items():
+        if kind not in REGISTRY:
+            diags.error("E107", f"unknown layer type '{kind}' in defaults", node.key_span(kind),
+                        hints=did_you_mean(kind, REGISTRY)
+                        or [f"known types: {', '.join(sorted(REGISTRY))}"])
+        elif not isinstance(attrs, YMap):
+            diags.error("E103", f"defaults for {kind} must be a mapping of attributes, not "
+                        f"{kind_name(attrs)}", attrs.span)
         else:
-            message = "this layer entry has no layer type"
-            hint = "add the type, e.g. `- relu`, or `- conv: {filters: 6, kernel: 5}`"
-        diags.error("E108", message, entry.span, hints=[hint])
-        return None
-    kind = types[0]
-    attrs = entry.get(kind)
-    inner_from = None
-    if isinstance(attrs, YMap) and "from" in attrs:
-        # `- add: {from: [a, b]}` reads well for joins: accept `from` among the attributes too
-        inner_from = attrs.get("from")
-        if "from" in entry:
-            diags.error("E110", "`from` is given twice", attrs.key_span("from"),
-                        notes=[Note(entry.key_span("from"), "also given here")])
-        rest = {k: v for k, v in attrs.entries.items() if k != "from"}
-        attrs = YMap(rest, {k: attrs.keys[k] for k in rest}, attrs.span)
-    name = name_span = None
-    if "name" in entry:
-        name = check_name(diags, entry.get("name"), "a layer name")
-        name_span = entry.get("name").span
-    inputs = None
-    if "from" in entry or inner_from is not None:
-        inputs = _from(diags, entry.get("from") or inner_from)
-    return LayerUse(kind, entry.key_span(kind), attrs, name, name_span, inputs, entry.span,
-                    bad_from=inputs is None and ("from" in entry or inner_from is not None))
+            for key, value in attrs.items():
+                if isinstance(value, YScalar) and is_expression(value.value):
+                    diags.error("E114", "defaults can't use block arguments", value.span,
+                                hints=["write the value, or give it in the block"])
+            found[kind] = attrs
+    return found
 
 
-def _from(diags: Diagnostics, node: YNode) -> tuple[tuple[str, Span], ...] | None:
-    items = node.items if isinstance(node, YList) else [node]
-    if not items:
-        diags.error("E103", "from must name at least one layer or input", node.span)
-        return None
-    names = []
-    for item in items:
-        name = check_name(diags, item, "a `from` entry")
-        if name is None:
+@dataclass(frozen=True)
+class ArgSpec:
+    name: str
+    type: str  # int, bool or float
+    required: bool
+    default: object
+    span: Span
+
+
+@dataclass
+class BlockDef:
+    """A parametric sub-graph from `blocks:`."""
+
+    name: str
+    span: Span
+    args: dict[str, ArgSpec]
+    body: YList | None  # `layers:`
+    branches: YNode | None  # or `branches:` (parallel chains, concatenated)
+    output: YScalar | None
+    ok: bool = True
+
+
+def _blocks(diags: Diagnostics, node: YNode | None) -> dict[str, BlockDef]:
+    if node is None:
+        return {}
+    if not isinstance(node, YMap):
+        diags.error("E103", f"blocks must map block names to definitions, not {kind_name(node)}",
+                    node.span)
+        return {}
+    blocks = {}
+    for name, body in node.items():
+        span = node.key_span(name)
+        if not IDENT_RE.match(name):
+            diags.error("E109", f"block name {name!r} is not a valid name", span,
+                        hints=["use letters, digits and `_`"])
+            continue
+        if name in REGISTRY or name == "branches":
+            diags.error("E116", f"a block can't be named '{name}': that is a layer type", span,
+                        hints=[f"call it, for example, `{name}_block`"])
+            continue
+        if not isinstance(body, YMap):
+            diags.error("E103", f"block '{name}' must be a mapping with `layers:` (and `args:`), "
+                        f"not {kind_name(body)}", body.span)
+            continue
+        for key in body.entries:
+            if key not in BLOCK_KEYS:
+                diags.error("E102", f"unknown key '{key}' in block '{name}'", body.key_span(key),
+                            hints=did_you_mean(key, BLOCK_KEYS)
+                            or [f"a block has: {', '.join(BLOCK_KEYS)}"])
+        layers, branches = body.get("layers"), body.get("branches")
+        if (layers is None) == (branches is None):
+            diags.error("E101", f"block '{name}' needs either `layers:` or `branches:`", span)
+            continue
+        if layers is not None and (not isinstance(layers, YList) or not layers.items):
+            diags.error("E103", f"the layers of block '{name}' must be a non-empty list", layers.span)
+            continue
+        output = body.get("output")
+        if output is not None and not (isinstance(output, YScalar) and isinstance(output.value, str)):
+            diags.error("E103", f"the output of block '{name}' must be a layer name", output.span)
+            output = None
+        blocks[name] = BlockDef(name, span, _args(diags, name, body.get("args")), layers,
+                                branches, output)
+    return blocks
+
+
+def _args(diags: Diagnostics, block: str, node: YNode | None) -> dict[str, ArgSpec]:
+    """`args: {filters: int, stride: 1}`: a type name makes a required argument, a value an
+    optional one of that value's type."""
+    if node is None:
+        return {}
+    if not isinstance(node, YMap):
+        diags.error("E103", f"the args of block '{block}' must be a mapping, not {kind_name(node)}",
+                    node.span, hints=["args: {filters: int, stride: 1}"])
+        return {}
+    args = {}
+    for name, value in node.items():
+        span = node.key_span(name)
+        if not IDENT_RE.match(name):
+            diags.error("E109", f"argument name {name!r} is not a valid name", span)
+            continue
+        v = value.value if isinstance(value, YScalar) else None
+        if isinstance(v, str) and v in ARG_TYPES:
+            args[name] = ArgSpec(name, v, True, None, span)
+        elif isinstance(v, bool):
+            args[name] = ArgSpec(name, "bool", False, v, span)
+        elif isinstance(v, int):
+            args[name] = ArgSpec(name, "int", False, v, span)
+        elif isinstance(v, float):
+            args[name] = ArgSpec(name, "float", False, v, span)
+        else:
+            diags.error("E103", f"argument '{name}' must be a type (int, bool, float) or a "
+                        f"default value, not {kind_name(value)}", value.span)
+    return args
+
+
+# --- expansion -------------------------------------------------------------------------------
+
+
+class _Unknown:
+    """The output of a layer that has an error: later layers reading it are skipped quietly."""
+
+    def __repr__(self) -> str:
+        return "<unknown>"
+
+
+UNKNOWN = _Unknown()
+
+
+@dataclass
+class Entry:
+    """One layer entry as written: its type, attributes and common keys."""
+
+    kind: str
+    kind_span: Span
+    attrs: YNode | None
+    name: str | None
+    name_span: Span | None
+    sources: tuple[tuple[str, Span], ...] | None  # `from`
+    repeat: YNode | None
+    first: YNode | None
+    when: YNode | None
+    span: Span
+    bad: bool = False  # a common key is wrong (reported)
+
+
+@dataclass
+class Scope:
+    """Names visible in one body (the top level or one block instance)."""
+
+    prefix: str  # full-name prefix of layers in this body: '' or 'layer1.0.'
+    env: dict  # argument values
+    origin: Span | None  # the use site this body was instantiated from
+    names: dict = field(default_factory=dict)  # local name -> full output name (or UNKNOWN)
+    spans: dict = field(default_factory=dict)  # local name -> where it was defined
+    later: dict = field(default_factory=dict)  # names defined further down -> span
+    counters: dict = field(default_factory=dict)
+    stack: tuple = ()  # the blocks being expanded (to catch a block that uses itself)
+
+
+class _TooMany(Exception):
+    pass
+
+
+class Expander:
+    """Expands layer lists into `LayerUse`s; errors go to `diags`."""
+
+    def __init__(self, diags: Diagnostics, defaults: dict[str, YMap],
+                 blocks: dict[str, BlockDef]) -> None:
+        self.diags = diags
+        self.defaults = defaults
+        self.blocks = blocks
+        self.out: list[LayerUse] = []
+
+    def top(self, node: YNode, inputs: list[InputDecl], declared: bool):
+        """Expand the spec's `layers:`; returns (layers, last output, top scope)."""
+        if not isinstance(node, YList) or not node.items:
+            self.diags.error("E103", f"layers must be a non-empty list, not {kind_name(node)}",
+                             node.span,
+                             hints=["layers:\n      - conv: {filters: 6, kernel: 5}\n      - relu"])
+            return [], None, None
+        scope = Scope("", {}, None)
+        for decl in inputs:
+            scope.names[decl.name] = decl.name
+            scope.spans[decl.name] = decl.span
+        if len(inputs) == 1:
+            start = inputs[0].name
+        elif not inputs and declared:
+            start = UNKNOWN  # `inputs:` is wrong, and already reported
+        else:
+            start = None  # several inputs (or none declared): the first layer needs `from`
+        try:
+            last = self.body(node.items, scope, start)
+        except _TooMany:
+            return [], None, scope
+        return self.out, last, scope
+
+    def outputs(self, node: YNode, scope: Scope) -> list[tuple[str, Span]] | None:
+        items = node.items if isinstance(node, YList) else [node]
+        names = []
+        for item in items:
+            name = check_name(self.diags, item, "an output name")
+            if name is None:
+                continue
+            target = self._lookup(name, item.span, scope)
+            if isinstance(target, str):
+                names.append((target, item.span))
+        return names or None
+
+    # --- bodies and entries --------------------------------------------------------------
+
+    def body(self, items: list, scope: Scope, start):
+        """Expand a list of entries, the first reading `start`; returns the last output."""
+        entries = [self._entry(item, scope) for item in items]
+        for e in entries:
+            if e is not None and e.name is not None and e.name not in scope.later:
+                scope.later[e.name] = e.name_span
+        previous = start
+        for e in entries:
+            previous = UNKNOWN if e is None else self.place(e, scope, previous)
+        return previous
+
+    def _entry(self, item: YNode, scope: Scope) -> Entry | None:
+        """Split one list item into its layer type, attributes and common keys."""
+        at = self._at(scope)
+        if isinstance(item, YScalar):
+            if isinstance(item.value, str) and item.value:
+                return Entry(item.value, at(item.span), None, None, None, None, None, None, None,
+                             at(item.span))
+            self.diags.error("E108", f"a layer must be a type name or a mapping, not "
+                             f"{kind_name(item)}", at(item.span),
+                             hints=["write `- relu` or `- conv: {filters: 6, kernel: 5}`"])
             return None
-        names.append((name, item.span))
-    return tuple(names)
+        if isinstance(item, YList):
+            self.diags.error("E108", "a layer must be a type name or a mapping, not a list",
+                             at(item.span))
+            return None
+        types = [k for k in item.entries if k not in COMMON_KEYS]
+        if len(types) != 1:
+            if types:
+                message = (f"a layer entry has one type, but this one has {len(types)}: "
+                           f"{', '.join(types)}")
+                hint = "start a new list item (`- `) for each layer"
+            else:
+                message = "this layer entry has no layer type"
+                hint = "add the type, e.g. `- relu`, or `- conv: {filters: 6, kernel: 5}`"
+            self.diags.error("E108", message, at(item.span), hints=[hint])
+            return None
+        kind = types[0]
+        attrs = item.get(kind)
+        bad = False
+        source_node = item.get("from")
+        if isinstance(attrs, YMap) and "from" in attrs:
+            # `- add: {from: [a, b]}` reads well for joins: `from` may sit among the attributes
+            if source_node is not None:
+                self.diags.error("E110", "`from` is given twice", at(attrs.key_span("from")),
+                                 notes=[Note(at(item.key_span("from")), "also given here")])
+                bad = True
+            source_node = attrs.get("from")
+            rest = {k: v for k, v in attrs.entries.items() if k != "from"}
+            attrs = YMap(rest, {k: attrs.keys[k] for k in rest}, attrs.span)
+        name = name_span = None
+        if "name" in item:
+            name = check_name(self.diags, item.get("name"), "a layer name")
+            name_span = at(item.get("name").span)
+            bad = bad or name is None
+        sources = None
+        if source_node is not None:
+            sources = self._from(source_node, scope)
+            bad = bad or sources is None
+        return Entry(kind, at(item.key_span(kind)), attrs, name, name_span, sources,
+                     item.get("repeat"), item.get("first"), item.get("when"), at(item.span), bad)
+
+    def _from(self, node: YNode, scope: Scope) -> tuple[tuple[str, Span], ...] | None:
+        items = node.items if isinstance(node, YList) else [node]
+        if not items:
+            self.diags.error("E103", "from must name at least one layer or input",
+                             self._at(scope)(node.span))
+            return None
+        names = []
+        for item in items:
+            name = check_name(self.diags, item, "a `from` entry")
+            if name is None:
+                return None
+            names.append((name, self._at(scope)(item.span)))
+        return tuple(names)
+
+    def place(self, e: Entry, scope: Scope, previous, default_local: str | None = None):
+        """Expand one entry (with its repeat and condition); returns its output's full name."""
+        local = e.name or default_local or self._default_name(scope, e.kind)
+        scope.later.pop(local, None)
+        if local in scope.names:
+            first = scope.spans.get(local)
+            self.diags.error("E110", f"the name '{local}' is already used", e.name_span or e.kind_span,
+                             notes=[Note(first, "first used here")] if first else [],
+                             hints=["every layer and input needs its own name"])
+            return UNKNOWN
+        scope.spans[local] = e.name_span or e.kind_span
+        inputs = UNKNOWN if e.bad else self._inputs(e, scope, previous, local)
+        if e.when is not None:
+            keep = self._value(e.when, scope, "bool", "when")
+            if keep is UNKNOWN or not keep:
+                # left out: its name stands for its input, so a shortcut can name it either way
+                out = inputs[0][0] if isinstance(inputs, tuple) and keep is not UNKNOWN else UNKNOWN
+                scope.names[local] = out
+                return out
+        if e.repeat is None:
+            if e.first is not None:
+                self.diags.error("E102", "`first` only goes with `repeat`", self._at(scope)(e.first.span))
+            out = self._instance(e, e.attrs, local, inputs, scope)
+            scope.names[local] = out
+            return out
+        count = self._value(e.repeat, scope, "int", "repeat")
+        if count is not UNKNOWN and not 1 <= count <= MAX_LAYERS:
+            self.diags.error("E105", f"repeat must be between 1 and {MAX_LAYERS:,}, not {count}",
+                             self._at(scope)(e.repeat.span))
+            count = UNKNOWN
+        first = self._first(e, scope)
+        if count is UNKNOWN or first is UNKNOWN:
+            scope.names[local] = UNKNOWN
+            return UNKNOWN
+        out = inputs
+        for i in range(count):
+            attrs = _merge(first, e.attrs) if i == 0 and first is not None else e.attrs
+            out = self._instance(e, attrs, f"{local}.{i}", inputs, scope)
+            scope.names[f"{local}.{i}"] = out
+            inputs = ((out, e.kind_span),) if isinstance(out, str) else UNKNOWN
+        scope.names[local] = out
+        return out
+
+    def _first(self, e: Entry, scope: Scope):
+        if e.first is None:
+            return None
+        if not isinstance(e.first, YMap) or not (e.attrs is None or isinstance(e.attrs, YMap)):
+            self.diags.error("E103", "`first` must be a mapping of attributes that the first "
+                             "instance changes, with the attributes written as a mapping too",
+                             self._at(scope)(e.first.span), hints=["first: {stride: 2}"])
+            return UNKNOWN
+        return e.first
+
+    def _inputs(self, e: Entry, scope: Scope, previous, local: str):
+        if e.sources is None:
+            if previous is UNKNOWN:
+                return UNKNOWN
+            if previous is None:
+                names = ", ".join(k for k, v in scope.names.items() if v == k and not scope.prefix)
+                self.diags.error("E113", f"{e.kind} '{scope.prefix}{local}' has no input: the spec "
+                                 f"has several inputs ({names})", e.kind_span,
+                                 hints=["say which with `from: <input name>`"])
+                return UNKNOWN
+            return ((previous, e.kind_span),)
+        found = []
+        for ref, span in e.sources:
+            target = self._lookup(ref, span, scope)
+            if target is UNKNOWN:
+                return UNKNOWN
+            found.append((target, span))
+        return tuple(found)
+
+    def _lookup(self, ref: str, span: Span, scope: Scope):
+        """The full name a local name stands for, or UNKNOWN (reported unless already known bad)."""
+        if ref in scope.names:
+            return scope.names[ref]
+        if ref in scope.later:
+            self.diags.error("E111", f"'{ref}' is defined later; a layer can only use earlier ones",
+                             span, notes=[Note(scope.later[ref], "defined here")],
+                             hints=["move the layer, or name another input (a graph has no cycles)"])
+        else:
+            hints = did_you_mean(ref, scope.names)
+            if not hints and scope.prefix:
+                hints = ["inside a block, `input` is the block's input; other names are the "
+                         "block's own layers"]
+            self.diags.error("E111", f"no layer or input is named '{ref}'", span, hints=hints)
+        return UNKNOWN
+
+    def _default_name(self, scope: Scope, kind: str) -> str:
+        """`<type><k>`: conv1, conv2, relu1, ... (skipping names given explicitly)."""
+        base = "concat" if kind == "branches" else kind
+        k = scope.counters.get(base, 0)
+        while True:
+            k += 1
+            candidate = f"{base}{k}"
+            if candidate not in scope.names and candidate not in scope.later:
+                scope.counters[base] = k
+                return candidate
+
+    # --- one instance: a layer, a block, or branches -------------------------------------
+
+    def _instance(self, e: Entry, attrs, local: str, inputs, scope: Scope):
+        full = scope.prefix + local
+        if len(self.out) >= MAX_LAYERS:
+            self.diags.error("E112", f"the network expands to more than {MAX_LAYERS:,} layers",
+                             e.kind_span)
+            raise _TooMany
+        if e.kind in self.blocks:
+            return self._block(e, attrs, full, inputs, scope)
+        if e.kind == "branches":
+            return self._branches(e, attrs, full, inputs, scope)
+        resolved = self._attrs(e.kind, attrs, scope)
+        self.out.append(LayerUse(
+            e.kind, e.kind_span, None if resolved is UNKNOWN else resolved, full, e.name_span,
+            inputs if isinstance(inputs, tuple) else None, e.span, ok=resolved is not UNKNOWN))
+        return full
+
+    def _block(self, e: Entry, attrs, full: str, inputs, scope: Scope):
+        block = self.blocks[e.kind]
+        if e.kind in scope.stack:
+            chain = " -> ".join(scope.stack + (e.kind,))
+            self.diags.error("E115", f"block '{e.kind}' uses itself ({chain})", e.kind_span,
+                             notes=[Note(block.span, "defined here")])
+            return UNKNOWN
+        if len(scope.stack) >= MAX_NESTING:
+            self.diags.error("E115", f"blocks are nested more than {MAX_NESTING} deep", e.kind_span)
+            return UNKNOWN
+        args = self._block_args(e, block, attrs, scope)
+        if args is UNKNOWN:
+            return UNKNOWN
+        if isinstance(inputs, tuple) and len(inputs) != 1:
+            self.diags.error("E113", f"block '{e.kind}' takes 1 input, got {len(inputs)}",
+                             inputs[0][1], hints=["a block reads one input, named `input` inside"])
+            return UNKNOWN
+        source = inputs[0][0] if isinstance(inputs, tuple) else UNKNOWN
+        inner = Scope(full + ".", args, e.kind_span, stack=scope.stack + (e.kind,))
+        inner.names["input"] = source
+        inner.spans["input"] = block.span
+        if block.branches is not None:
+            fake = Entry("branches", block.span.with_origin(e.kind_span), block.branches, None,
+                         None, None, None, None, None, block.span.with_origin(e.kind_span))
+            out = self.place(fake, inner, source, "concat")
+        else:
+            out = self.body(block.body.items, inner, source)
+        if block.output is not None:
+            out = self._lookup(block.output.value, block.output.span.with_origin(e.kind_span),
+                               inner)
+        return out
+
+    def _block_args(self, e: Entry, block: BlockDef, attrs, scope: Scope):
+        at = self._at(scope)
+        if attrs is not None and not isinstance(attrs, YMap) and not (
+                isinstance(attrs, YScalar) and attrs.value is None):
+            self.diags.error("E108", f"block '{block.name}' takes its arguments as a mapping",
+                             at(attrs.span), hints=[f"- {block.name}: {{{', '.join(f'{a}: ...' for a in block.args)}}}"])
+            return UNKNOWN
+        given = attrs.entries if isinstance(attrs, YMap) else {}
+        values, ok = {}, True
+        for key, node in given.items():
+            spec = block.args.get(key)
+            if spec is None:
+                self.diags.error("E102", f"block '{block.name}' has no argument '{key}'",
+                                 at(attrs.key_span(key)),
+                                 hints=did_you_mean(key, block.args)
+                                 or [f"its arguments: {', '.join(block.args) or 'none'}"])
+                ok = False
+                continue
+            value = self._value(node, scope, spec.type, f"argument '{key}'")
+            if value is UNKNOWN:
+                ok = False
+            values[key] = value
+        for spec in block.args.values():
+            if spec.name not in given:
+                if spec.required:
+                    self.diags.error("E101", f"block '{block.name}' needs the argument "
+                                     f"`{spec.name}` ({spec.type})", e.kind_span,
+                                     notes=[Note(spec.span, "declared here")])
+                    ok = False
+                else:
+                    values[spec.name] = spec.default
+        return values if ok else UNKNOWN
+
+    def _branches(self, e: Entry, attrs, full: str, inputs, scope: Scope):
+        """Parallel chains reading one input, concatenated along the channels. A branch of one
+        layer is named `branch<k>`, a longer one's layers `branch<k>.0`, `branch<k>.1`, ...
+        (torchvision's Inception naming)."""
+        at = self._at(scope)
+        if not isinstance(attrs, YList) or len(attrs.items) < 2:
+            self.diags.error("E103", "branches must be a list of at least two branches",
+                             at(attrs.span if attrs is not None else e.kind_span),
+                             hints=["branches:\n  - [conv: {filters: 64, kernel: 1}]\n"
+                                    "  - [maxpool: {kernel: 3, stride: 1, pad: 1}, ...]"])
+            return UNKNOWN
+        source = inputs[0][0] if isinstance(inputs, tuple) and len(inputs) == 1 else UNKNOWN
+        outs = []
+        for k, branch in enumerate(attrs.items, 1):
+            items = branch.items if isinstance(branch, YList) else [branch]
+            entries = [self._entry(item, scope) for item in items]
+            out = source
+            for i, entry in enumerate(entries):
+                if entry is None:
+                    out = UNKNOWN
+                    continue
+                default = f"branch{k}" if len(entries) == 1 else f"branch{k}.{i}"
+                out = self.place(entry, scope, out, default)
+            outs.append((out, at(branch.span)))
+        known = all(isinstance(o, str) for o, _ in outs)
+        self.out.append(LayerUse("concat", e.kind_span, None, full, e.name_span,
+                                 tuple(outs) if known else None, e.span))
+        return full
+
+    # --- values --------------------------------------------------------------------------
+
+    def _at(self, scope: Scope):
+        origin = scope.origin
+        return (lambda span: span) if origin is None else (lambda span: span.with_origin(origin))
+
+    def _value(self, node: YNode, scope: Scope, want: str, what: str):
+        """A scalar (or expression) of type `want`, or UNKNOWN after reporting why."""
+        span = self._at(scope)(node.span)
+        value = node.value if isinstance(node, YScalar) else None
+        if is_expression(value):
+            value = self._evaluate(node, scope)
+            if value is UNKNOWN:
+                return UNKNOWN
+        ok = {"int": isinstance(value, int) and not isinstance(value, bool),
+              "bool": isinstance(value, bool),
+              "float": isinstance(value, (int, float)) and not isinstance(value, bool)}[want]
+        if not ok:
+            shown = kind_name(YScalar(value, span)) if isinstance(node, YScalar) else kind_name(node)
+            word = {"int": "an integer", "bool": "true or false", "float": "a number"}[want]
+            self.diags.error("E103", f"{what} must be {word}, not {shown}", span)
+            return UNKNOWN
+        return float(value) if want == "float" else value
+
+    def _evaluate(self, node: YScalar, scope: Scope):
+        try:
+            return evaluate(node.value, scope.env)
+        except ExprError as err:
+            span = self._at(scope)(node.span)
+            if span.line == span.end_line:  # point at the character in the expression
+                col = span.col + err.offset + (1 if node.quoted else 0)
+                span = Span(span.source, span.line, col, span.line, col + 1, span.origin)
+            self.diags.error("E114", f"in `{node.value}`: {err.message}", span, hints=err.hints)
+            return UNKNOWN
+
+    def _attrs(self, kind: str, attrs, scope: Scope):
+        """Attributes with expressions evaluated, spans placed, and spec defaults merged."""
+        cls = REGISTRY.get(kind)
+        if isinstance(attrs, YScalar) and attrs.value is not None and cls is not None \
+                and cls.main is not None:
+            attrs = YMap({cls.main: attrs}, {cls.main: YScalar(cls.main, attrs.span)}, attrs.span)
+        if isinstance(attrs, YScalar) and attrs.value is None:
+            attrs = None
+        result = self._subst(attrs, scope) if attrs is not None else None
+        if result is UNKNOWN:
+            return UNKNOWN
+        defaults = self.defaults.get(kind)
+        if defaults is not None and (result is None or isinstance(result, YMap)):
+            result = _merge(result, defaults) if result is not None else defaults
+        return result
+
+    def _subst(self, node: YNode, scope: Scope):
+        at = self._at(scope)
+        if isinstance(node, YScalar):
+            if is_expression(node.value):
+                value = self._evaluate(node, scope)
+                return UNKNOWN if value is UNKNOWN else YScalar(value, at(node.span))
+            return node if scope.origin is None else YScalar(node.value, at(node.span), node.quoted)
+        if isinstance(node, YList):
+            items = [self._subst(i, scope) for i in node.items]
+            return UNKNOWN if UNKNOWN in items else YList(items, at(node.span))
+        entries = {k: self._subst(v, scope) for k, v in node.entries.items()}
+        if any(v is UNKNOWN for v in entries.values()):
+            return UNKNOWN
+        keys = {k: YScalar(k, at(s.span), s.quoted) for k, s in node.keys.items()}
+        return YMap(entries, keys, at(node.span))
 
 
-def _outputs(diags: Diagnostics, node: YNode) -> list[tuple[str, Span]] | None:
-    items = node.items if isinstance(node, YList) else [node]
-    names = []
-    for item in items:
-        name = check_name(diags, item, "an output name")
-        if name is not None:
-            names.append((name, item.span))
-    return names or None
+def _merge(mine: YMap | None, defaults: YMap | None) -> YMap | None:
+    """`mine` with the keys of `defaults` that it does not set."""
+    if defaults is None:
+        return mine
+    entries = dict(defaults.entries)
+    keys = dict(defaults.keys)
+    if mine is not None:
+        entries.update(mine.entries)
+        keys.update(mine.keys)
+    span = mine.span if mine is not None else defaults.span
+    return YMap(entries, keys, span)
