@@ -257,14 +257,33 @@ class Checker:
         notes = []
         if e.code == "E305" or e.input is not None:
             for ref in inputs:
-                if ref.value is not None and ref.index >= 0:
-                    notes.append(Note(ref.span, f"'{ref.value.name}' makes "
-                                      f"{fmt_shape(ref.value.shape)} here"))
-                elif ref.value is not None:
-                    notes.append(Note(ref.span, f"input '{ref.value.name}' is "
-                                      f"{fmt_shape(ref.value.shape)}"))
+                notes += self._provenance(ref)
         self.diags.error(e.code, f"{use.kind} '{name}': {e.message}", span,
                          details=e.details, hints=e.hints, notes=notes)
+
+    def _provenance(self, ref: _Defined, limit: int = 3) -> list[Note]:
+        """Where an operand's shape came from: the operand, then (walking back along first
+        inputs) each earlier layer that changed the size, with its position."""
+        value = ref.value
+        if ref.index < 0:
+            return [Note(ref.span, f"input '{value.name}' is {fmt_shape(value.shape)}")]
+        notes = [Note(ref.span, f"'{value.name}' is {fmt_shape(value.shape)}, made here")]
+        nodes = {n.name: n for n in self.nodes}
+        node = nodes.get(value.name)
+        while node is not None and node.inputs and len(notes) <= limit:
+            before = node.inputs[0]
+            if before.shape != node.output.shape:
+                if node.name != value.name:
+                    notes.append(Note(self.defined[node.name].span,
+                                      f"{node.kind} '{node.name}' turned {fmt_shape(before.shape)} "
+                                      f"into {fmt_shape(node.output.shape)}"))
+            node = nodes.get(before.name)
+            if node is None and before.name in self.defined and len(notes) <= limit:
+                d = self.defined[before.name]
+                if d.index < 0:
+                    notes.append(Note(d.span, f"from input '{before.name}' "
+                                      f"({fmt_shape(before.shape)})"))
+        return notes
 
     def _within_limits(self, use, name, out, weight_specs) -> bool:
         elements = volume(out[1:])

@@ -20,12 +20,11 @@ from dataclasses import dataclass
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
-from onnx import numpy_helper
 
 import netc
-from conftest import BATCH, check, compile_bytes, concrete, random_feeds, run, session
+from conftest import check, compile_bytes, concrete, random_feeds, run, session
 from netc.emit import emit, serialize
 
 # --- 1. per-layer shape tables ----------------------------------------------------------------
@@ -88,6 +87,10 @@ CONV = [
     # ceil(10 / 3) = 4, ceil(7 / 3) = 3
     Row("same-s3-k5", "- conv: {filters: 4, kernel: 5, stride: 3, pad: same}", x(3, 10, 7),
         ("N", 4, 4, 3)),
+    # a 1x1 filter at stride 2: ceil(7 / 2) = 4 exactly; ceil(8 / 2) = 4 with no padding,
+    # (8 - 1) / 2 + 1 = 4.5, the last column lies between windows and is skipped (SAME_UPPER)
+    Row("same-k1-s2", "- conv: {filters: 4, kernel: 1, stride: 2, pad: same}", x(3, 7, 8),
+        ("N", 4, 4, 4)),
     Row("valid", "- conv: {filters: 4, kernel: 3, pad: valid}", x(3, 7), ("N", 4, 5, 5)),
     # (7 - 3) / 3 + 1 = 2.33: floor keeps 2 windows, ceil 3 (the third starts at 6 < 7,
     # inside the input, and gets 2 columns of end padding)
@@ -131,8 +134,8 @@ POOL = [
     Row("max-ceil-googlenet", "- maxpool: {kernel: 3, stride: 2, round: ceil}", x(2, 112),
         ("N", 2, 56, 56)),
     # (5 + 2 - 2) / 2 + 1 = 3.5 -> 4, but the 4th window would start at 6 >= 5 + 1: 3
-    Row("max-ceil-drops-window-in-padding", "- maxpool: {kernel: 2, stride: 2, pad: 1, round: ceil}",
-        x(3, 5), ("N", 3, 3, 3)),
+    Row("max-ceil-drops-window-in-padding",
+        "- maxpool: {kernel: 2, stride: 2, pad: 1, round: ceil}", x(3, 5), ("N", 3, 3, 3)),
     # height (6 - 2) / 2 + 1 = 3, width (6 - 3) / 1 + 1 = 4
     Row("max-hw", "- maxpool: {kernel: [2, 3], stride: [2, 1]}", x(3, 6), ("N", 3, 3, 4)),
     # [top, left, bottom, right] = [0, 1, 0, 1]: height (4 - 2) / 2 + 1 = 2,
@@ -142,6 +145,9 @@ POOL = [
     # same at stride 2: ceil(7 / 2) = 4 (3x3: pads 1 + 1; 2x2: pads 0 + 1)
     Row("max-same-k3", "- maxpool: {kernel: 3, stride: 2, pad: same}", x(3, 7), ("N", 3, 4, 4)),
     Row("max-same-k2", "- maxpool: {kernel: 2, stride: 2, pad: same}", x(3, 7), ("N", 3, 4, 4)),
+    # ceil(7 / 3) = 3 exactly; ceil(8 / 3) = 3: (8 - 1) / 3 + 1 = 3.33, the last column skipped
+    Row("max-same-k1-s3", "- maxpool: {kernel: 1, stride: 3, pad: same}", x(3, 7, 8),
+        ("N", 3, 3, 3)),
     Row("avg-k2", "- avgpool: 2", x(3, 8), ("N", 3, 4, 4)),
     Row("avg-k3-s1-p1", "- avgpool: {kernel: 3, stride: 1, pad: 1}", x(3, 6), ("N", 3, 6, 6)),
     Row("avg-k3-s1-p1-include-pad", "- avgpool: {kernel: 3, stride: 1, pad: 1, include_pad: true}",
@@ -290,14 +296,25 @@ def expected_out(n, k, s, pb, pa, d, rounding):
     span = n + pb + pa - f_eff(k, d)
     if span < 0:
         return None
+    if span % s == 0:  # the windows tile: every rounding gives the same size
+        return span // s + 1
     if rounding == "exact":
-        return span // s + 1 if span % s == 0 else None
+        return None
     if rounding == "floor":
         return span // s + 1
     out = -(-span // s) + 1
     if (out - 1) * s >= n + pb:  # the last window would start inside the end padding
         out -= 1
     return out
+
+
+def note_ceil_drop(axes, rounding):
+    """Tell hypothesis's statistics how often the ceil rule's exception is exercised."""
+    for a in axes:
+        span = a["n"] + a["pb"] + a["pa"] - f_eff(a["k"], a.get("d", 1))
+        if rounding == "ceil" and span >= 0 and span % a["s"] and \
+                -(-span // a["s"]) * a["s"] >= a["n"] + a["pb"]:
+            event("ceil: a last window starting in the end padding is dropped")
 
 
 axis = st.fixed_dictionaries({
@@ -317,7 +334,9 @@ def shapes_or_error(path):
     try:
         graph = check(path)
     except netc.NetcError as e:
+        event("netc rejects: " + ", ".join(d.code for d in e.diagnostics.items))
         return e, None
+    event("netc accepts; run in ONNX Runtime")
     [out] = graph.outputs
     [y] = run(compile_bytes(path), random_feeds(graph))
     return out.shape, y.shape
@@ -326,12 +345,14 @@ def shapes_or_error(path):
 @PROPERTY
 @given(h=axis, w=axis, rounding=st.sampled_from(["floor", "ceil"]))
 def test_conv_window_matches_onnxruntime(spec_writer, h, w, rounding):
+    note_ceil_drop((h, w), rounding)
     path = spec_writer(conv_layer(h, w, rounding), ("N", 1, h["n"], w["n"]))
     got, ort_shape = shapes_or_error(path)
     too_large = any(f_eff(a["k"], a["d"]) > a["n"] + a["pb"] + a["pa"] for a in (h, w))
     if isinstance(got, netc.NetcError):
         assert [d.code for d in got.diagnostics.items] == ["E302"], str(got)
         assert too_large
+        check_too_large_fixes(" ".join(got.diagnostics.items[0].hints), h, w)
         return
     assert not too_large
     assert ort_shape == concrete(got)
@@ -359,46 +380,121 @@ def test_conv_exact_accepts_iff_whole(spec_writer, h, w):
         assert isinstance(got, netc.NetcError)
         [diag] = got.diagnostics.items
         assert diag.code == ("E302" if not all(fits) else "E301"), str(got)
+        if diag.code == "E301":
+            check_fixes(" ".join(diag.hints), h, w)
 
 
-pool_axis = st.fixed_dictionaries({
-    "n": st.integers(1, 16), "k": st.integers(1, 5), "s": st.integers(1, 4),
-    "pb": st.integers(0, 3), "pa": st.integers(0, 3),
+def check_too_large_fixes(hint, h, w):
+    """The E302 hints: the largest kernel that fits, and a padding that makes this one fit."""
+    [(kh, kw)] = re.findall(r"kernel of at most (\d+)x(\d+)", hint)
+    for a, k in ((h, int(kh)), (w, int(kw))):
+        padded = a["n"] + a["pb"] + a["pa"]
+        d = a.get("d", 1)
+        assert f_eff(k, d) <= padded < f_eff(k + 1, d), hint
+    [p] = re.findall(r"pad by at least (\d+) on each side", hint)
+    assert all(f_eff(a["k"], a.get("d", 1)) <= a["n"] + 2 * int(p) for a in (h, w)), hint
+
+
+def check_fixes(hint, h, w):
+    """Every size an E301 hint promises is the size that fix really gives."""
+    def sizes(**change):
+        return tuple(expected_out(**{**a, **change.get("all", {})}, rounding=change["round"])
+                     for a in (h, w))
+
+    for s, hh, ww in re.findall(r"stride (\d+) gives (\d+)x(\d+)", hint):
+        assert sizes(all={"s": int(s)}, round="exact") == (int(hh), int(ww)), hint
+    for p, hh, ww in re.findall(r"pad: (\d+) gives (\d+)x(\d+)", hint):
+        assert sizes(all={"pb": int(p), "pa": int(p)}, round="exact") == (int(hh), int(ww)), hint
+    for rounding in ("floor", "ceil"):
+        [(hh, ww)] = re.findall(rf"round: {rounding}`[^(]*\((\d+)x(\d+)\)", hint)
+        assert sizes(round=rounding) == (int(hh), int(ww)), hint
+
+
+same_axis = st.fixed_dictionaries({
+    "n": st.integers(1, 16), "k": st.integers(1, 6), "s": st.integers(1, 4), "d": st.integers(1, 3),
 })
+
+
+@PROPERTY
+@given(h=same_axis, w=same_axis, op=st.sampled_from(["conv", "maxpool", "avgpool"]),
+       rounding=st.sampled_from(["exact", "floor", "ceil"]))
+def test_same_padding_gives_n_over_stride_rounded_up(spec_writer, h, w, op, rounding):
+    """`same` never needs rounding (docs/spec.md), whatever `round` says."""
+    attrs = (f"kernel: [{h['k']}, {w['k']}], stride: [{h['s']}, {w['s']}], pad: same, "
+             f"round: {rounding}")
+    if op == "conv":
+        attrs = f"filters: 1, {attrs}, dilation: [{h['d']}, {w['d']}]"
+    path = spec_writer(f"- {op}: {{{attrs}}}", ("N", 1, h["n"], w["n"]))
+    got, ort_shape = shapes_or_error(path)
+    assert not isinstance(got, netc.NetcError), str(got)
+    assert ort_shape == concrete(got)
+    assert got[2:] == tuple(-(-a["n"] // a["s"]) for a in (h, w))
+
+
+# ONNX Runtime refuses pooling pads as large as the window (netc's E105, tested below), so
+# the pads here stay smaller than the kernel
+pool_axis = st.integers(1, 5).flatmap(lambda k: st.fixed_dictionaries({
+    "n": st.integers(1, 16), "k": st.just(k), "s": st.integers(1, 4),
+    "pb": st.integers(0, k - 1), "pa": st.integers(0, k - 1),
+}))
+pool_rounding = st.sampled_from(["ceil", "ceil", "floor", "exact"])
 
 
 def pool_property(spec_writer, op, h, w, rounding, extra=""):
     layer = (f"- {op}: {{kernel: [{h['k']}, {w['k']}], stride: [{h['s']}, {w['s']}], "
              f"pad: [{h['pb']}, {w['pb']}, {h['pa']}, {w['pa']}], round: {rounding}{extra}}}")
+    note_ceil_drop((h, w), rounding)
     path = spec_writer(layer, ("N", 2, h["n"], w["n"]))
     got, ort_shape = shapes_or_error(path)
-    # ONNX Runtime refuses pads as large as the window; netc says so first (E105)
-    pad_too_big = any(a["pb"] >= a["k"] or a["pa"] >= a["k"] for a in (h, w))
     too_large = any(a["k"] > a["n"] + a["pb"] + a["pa"] for a in (h, w))
+    want = tuple(expected_out(**a, d=1, rounding=rounding) for a in (h, w))
     if isinstance(got, netc.NetcError):
         [diag] = got.diagnostics.items
-        if pad_too_big:
-            assert diag.code == "E105", str(got)
+        if too_large:
+            assert diag.code == "E302", str(got)
+            check_too_large_fixes(" ".join(diag.hints), h, w)
         else:
-            assert diag.code == "E302" and too_large, str(got)
+            assert rounding == "exact" and None in want and diag.code == "E301", str(got)
+            hint = " ".join(diag.hints)
+            check_fixes(hint, {**h, "d": 1}, {**w, "d": 1})
+            for p in re.findall(r"pad: (\d+) gives", hint):  # a pad netc itself would allow
+                assert int(p) < min(h["k"], w["k"]), hint
         return
-    assert not pad_too_big and not too_large
+    assert not too_large
     assert ort_shape == concrete(got)
-    assert got[2:] == tuple(expected_out(**a, d=1, rounding=rounding) for a in (h, w))
+    assert got[2:] == want
 
 
 @PROPERTY
-@given(h=pool_axis, w=pool_axis, rounding=st.sampled_from(["ceil", "ceil", "floor"]))
+@given(h=pool_axis, w=pool_axis, rounding=pool_rounding)
 def test_maxpool_window_matches_onnxruntime(spec_writer, h, w, rounding):
     pool_property(spec_writer, "maxpool", h, w, rounding)
 
 
 @PROPERTY
-@given(h=pool_axis, w=pool_axis, rounding=st.sampled_from(["ceil", "ceil", "floor"]),
-       include_pad=st.booleans())
+@given(h=pool_axis, w=pool_axis, rounding=pool_rounding, include_pad=st.booleans())
 def test_avgpool_window_matches_onnxruntime(spec_writer, h, w, rounding, include_pad):
     pool_property(spec_writer, "avgpool", h, w, rounding,
                   f", include_pad: {str(include_pad).lower()}")
+
+
+@pytest.mark.parametrize("op, onnx_op", [("maxpool", "MaxPool"), ("avgpool", "AveragePool")])
+def test_pool_pad_as_large_as_window_is_refused(make_spec, op, onnx_op):
+    """netc's E105 stands in for ONNX Runtime's refusal of a pad >= the pooling window."""
+    from onnx import TensorProto, helper
+
+    with pytest.raises(netc.NetcError) as caught:
+        check(make_spec(f"- {op}: {{kernel: 2, pad: 2}}", x(1, 6)))
+    assert [d.code for d in caught.value.diagnostics.items] == ["E105"]
+    node = helper.make_node(onnx_op, ["x"], ["y"], kernel_shape=[2, 2], strides=[2, 2],
+                            pads=[2, 2, 2, 2])
+    graph = helper.make_graph(
+        [node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, 6, 6])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    with pytest.raises(Exception, match="(?i)pad"):
+        session(model.SerializeToString()).run(None, {"x": np.zeros((1, 1, 6, 6), np.float32)})
 
 
 # --- numeric oracles --------------------------------------------------------------------------

@@ -19,6 +19,13 @@ def pads_of(pad, x_hw, kernel, stride, dilation) -> tuple[int, int, int, int]:
     return pad
 
 
+def rounding_of(pad, rounding: str) -> str:
+    """`same` promises ceil(N / stride), so it never needs rounding; but where the stride is
+    longer than the filter, the pixels after the last window are skipped (as in ONNX's
+    SAME_UPPER), which `exact` would reject: read `exact` as `floor` there."""
+    return "floor" if pad == "same" and rounding == "exact" else rounding
+
+
 @layer("conv")
 @dataclass(frozen=True)
 class Conv(Layer):
@@ -43,7 +50,8 @@ class Conv(Layer):
 
     def _geometry(self, x: Shape):
         pads = pads_of(self.pad, x[2:], self.kernel, self.stride, self.dilation)
-        out_hw, extra = spatial(x[2:], self.kernel, self.stride, pads, self.dilation, self.round)
+        out_hw, extra = spatial(x[2:], self.kernel, self.stride, pads, self.dilation,
+                                rounding_of(self.pad, self.round))
         return out_hw, (pads[0], pads[1], pads[2] + extra[0], pads[3] + extra[1])
 
     def infer(self, x: Shape) -> Shape:

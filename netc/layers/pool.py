@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from ..errors import RuleError
 from .base import Layer, Padding, Pair, Round, Shape, attr, layer, need_rank
-from .conv import pads_of
+from .conv import pads_of, rounding_of
 from .window import spatial
 
 
@@ -36,7 +36,8 @@ class _Pool(Layer):
                     "pooling window", code="E105", attr="pad",
                     hints=[f"pad by at most {self.kernel[i % 2] - 1}"],
                 )
-        out_hw, _ = spatial(x[2:], self.kernel, self.steps, pads, (1, 1), self.round, "window")
+        out_hw, _ = spatial(x[2:], self.kernel, self.steps, pads, (1, 1),
+                            rounding_of(self.pad, self.round), "window")
         return out_hw, pads
 
     def infer(self, x: Shape) -> Shape:

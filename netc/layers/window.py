@@ -98,13 +98,15 @@ def _too_large(x_hw, kernel, dilation, pads, what, i) -> RuleError:
     keff = tuple(dilation[j] * (kernel[j] - 1) + 1 for j in (0, 1))
     shown = _size(kernel) if keff == tuple(kernel) else f"{_size(kernel)} (dilated to {_size(keff)})"
     where = "input" if padded == tuple(x_hw) else f"padded input ({_size(padded)})"
-    need = -(-(keff[i] - x_hw[i]) // 2)
+    # enough for both axes, and for a dilated filter the kernel that spans at most the input
+    need = max(-(-(keff[j] - x_hw[j]) // 2) for j in (0, 1))
+    largest = tuple((padded[j] - 1) // dilation[j] + 1 for j in (0, 1))
     return RuleError(
         f"a {shown} {what} is larger than the {_size(x_hw)} {where}",
         code="E302", attr="kernel",
         details=[f"{AXES[i]}: {x_hw[i]} + {pads[i] + pads[i + 2]} padding < {keff[i]}: "
                  "there is no position where the whole filter fits"],
-        hints=[f"use a kernel of at most {_size(padded)}",
+        hints=[f"use a kernel of at most {_size(largest)}",
                f"or pad by at least {need} on each side"],
     )
 
