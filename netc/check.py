@@ -24,14 +24,17 @@ MAX_TENSOR = 1 << 31  # elements in one activation (per image) or one weight ten
 MAX_PARAMS = 1 << 32  # elements of all weights together (16 GiB in fp32)
 
 
-def check_file(path) -> Graph:
-    """Load, expand and check a spec file. Raises NetcError with every problem found."""
+def check_file(path, warnings: Diagnostics | None = None) -> Graph:
+    """Load, expand and check a spec file. Raises NetcError with every problem found;
+    warnings go to `warnings` when given."""
     source, root = load_file(path)
     spec, diags = flatten(source, root)
     if spec is None:
         raise NetcError(diags)
     graph = Checker(spec, diags).run()
     diags.raise_if_errors()
+    if warnings is not None:
+        warnings.extend(diags)
     return graph
 
 

@@ -25,6 +25,7 @@ commands:
   compile   check a spec and write its ONNX model
   check     check specs (files or folders) without building anything
   summary   per-layer table of shapes, parameters and MACs
+  expand    print the spec with every block, repeat and default written out
   run       run a spec or an .onnx model in ONNX Runtime
 
 Run `netc COMMAND --help` for a command's options. Docs: docs/spec.md, docs/cli.md."""
@@ -61,6 +62,15 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("spec", metavar="SPEC")
     s.add_argument("--format", choices=("text", "json"), default="text",
                    help="text table (default) or JSON")
+
+    e = sub.add_parser("expand", help="print the spec with blocks, repeats and defaults expanded",
+                       description="Print SPEC as a flat spec: every block, repeat, branch and "
+                       "default expanded, every layer with its full name, its inputs and all its "
+                       "attributes. netc reads the result as a spec, and it compiles to the "
+                       "identical model.")
+    e.add_argument("spec", metavar="SPEC")
+    e.add_argument("-o", "--output", metavar="OUT.yaml", help="write to a file instead of "
+                   "standard output")
 
     r = sub.add_parser("run", help="run a spec or an .onnx model in ONNX Runtime",
                        description="Run SPEC (compiled in memory) or MODEL.onnx in ONNX Runtime "
@@ -125,11 +135,22 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_INTERNAL
 
 
-def cmd_compile(args) -> int:
+def _checked(path: str):
+    """Check a spec, printing its warnings to standard error."""
     from .check import check_file
+    from .errors import Diagnostics
+
+    warnings = Diagnostics()
+    graph = check_file(path, warnings)
+    if len(warnings):
+        print(warnings.render(), file=sys.stderr)
+    return graph
+
+
+def cmd_compile(args) -> int:
     from .emit import emit, serialize, write_atomic
 
-    graph = check_file(args.spec)
+    graph = _checked(args.spec)
     out = args.output or f"{graph.name}.onnx"
     data = serialize(emit(graph, seed=args.seed))
     write_atomic(out, data)
@@ -156,13 +177,11 @@ def spec_files(paths: list[str]) -> list[str]:
 
 
 def cmd_check(args) -> int:
-    from .check import check_file
-
     files = spec_files(args.paths)
     failed = 0
     for path in files:
         try:
-            check_file(path)
+            _checked(path)
         except NetcError as e:
             failed += 1
             print(e.diagnostics.render(), file=sys.stderr)
@@ -176,10 +195,9 @@ def cmd_check(args) -> int:
 
 
 def cmd_summary(args) -> int:
-    from .check import check_file
     from .report import summary_json, summary_text
 
-    graph = check_file(args.spec)
+    graph = _checked(args.spec)
     print(summary_json(graph) if args.format == "json" else summary_text(graph))
     return EXIT_OK
 
@@ -220,6 +238,19 @@ def cmd_run(args) -> int:
     return EXIT_OK
 
 
+def cmd_expand(args) -> int:
+    from .unparse import flat_spec
+
+    text = flat_spec(_checked(args.spec))
+    if args.output:
+        from .emit import write_atomic
+
+        write_atomic(args.output, text.encode("utf-8"))
+    else:
+        sys.stdout.write(text)
+    return EXIT_OK
+
+
 def _dims(a) -> str:
     return "×".join(str(d) for d in a.shape)
 
@@ -231,10 +262,9 @@ def _model_bytes(args) -> bytes:
                 return f.read()
         except OSError as e:
             raise fail("E001", f"cannot read '{args.model}': {e.strerror or e}", None) from None
-    from .check import check_file
     from .emit import emit, serialize
 
-    return serialize(emit(check_file(args.model), seed=args.seed))
+    return serialize(emit(_checked(args.model), seed=args.seed))
 
 
 def _load_npy(path: str):
@@ -261,4 +291,5 @@ def _save(path: str, outputs: dict, np) -> None:
     print(f"saved {', '.join(outputs)} to {path}")
 
 
-COMMANDS = {"compile": cmd_compile, "check": cmd_check, "summary": cmd_summary, "run": cmd_run}
+COMMANDS = {"compile": cmd_compile, "check": cmd_check, "summary": cmd_summary,
+            "expand": cmd_expand, "run": cmd_run}

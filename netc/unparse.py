@@ -1,0 +1,57 @@
+"""A checked graph -> the flat spec that `netc expand` prints.
+
+Every layer is written out with its full name, its inputs (`from`) and every attribute,
+defaults included, so the output is a spec netc reads again and compiles to the identical
+model (same names, hence the same weights for the same seed).
+"""
+
+from __future__ import annotations
+
+import json
+
+from .expand import FORMAT_VERSION, NAME_RE
+from .ir import Graph
+from .layers import attributes
+from .load import resolve_plain, yaml11_trap
+
+
+def scalar(value) -> str:
+    """One YAML scalar, quoted only where a plain one would read back differently."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, (tuple, list)):
+        return "[" + ", ".join(scalar(v) for v in value) + "]"
+    text = str(value)
+    if NAME_RE.match(text) and resolve_plain(text) == (text, "str") \
+            and not yaml11_trap(text, "str"):
+        return text
+    return json.dumps(text, ensure_ascii=False)
+
+
+def flat_spec(graph: Graph) -> str:
+    lines = [f"netc: {FORMAT_VERSION}", f"name: {scalar(graph.name)}"]
+    if graph.description:
+        lines.append(f"description: {json.dumps(graph.description, ensure_ascii=False)}")
+    lines.append("inputs:")
+    lines += [f"  {scalar(v.name)}: {scalar(list(v.shape))}" for v in graph.inputs]
+    lines.append("layers:")
+    for node in graph.nodes:
+        attrs = []
+        for spec in attributes(type(node.layer)):
+            value = getattr(node.layer, spec.name)
+            if value is not None:  # None: the default that depends on another attribute
+                attrs.append(f"{spec.name}: {scalar(value)}")
+        head = f"  - {node.kind}: {{{', '.join(attrs)}}}" if attrs else f"  - {node.kind}:"
+        lines.append(head)
+        lines.append(f"    name: {scalar(node.name)}")
+        sources = [x.name for x in node.inputs]
+        lines.append(f"    from: {scalar(sources[0]) if len(sources) == 1 else scalar(sources)}")
+    lines.append(f"outputs: {scalar([v.name for v in graph.outputs])}")
+    lines.append("expect:")
+    lines.append(f"  params: {graph.params}")
+    lines.append(f"  macs: {graph.macs}")
+    outputs = ", ".join(f"{scalar(v.name)}: {scalar(list(v.shape))}" for v in graph.outputs)
+    lines.append(f"  outputs: {{{outputs}}}")
+    return "\n".join(lines) + "\n"
