@@ -27,7 +27,16 @@ PUBLISHED = {
     "lenet5": (61_706, 416_520, 10),
     "alexnet": (61_100_840, 714_188_480, 1000),
     "vgg16": (138_357_544, 15_470_264_320, 1000),
+    "googlenet": (6_624_904, 1_498_376_192, 1000),
+    "resnet18": (11_689_512, 1_814_073_344, 1000),
+    "resnet34": (21_797_672, 3_663_761_408, 1000),
+    "resnet50": (25_557_032, 4_089_184_256, 1000),
+    "resnet101": (44_549_160, 7_801_405_440, 1000),
+    "resnet152": (60_192_808, 11_513_626_624, 1000),
 }
+# torchvision's state_dict keys (parameters and running statistics; num_batches_tracked left
+# out), written by torchvision 0.29.1 itself: see the first line of each file.
+TORCHVISION_KEYS = ROOT / "tests" / "data" / "torchvision"
 
 
 def test_every_published_network_is_shipped():
@@ -71,15 +80,37 @@ def test_onnx_shape_inference_agrees_with_netc(compiled):
         assert shapes[node.name] == node.output.shape, node.name
 
 
-def test_runs_in_onnxruntime_at_batch_3(compiled):
+def test_runs_in_onnxruntime_at_batch_2_and_3(compiled):
     _, graph, model = compiled
     sess = ort.InferenceSession(serialize(model), providers=["CPUExecutionProvider"])
     (inp,) = graph.inputs
-    x = np.random.default_rng(0).standard_normal((3, *inp.shape[1:]), dtype=np.float32)
-    outputs = sess.run(None, {inp.name: x})
-    for value, out in zip(graph.outputs, outputs):
-        assert out.shape == (3, *value.shape[1:])
-        assert np.isfinite(out).all()
+    for batch in (2, 3):
+        x = np.random.default_rng(0).standard_normal((batch, *inp.shape[1:]), dtype=np.float32)
+        outputs = sess.run(None, {inp.name: x})
+        for value, out in zip(graph.outputs, outputs):
+            assert out.shape == (batch, *value.shape[1:])
+            assert np.isfinite(out).all()
+
+
+@pytest.mark.parametrize("fixture", sorted(TORCHVISION_KEYS.glob("*.txt")), ids=lambda p: p.stem)
+def test_weight_names_are_torchvision_state_dict_keys(fixture):
+    graph = netc.check_spec(ROOT / "specs" / f"{fixture.stem}.yaml")
+    lines = fixture.read_text().splitlines()
+    keys = [k for k in lines if not k.startswith("#")]
+    assert [w.name for w in graph.weights] == keys  # the same names, in the same order
+    assert f"{graph.params} parameters" in lines[0]
+
+
+def test_expand_round_trips_to_the_identical_model(compiled, tmp_path):
+    """`netc expand` prints a flat spec that compiles to a byte-identical model."""
+    from netc.unparse import flat_spec
+
+    _, graph, model = compiled
+    flat = tmp_path / "flat.yaml"
+    flat.write_text(flat_spec(graph), encoding="utf-8")
+    again = netc.check_spec(flat)
+    assert serialize(emit(again, seed=0)) == serialize(model)
+    assert "blocks:" not in flat.read_text() and "repeat:" not in flat.read_text()
 
 
 @pytest.mark.parametrize("name", sorted(PUBLISHED))
@@ -93,6 +124,11 @@ def test_summary_json_reports_published_counts(name, capsys):
     assert list(report["outputs"].values()) == [["N", classes]]
     assert sum(layer["params"] for layer in report["layers"]) == params
     assert sum(layer["macs"] for layer in report["layers"]) == macs
+
+
+@pytest.mark.parametrize("name", ["googlenet", "resnet152"])
+def test_big_networks_fit_on_a_screen_or_two(name):
+    assert len((ROOT / "specs" / f"{name}.yaml").read_text().splitlines()) <= 150
 
 
 def test_check_specs_folder(capsys):
