@@ -16,7 +16,7 @@ from .errors import Diagnostics, NetcError, Note, RuleError, closest, did_you_me
 from .expand import FlatSpec, LayerUse, flatten
 from .ir import Graph, Node, Value, Weight
 from .layers import REGISTRY, AttrSpec, attributes, fmt_shape
-from .layers.base import volume
+from .layers.base import INITIALISERS, INITIALISERS_WITH_VALUE, parse_init, volume
 from .load import YList, YMap, YNode, YScalar, kind_name, load_file
 from .source import Span
 
@@ -184,6 +184,8 @@ class Checker:
             return None
         if spec.kind in ("int", "float", "bool", "choice"):
             return self._scalar(spec, node, label)
+        if spec.kind == "init":
+            return self._init(spec, node, label)
         if spec.kind == "padding" and isinstance(node, YScalar) and isinstance(node.value, str):
             return self._scalar(spec, node, label)
         if isinstance(node, YScalar):
@@ -242,6 +244,23 @@ class Checker:
                              node.span)
             return _BAD
         return float(v) if kind == "float" else v
+
+    def _init(self, spec: AttrSpec, node: YNode, label: str):
+        v = node.value if isinstance(node, YScalar) else None
+        if not isinstance(v, str):
+            return self._type_error(label, "an initialiser name such as he_normal", node)
+        problem = parse_init(v)
+        if isinstance(problem, str):
+            name, paren, _ = v.partition("(")
+            if paren and name in INITIALISERS_WITH_VALUE:  # `normal(x)`: not a misspelt name
+                example = {"normal": "0.01", "uniform": "0.05", "constant": "0"}[name]
+                hints = [f"{name}(...) takes one number, for example {name}({example})"]
+            else:
+                hints = did_you_mean(v, INITIALISERS) \
+                    or [f"choose one of: {', '.join(spec.choices)}"]
+            self.diags.error("E105", f"{label}: {problem}", node.span, hints=hints)
+            return _BAD
+        return v
 
     def _type_error(self, label: str, want: str, node: YNode):
         hints = []

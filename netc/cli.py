@@ -7,8 +7,10 @@ Exit codes: 0 success, 1 errors in the user's input, 2 bad command-line usage,
 from __future__ import annotations
 
 import argparse
+import atexit
 import io
 import os
+import shutil
 import sys
 import traceback
 
@@ -27,6 +29,7 @@ commands:
   summary   per-layer table of shapes, parameters and MACs
   expand    print the spec with every block, repeat and default written out
   run       run a spec or an .onnx model in ONNX Runtime
+  weights   write a spec's weights (a template) or a model's to .safetensors/.npz
 
 Run `netc COMMAND --help` for a command's options. Docs: docs/spec.md, docs/cli.md."""
 
@@ -47,6 +50,10 @@ def _parser() -> argparse.ArgumentParser:
                    "directory, NAME being the spec's `name:`)")
     c.add_argument("--seed", type=_seed, default=0, metavar="N",
                    help="seed for the initial weights (default 0)")
+    c.add_argument("--external-data", action="store_true",
+                   help="store the weights in a data file beside the model (always done when "
+                   "they pass 1.5 GiB, as protobuf cannot hold 2 GiB)")
+    _weights_options(c)
 
     k = sub.add_parser("check", help="check specs without building anything",
                        description="Check every spec given (folders are searched for .yaml and "
@@ -89,7 +96,28 @@ def _parser() -> argparse.ArgumentParser:
                    help="save the output (.npy), or all outputs by name (.npz)")
     r.add_argument("--seed", type=_seed, default=0, metavar="N",
                    help="seed for the weights when running a spec (default 0)")
+    _weights_options(r)
+
+    w = sub.add_parser("weights", help="write a spec's weights, or extract a model's, to a file",
+                       description="Write the weights of SPEC (initial values, named "
+                       "`<layer>.<param>` as PyTorch's state_dict keys: a template to fill) or "
+                       "the initializers of MODEL.onnx to a .safetensors or .npz file.")
+    w.add_argument("source", metavar="SPEC_OR_ONNX")
+    w.add_argument("-o", "--output", required=True, metavar="OUT.safetensors",
+                   help="the file to write (.safetensors or .npz)")
+    w.add_argument("--seed", type=_seed, default=0, metavar="N",
+                   help="seed for the initial weights of a spec (default 0)")
+    _weights_options(w)
     return p
+
+
+def _weights_options(p) -> None:
+    p.add_argument("--weights", metavar="FILE", help="load weights by name from a .safetensors "
+                   "or .npz file (keys `<layer name>.<weight|bias|running_mean|running_var>`, "
+                   "as in a PyTorch state_dict); every mismatch is reported at once")
+    p.add_argument("--allow-missing", action="store_true",
+                   help="with --weights: initialise tensors the file lacks (and list them) "
+                   "instead of failing")
 
 
 def _seed(text: str) -> int:
@@ -148,13 +176,47 @@ def _checked(path: str):
 
 
 def cmd_compile(args) -> int:
-    from .emit import emit, serialize, write_atomic
+    from .emit import write_model
 
     graph = _checked(args.spec)
     out = args.output or f"{graph.name}.onnx"
-    data = serialize(emit(graph, seed=args.seed))
-    write_atomic(out, data)
-    print(f"wrote {out} ({graph.params:,} params, {len(data):,} bytes)")
+    files = write_model(graph, out, seed=args.seed, weights=_loaded(args, graph),
+                        external=True if args.external_data else None)
+    sizes = " + ".join(f"{os.path.getsize(f):,}" for f in files)
+    extra = f", weights in {os.path.basename(files[1])}" if len(files) > 1 else ""
+    print(f"wrote {out} ({graph.params:,} params, {sizes} bytes{extra})")
+    return EXIT_OK
+
+
+def _loaded(args, graph):
+    """The weights named by --weights, or None (then every tensor gets its initial value)."""
+    if not args.weights:
+        if args.allow_missing:
+            raise fail("E507", "--allow-missing goes with --weights FILE", None)
+        return None
+    from .errors import Diagnostics
+    from .weights import read_weights
+
+    warnings = Diagnostics()
+    found = read_weights(args.weights, graph, allow_missing=args.allow_missing,
+                         warnings=warnings)
+    if len(warnings):
+        print(warnings.render(), file=sys.stderr)
+    return found
+
+
+def cmd_weights(args) -> int:
+    from .weights import initial_weights, onnx_weights, save_weights
+
+    if args.source.endswith(".onnx"):
+        tensors = onnx_weights(args.source)
+    else:
+        graph = _checked(args.source)
+        tensors = initial_weights(graph, args.seed)
+        tensors.update(_loaded(args, graph) or {})
+    save_weights(args.output, tensors)
+    total = sum(int(t.size) for t in tensors.values())
+    print(f"wrote {len(tensors)} tensors ({total:,} values) to {args.output}")
     return EXIT_OK
 
 
@@ -255,16 +317,26 @@ def _dims(a) -> str:
     return "×".join(str(d) for d in a.shape)
 
 
-def _model_bytes(args) -> bytes:
+def _model_bytes(args) -> bytes | str:
+    """The model to run: an .onnx path as is (its external data lies beside it), or a spec
+    compiled in memory."""
     if args.model.endswith(".onnx"):
-        try:
-            with open(args.model, "rb") as f:
-                return f.read()
-        except OSError as e:
-            raise fail("E001", f"cannot read '{args.model}': {e.strerror or e}", None) from None
-    from .emit import emit, serialize
+        if not os.path.isfile(args.model):
+            raise fail("E001", f"cannot read '{args.model}': no such file", None)
+        if args.weights:
+            raise fail("E507", "--weights goes with a spec; an .onnx model has its weights", None)
+        return args.model
+    from .emit import EXTERNAL_THRESHOLD, emit, serialize, weight_bytes, write_model
 
-    return serialize(emit(_checked(args.model), seed=args.seed))
+    graph = _checked(args.model)
+    weights = _loaded(args, graph)
+    if weight_bytes(graph) <= EXTERNAL_THRESHOLD:
+        return serialize(emit(graph, seed=args.seed, weights=weights))
+    import tempfile  # too big for one protobuf message: through a model with external data
+
+    folder = tempfile.mkdtemp(prefix="netc-run-")
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return write_model(graph, os.path.join(folder, "model.onnx"), args.seed, weights, True)[0]
 
 
 def _load_npy(path: str):
@@ -292,4 +364,4 @@ def _save(path: str, outputs: dict, np) -> None:
 
 
 COMMANDS = {"compile": cmd_compile, "check": cmd_check, "summary": cmd_summary,
-            "expand": cmd_expand, "run": cmd_run}
+            "expand": cmd_expand, "run": cmd_run, "weights": cmd_weights}

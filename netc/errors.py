@@ -63,6 +63,15 @@ CODES: dict[str, str] = {
     "E401": "parameter count differs from expect",
     "E402": "MAC count differs from expect",
     "E403": "output shapes differ from expect",
+    # weights files
+    "E501": "weights don't match the spec",
+    "E502": "missing tensor",
+    "E503": "tensor of the wrong shape",
+    "E504": "tensor of an unsupported dtype",
+    "E505": "unexpected tensor",
+    "E506": "cannot read the weights file",
+    "E507": "unsupported weights file format",
+    "W501": "missing tensors initialised",
     # running and writing
     "E601": "execution provider unavailable",
     "E602": "bad input data",

@@ -1,19 +1,40 @@
-"""Weight tensors: deterministic initial values.
+"""Weight tensors: deterministic initial values, and reading and writing them by name.
 
-Each tensor draws from its own random stream, seeded by the user's `--seed` and a hash of the
-tensor's name, so the same spec and seed give the same bytes on any machine, and a tensor keeps
-its values when layers elsewhere in the spec are added or removed.
+Initial values: each tensor draws from its own random stream, seeded by the user's `--seed`
+and a hash of the tensor's name, so the same spec and seed give the same bytes on any machine,
+and a tensor keeps its values when layers elsewhere in the spec are added or removed.
+
+Weight files come from strangers. netc matches tensors by name (`<layer>.<param>`, PyTorch's
+state_dict keys), never by position; it never unpickles; and it validates a file's header
+(names, dtypes, shapes, byte ranges) against the spec before reading any data, so a file that
+declares an 8 TiB tensor costs nothing. Every problem becomes a netc error that names the
+tensor and points at the spec line of the layer that needs it.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
+import os
+import struct
+import zipfile
+from dataclasses import dataclass
 
 import numpy as np
 
-from .ir import Weight
+from .errors import Diagnostics, NetcError, closest, fail
+from .ir import Graph, Weight
+from .layers.base import fmt_shape, parse_init, volume
 
 DEFAULT_SEED = 0
+MAX_HEADER = 100 << 20  # a safetensors JSON header; real ones are a few hundred KiB
+# dtypes netc reads, and how it makes float32 of them (exactly, except float64 rounding)
+SAFETENSORS_DTYPES = {"F32": "<f4", "F16": "<f2", "F64": "<f8", "BF16": "<u2"}
+NUMPY_KINDS = {np.dtype("<f4"), np.dtype("<f2"), np.dtype("<f8"), np.dtype(">f4"),
+               np.dtype(">f2"), np.dtype(">f8")}
+
+
+# --- initial values --------------------------------------------------------------------------
 
 
 def stream(seed: int, name: str) -> np.random.Generator:
@@ -23,18 +44,330 @@ def stream(seed: int, name: str) -> np.random.Generator:
     return np.random.Generator(np.random.PCG64(np.random.SeedSequence(entropy)))
 
 
-def initial_value(weight: Weight, seed: int = DEFAULT_SEED) -> np.ndarray:
-    """The initial float32 value of a weight, by its initialiser name.
+def initial_value(weight: Weight, seed: int = DEFAULT_SEED, out: np.ndarray | None = None):
+    """The initial float32 value of a weight (written into `out` when given).
 
-    he_normal: N(0, 2 / fan_in) (He et al. 2015, for ReLU networks); zeros; ones.
+    he_normal: N(0, 2/fan_in), He et al. 2015, netc's default for ReLU networks;
+    he_uniform: U(±√(6/fan_in)); glorot_normal: N(0, 2/(fan_in+fan_out)); glorot_uniform:
+    U(±√(6/(fan_in+fan_out))), Glorot and Bengio 2010; normal(σ): N(0, σ²); uniform(a):
+    U(±a); constant(c), zeros, ones. Fans are counted as PyTorch does.
     """
     spec = weight.spec
-    if spec.init == "zeros":
-        return np.zeros(spec.shape, dtype=np.float32)
-    if spec.init == "ones":
-        return np.ones(spec.shape, dtype=np.float32)
-    if spec.init == "he_normal":
-        values = stream(seed, weight.name).standard_normal(spec.shape, dtype=np.float32)
-        values *= np.float32(np.sqrt(2.0 / max(spec.fan_in, 1)))
-        return values
-    raise ValueError(f"unknown initialiser {spec.init!r}")  # a netc bug: layers name known ones
+    if out is None:
+        out = np.empty(spec.shape, dtype=np.float32)
+    name, value = parse_init(spec.init)
+    fan_in, fan_out = max(spec.fan_in, 1), max(spec.fan_out, 1)
+    if name in ("zeros", "ones", "constant"):
+        out.fill({"zeros": 0.0, "ones": 1.0}.get(name, value))
+        return out
+    rng = stream(seed, weight.name)
+    if name in ("he_normal", "glorot_normal", "normal"):
+        std = {"he_normal": np.sqrt(2.0 / fan_in),
+               "glorot_normal": np.sqrt(2.0 / (fan_in + fan_out))}.get(name, value)
+        rng.standard_normal(dtype=np.float32, out=out.reshape(-1))
+        out *= np.float32(std)
+        return out
+    bound = {"he_uniform": np.sqrt(6.0 / fan_in),
+             "glorot_uniform": np.sqrt(6.0 / (fan_in + fan_out))}.get(name, value)
+    rng.random(dtype=np.float32, out=out.reshape(-1))
+    out *= np.float32(2 * bound)
+    out -= np.float32(bound)
+    return out
+
+
+def initial_weights(graph: Graph, seed: int = DEFAULT_SEED) -> dict[str, np.ndarray]:
+    return {w.name: initial_value(w, seed) for w in graph.weights}
+
+
+# --- reading ---------------------------------------------------------------------------------
+
+
+@dataclass
+class _Entry:
+    """A tensor as a weights file declares it, before any of its data is read."""
+
+    name: str
+    dtype: np.dtype | str
+    shape: tuple[int, ...]
+    read: object  # () -> float32 array
+
+
+def read_weights(path: str, graph: Graph, allow_missing: bool = False,
+                 warnings: Diagnostics | None = None) -> dict[str, np.ndarray]:
+    """The graph's weights from a .safetensors or .npz file, matched by name.
+
+    Raises one NetcError listing every missing, unexpected, wrongly shaped and wrongly typed
+    tensor. With `allow_missing`, missing tensors are left out of the result (the caller
+    initialises them) and listed in `warnings`.
+    """
+    entries = _declared(path)
+    # PyTorch's batchnorm counts its training steps in a buffer inference never reads
+    entries = {k: v for k, v in entries.items() if not k.endswith(".num_batches_tracked")}
+    expected = {w.name: w for w in graph.weights}
+    spans = {w.name: n.span for n in graph.nodes for w in n.weights}
+    diags = Diagnostics()
+    missing = [name for name in expected if name not in entries]
+    unexpected = [name for name in entries if name not in expected]
+    for name in unexpected:
+        near = _near(name, missing)
+        diags.error("E505", f"'{path}' has a tensor '{name}' that no layer of the spec uses",
+                    None, hints=[f"did you mean '{near}'? layer names must match the spec"]
+                    if near else ["rename the layer in the spec, or drop the tensor"])
+    found: dict[str, np.ndarray] = {}
+    wrong: dict[str, list[str]] = {}  # layer -> problems, so each layer is reported once
+    hints: dict[str, list[str]] = {}
+    for name, w in expected.items():
+        entry = entries.get(name)
+        layer = name.rsplit(".", 1)[0]
+        if entry is None:
+            continue
+        if entry.dtype not in ("F32", "F16", "F64", "BF16") and entry.dtype not in NUMPY_KINDS:
+            wrong.setdefault(layer, []).append(f"'{name}' holds {entry.dtype} values")
+            hints.setdefault(layer, []).append("netc reads floating-point weights only: save "
+                                               "them as float32 (or float16, bfloat16, float64)")
+        elif tuple(entry.shape) != tuple(w.shape):
+            shown = fmt_shape(entry.shape) if entry.shape else "a scalar"
+            wrong.setdefault(layer, []).append(f"'{name}' is {shown} but the "
+                                               f"layer needs {fmt_shape(w.shape)}")
+            if tuple(reversed(entry.shape)) == tuple(w.shape):
+                hints.setdefault(layer, []).append(
+                    "it is transposed: dense weights are (units, features), as in PyTorch's "
+                    "nn.Linear")
+            elif volume(entry.shape) == w.size:
+                hints.setdefault(layer, []).append("the same number of values in another "
+                                                   "shape: reshape it")
+    for layer, problems in wrong.items():
+        code = "E503" if any(" is " in p for p in problems) else "E504"
+        diags.error(code, f"in '{path}', {'; '.join(problems)}", spans[f"{layer}." + _first(
+            expected, layer)], hints=hints.get(layer, []))
+    if missing and not allow_missing:
+        by_layer: dict[str, list[str]] = {}
+        for name in missing:
+            by_layer.setdefault(name.rsplit(".", 1)[0], []).append(name)
+        for layer, names in by_layer.items():
+            nears = [n for n in (_near(name, unexpected) for name in names) if n]
+            listed = ", ".join(f"'{n}'" for n in names)
+            diags.error("E502", f"'{path}' has no tensor{'s' * (len(names) > 1)} {listed}",
+                        spans[names[0]],
+                        hints=[f"the file has '{nears[0]}': rename the layer or the tensor"]
+                        if nears else [])
+    if not diags.has_errors():
+        found = {name: entries[name].read() for name in expected if name in entries}
+    if diags.has_errors():
+        bad_layers = sum(1 for d in diags if d.code in ('E503', 'E504'))
+        problems = [f"{len(missing)} missing" if missing and not allow_missing else "",
+                    f"{len(unexpected)} unexpected" if unexpected else "",
+                    f"{bad_layers} layer{'s' * (bad_layers != 1)} with tensors "
+                    "of the wrong shape or dtype"]
+        summary = ", ".join(p for p in problems if p and not p.startswith("0 "))
+        hints = ["netc matches tensors by name: `<layer name>.<weight|bias|running_mean|"
+                 "running_var>`, PyTorch's state_dict keys"]
+        if missing and not allow_missing:
+            hints.append("--allow-missing initialises the missing tensors instead "
+                         "(to learn those layers from scratch)")
+        diags.error("E501", f"the weights in '{path}' don't match the spec ({summary})", None,
+                    hints=hints)
+        raise NetcError(diags)
+    if missing and warnings is not None:
+        shown = ", ".join(missing[:8]) + (f" and {len(missing) - 8} more" if len(missing) > 8 else "")
+        warnings.warning("W501", f"{len(missing)} tensors are not in '{path}' and were "
+                         f"initialised: {shown}", None)
+    return found
+
+
+def _first(expected: dict, layer: str) -> str:
+    return next(n for n in expected if n.startswith(layer + ".")).rsplit(".", 1)[1]
+
+
+def _near(name: str, candidates: list[str]) -> str | None:
+    """A candidate that is probably the same tensor under a slightly different layer name."""
+    layer, _, param = name.rpartition(".")
+    same_param = [c.rpartition(".")[0] for c in candidates if c.rpartition(".")[2] == param]
+    near = closest(layer, same_param, cutoff=0.8) if same_param else None
+    return f"{near}.{param}" if near else None
+
+
+def _declared(path: str) -> dict[str, _Entry]:
+    """The tensors a file declares, validated; data is read later, only for tensors used."""
+    if path.endswith(".safetensors"):
+        return _safetensors(path)
+    if path.endswith(".npz"):
+        return _npz(path)
+    raise fail("E507", f"'{path}': netc reads weights from .safetensors or .npz files", None,
+               hints=["save a PyTorch state_dict with safetensors.torch.save_file(model."
+                      "state_dict(), 'weights.safetensors')"])
+
+
+def _bad(path: str, problem: str) -> NetcError:
+    return fail("E506", f"cannot read '{path}': {problem}", None)
+
+
+def _safetensors(path: str) -> dict[str, _Entry]:
+    """Parse and check a safetensors header: 8-byte length, JSON, then the data buffer."""
+    try:
+        size = os.path.getsize(path)
+        with open(path, "rb") as f:
+            head = f.read(8)
+            if len(head) < 8:
+                raise _bad(path, "the file is too short to be a safetensors file")
+            (n,) = struct.unpack("<Q", head)
+            if n > MAX_HEADER or n > size - 8:
+                raise _bad(path, f"its header claims {n:,} bytes; the file has {size:,}")
+            raw = f.read(n)
+    except OSError as e:
+        raise fail("E506", f"cannot read '{path}': {e.strerror or e}", None) from None
+    try:
+        header = json.loads(raw.decode("utf-8"), object_pairs_hook=_no_duplicates)
+    except (UnicodeDecodeError, json.JSONDecodeError, ValueError) as e:
+        raise _bad(path, f"its header is not valid JSON ({e})") from None
+    except RecursionError:  # `[[[[...]]]]`: no real header nests deeply
+        raise _bad(path, "its header is nested too deeply") from None
+    if not isinstance(header, dict):
+        raise _bad(path, "its header is not a JSON object")
+    data_start, data_size = 8 + n, size - 8 - n
+    entries, ranges = {}, []
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        try:
+            dtype, shape, (begin, end) = info["dtype"], info["shape"], info["data_offsets"]
+            ok = isinstance(dtype, str) and all(type(d) is int and d >= 0 for d in shape) \
+                and type(begin) is int and type(end) is int
+        except (KeyError, TypeError, ValueError):
+            ok = False
+        if not ok:
+            raise _bad(path, f"the header entry of '{name}' is malformed")
+        if not 0 <= begin <= end <= data_size:
+            raise _bad(path, f"tensor '{name}' lies outside the file (bytes {begin}-{end} of "
+                       f"{data_size:,}): the file is truncated or corrupt")
+        itemsize = {"F32": 4, "F16": 2, "BF16": 2, "F64": 8}.get(dtype)
+        if itemsize is not None and end - begin != volume(shape) * itemsize:
+            raise _bad(path, f"tensor '{name}' declares {fmt_shape(shape)} {dtype} but holds "
+                       f"{end - begin:,} bytes")
+        ranges.append((begin, end, name))
+        entries[name] = _Entry(name, dtype, tuple(shape),
+                               _reader(path, data_start + begin, dtype, tuple(shape)))
+    ranges.sort()
+    for (b1, e1, n1), (b2, e2, n2) in zip(ranges, ranges[1:]):
+        if b2 < e1:
+            raise _bad(path, f"tensors '{n1}' and '{n2}' overlap in the file")
+    return entries
+
+
+def _no_duplicates(pairs):
+    keys = [k for k, _ in pairs]
+    if len(keys) != len(set(keys)):
+        dup = next(k for k in keys if keys.count(k) > 1)
+        raise ValueError(f"the tensor '{dup}' is declared twice")
+    return dict(pairs)
+
+
+def _reader(path: str, offset: int, dtype: str, shape: tuple[int, ...]):
+    def read() -> np.ndarray:
+        storage = SAFETENSORS_DTYPES[dtype]
+        count = volume(shape)
+        with open(path, "rb") as f:
+            f.seek(offset)
+            data = np.fromfile(f, dtype=storage, count=count)
+        if data.size != count:
+            raise _bad(path, "the file ended early: it is truncated")
+        if dtype == "BF16":  # bfloat16 is the top half of a float32
+            data = (data.astype(np.uint32) << 16).view(np.float32)
+        return data.astype(np.float32, copy=False).reshape(shape)
+
+    return read
+
+
+def _npz(path: str) -> dict[str, _Entry]:
+    """An .npz archive of .npy arrays, read without unpickling and header-first."""
+    try:
+        archive = zipfile.ZipFile(path)
+    except (OSError, zipfile.BadZipFile) as e:
+        raise _bad(path, f"it is not a valid .npz (zip) file ({e})") from None
+    entries = {}
+    with archive:
+        names = archive.namelist()
+        if len(names) != len(set(names)):
+            raise _bad(path, "the archive holds two entries of the same name")
+        for member in archive.infolist():
+            if not member.filename.endswith(".npy"):
+                continue
+            name = member.filename[:-4]
+            try:
+                with archive.open(member) as f:
+                    version = np.lib.format.read_magic(f)
+                    # the public readers (numpy 2 has no np.lib.format._read_array_header);
+                    # version 3.0 only differs for non-Latin-1 field names, never for weights
+                    read_header = {(1, 0): np.lib.format.read_array_header_1_0,
+                                   (2, 0): np.lib.format.read_array_header_2_0}.get(version)
+                    if read_header is None:
+                        raise ValueError(f".npy format version {version} is not supported")
+                    shape, fortran, dtype = read_header(f, max_header_size=10000)
+                    header_len = f.tell()
+            except Exception as e:  # numpy and zipfile raise many kinds; all mean "corrupt"
+                raise _bad(path, f"the entry '{member.filename}' is not a valid .npy array "
+                           f"({e})") from None
+            if dtype.hasobject:
+                raise _bad(path, f"the entry '{name}' holds Python objects, which netc never "
+                           "unpickles")
+            if member.file_size != header_len + volume(shape) * dtype.itemsize:
+                raise _bad(path, f"the entry '{name}' declares {fmt_shape(shape)} values of "
+                           f"{dtype} but its size does not match: the file is corrupt")
+            entries[name] = _Entry(name, dtype if dtype in NUMPY_KINDS else str(dtype),
+                                   tuple(shape), _npz_reader(path, member.filename, header_len,
+                                                             dtype, tuple(shape), fortran))
+    return entries
+
+
+def _npz_reader(path, member, header_len, dtype, shape, fortran):
+    def read() -> np.ndarray:
+        nbytes = volume(shape) * dtype.itemsize
+        try:
+            with zipfile.ZipFile(path) as archive, archive.open(member) as f:
+                f.read(header_len)
+                data = f.read(nbytes)
+        except Exception as e:  # a bad CRC, corrupt deflate data, a file changed meanwhile
+            raise _bad(path, f"the entry '{member}' is corrupt ({e})") from None
+        if len(data) != nbytes:
+            raise _bad(path, f"the entry '{member}' ended early: it is truncated")
+        array = np.frombuffer(data, dtype=dtype)
+        array = array.reshape(shape[::-1]).T if fortran else array.reshape(shape)
+        return np.ascontiguousarray(array, dtype=np.float32)
+
+    return read
+
+
+# --- writing ---------------------------------------------------------------------------------
+
+
+def save_weights(path: str, tensors: dict[str, np.ndarray]) -> None:
+    """Write named float32 tensors to .safetensors (via the safetensors package) or .npz,
+    atomically."""
+    from .emit import write_atomic
+
+    if path.endswith(".safetensors"):
+        from safetensors.numpy import save
+
+        data = save({k: np.ascontiguousarray(v, dtype=np.float32) for k, v in tensors.items()})
+    elif path.endswith(".npz"):
+        import io
+
+        buf = io.BytesIO()
+        np.savez(buf, **tensors)
+        data = buf.getvalue()
+    else:
+        raise fail("E507", f"'{path}': netc writes weights to .safetensors or .npz files", None)
+    write_atomic(path, data)
+
+
+def onnx_weights(path: str) -> dict[str, np.ndarray]:
+    """The initializers of an ONNX model (external data included), by name."""
+    import onnx
+    from onnx import numpy_helper
+
+    try:
+        model = onnx.load(path)
+    except Exception as e:  # protobuf and onnx raise many kinds
+        raise fail("E604", f"cannot read '{path}' as an ONNX model: {e}", None) from None
+    return {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+

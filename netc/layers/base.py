@@ -24,6 +24,30 @@ Shape = tuple  # of Dim
 Pair = tuple[int, int]  # `3` or `[3, 5]` (height, width)
 Padding = Union[tuple[int, int, int, int], str]  # 1, [h, w], [top, left, bottom, right], same, valid
 Round = Literal["exact", "floor", "ceil"]
+Init = typing.NewType("Init", str)  # he_normal, ..., normal(0.01), uniform(0.05), constant(0)
+
+INITIALISERS = ("he_normal", "he_uniform", "glorot_normal", "glorot_uniform", "zeros", "ones")
+INITIALISERS_WITH_VALUE = ("normal", "uniform", "constant")  # written `normal(0.01)`
+
+
+def parse_init(text: str) -> tuple[str, float | None] | str:
+    """`he_normal` -> ('he_normal', None); `normal(0.01)` -> ('normal', 0.01); else a message."""
+    if text in INITIALISERS:
+        return text, None
+    name, paren, rest = text.partition("(")
+    if name in INITIALISERS_WITH_VALUE and paren and rest.endswith(")"):
+        try:
+            value = float(rest[:-1])
+        except ValueError:
+            return f"{rest[:-1]!r} is not a number"
+        if value != value or abs(value) == float("inf"):
+            return "the value must be finite"
+        if name != "constant" and value < 0:
+            return f"{name}'s scale must not be negative"
+        return name, value
+    if name in INITIALISERS_WITH_VALUE:
+        return f"write {name}(VALUE), for example {name}(0.01)"
+    return f"unknown initialiser {text!r}"
 
 REGISTRY: dict[str, type[Layer]] = {}
 
@@ -80,6 +104,8 @@ def _kind(annotation) -> tuple[str, tuple[str, ...], bool]:
         return "pair", (), optional
     if annotation == Padding:
         return "padding", ("same", "valid"), optional
+    if annotation is Init:
+        return "init", INITIALISERS + tuple(f"{n}(x)" for n in INITIALISERS_WITH_VALUE), optional
     if typing.get_origin(annotation) is Literal:
         return "choice", tuple(typing.get_args(annotation)), optional
     raise TypeError(f"unsupported attribute type {annotation!r}")
@@ -108,15 +134,16 @@ def attributes(cls) -> list[AttrSpec]:
 class WeightSpec:
     """A tensor a layer owns: `param` is PyTorch's name for it (weight, bias, running_mean...).
 
-    `init` names the initialiser (he_normal, zeros, ones); `fan_in` feeds He initialisation;
-    `trainable` is False for buffers such as batchnorm's running statistics, which torchvision
-    (and netc's parameter count) leave out.
+    `init` names the initialiser (see `netc.weights`); `fan_in` and `fan_out` feed He and
+    Glorot initialisation; `trainable` is False for buffers such as batchnorm's running
+    statistics, which torchvision (and netc's parameter count) leave out.
     """
 
     param: str
     shape: tuple[int, ...]
     init: str
     fan_in: int = 1
+    fan_out: int = 1
     trainable: bool = True
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..errors import RuleError
-from .base import Layer, Padding, Pair, Round, Shape, WeightSpec, attr, layer, need_rank
+from .base import Init, Layer, Padding, Pair, Round, Shape, WeightSpec, attr, layer, need_rank
 from .window import same_padding, spatial
 
 
@@ -45,6 +45,8 @@ class Conv(Layer):
     groups: int = attr(1, doc="channel groups (groups = channels: depthwise)", min=1, max=1 << 20)
     bias: bool = attr(True, doc="add a learned bias per filter")
     round: Round = attr("exact", doc="what to do when the window doesn't tile the input")
+    init: Init = attr("he_normal", doc="initial weights: he_normal, he_uniform, glorot_normal, "
+                      "glorot_uniform, zeros, ones, normal(STD), uniform(A) or constant(C)")
 
     main = "filters"
 
@@ -77,10 +79,10 @@ class Conv(Layer):
     def weights(self, x: Shape) -> list[WeightSpec]:
         per_group = x[1] // self.groups
         kh, kw = self.kernel
-        fan_in = per_group * kh * kw
-        ws = [WeightSpec("weight", (self.filters, per_group, kh, kw), "he_normal", fan_in)]
+        fan_in, fan_out = per_group * kh * kw, self.filters * kh * kw  # as PyTorch counts them
+        ws = [WeightSpec("weight", (self.filters, per_group, kh, kw), self.init, fan_in, fan_out)]
         if self.bias:
-            ws.append(WeightSpec("bias", (self.filters,), "zeros", fan_in))
+            ws.append(WeightSpec("bias", (self.filters,), "zeros", fan_in, fan_out))
         return ws
 
     def macs(self, out: Shape, x: Shape) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..errors import RuleError
-from .base import Layer, Shape, WeightSpec, attr, fmt_shape, layer, volume
+from .base import Init, Layer, Shape, WeightSpec, attr, fmt_shape, layer, volume
 
 
 @layer("dense")
@@ -19,6 +19,8 @@ class Dense(Layer):
 
     units: int = attr(doc="number of outputs", min=1, max=1 << 24)
     bias: bool = attr(True, doc="add a learned bias per output")
+    init: Init = attr("he_normal", doc="initial weights: he_normal, he_uniform, glorot_normal, "
+                      "glorot_uniform, zeros, ones, normal(STD), uniform(A) or constant(C)")
 
     main = "units"
 
@@ -32,9 +34,9 @@ class Dense(Layer):
         return (x[0], self.units)
 
     def weights(self, x: Shape) -> list[WeightSpec]:
-        ws = [WeightSpec("weight", (self.units, x[1]), "he_normal", x[1])]
+        ws = [WeightSpec("weight", (self.units, x[1]), self.init, x[1], self.units)]
         if self.bias:
-            ws.append(WeightSpec("bias", (self.units,), "zeros", x[1]))
+            ws.append(WeightSpec("bias", (self.units,), "zeros", x[1], self.units))
         return ws
 
     def macs(self, out: Shape, x: Shape) -> int:

@@ -1,0 +1,64 @@
+"""torchvision's own checkpoints compile with `--weights` without any renaming, and the ONNX
+model computes what torchvision's model computes.
+
+Runs where torchvision is installed (it is a benchmark and interop dependency, not a test
+requirement: `pip install torch==2.14.1 torchvision==0.29.1`); elsewhere it is skipped.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch", reason="torch is not installed")
+torchvision = pytest.importorskip("torchvision", reason="torchvision is not installed "
+                                  "(pip install torch==2.14.1 torchvision==0.29.1)")
+safetensors_torch = pytest.importorskip("safetensors.torch")
+
+import onnxruntime as ort  # noqa: E402
+
+from netc.cli import main  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+
+MODELS = {
+    "alexnet": lambda: torchvision.models.alexnet(),
+    "vgg16": lambda: torchvision.models.vgg16(),
+    "googlenet": lambda: torchvision.models.googlenet(aux_logits=False, init_weights=True),
+    "resnet50": lambda: torchvision.models.resnet50(),
+}
+
+
+def _randomise_batchnorm(model, generator):
+    """Fresh batchnorm layers are the identity; random statistics make the test meaningful."""
+    for module in model.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            with torch.no_grad():
+                module.running_mean.normal_(0, 0.1, generator=generator)
+                module.running_var.uniform_(0.5, 1.5, generator=generator)
+                module.weight.normal_(1, 0.1, generator=generator)
+                module.bias.normal_(0, 0.1, generator=generator)
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_torchvision_checkpoint_compiles_and_matches(name, tmp_path):
+    torch.manual_seed(0)
+    torch.set_num_threads(2)
+    model = MODELS[name]().eval()
+    _randomise_batchnorm(model, torch.Generator().manual_seed(1))
+    weights = tmp_path / f"{name}.safetensors"
+    safetensors_torch.save_file(model.state_dict(), str(weights))  # as a user would
+
+    out = tmp_path / f"{name}.onnx"
+    assert main(["compile", str(ROOT / "specs" / f"{name}.yaml"), "--weights", str(weights),
+                 "-o", str(out)]) == 0
+
+    x = torch.randn(2, 3, 224, 224, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        expected = model(x).numpy()
+    sess = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    (got,) = sess.run(None, {"image": x.numpy()})
+    relative = np.abs(got - expected).max() / np.abs(expected).max()
+    assert relative < 1e-4, f"{name}: relative error {relative:.2e}"
