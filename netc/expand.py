@@ -237,11 +237,19 @@ def _defaults(diags: Diagnostics, node: YNode | None) -> dict[str, YMap]:
                         f"{kind_name(attrs)}", attrs.span)
         else:
             for key, value in attrs.items():
-                if isinstance(value, YScalar) and is_expression(value.value):
-                    diags.error("E114", "defaults can't use block arguments", value.span,
+                for scalar in _expressions(value):
+                    diags.error("E114", "defaults can't use block arguments", scalar.span,
                                 hints=["write the value, or give it in the block"])
             found[kind] = attrs
     return found
+
+
+def _expressions(node: YNode) -> list[YScalar]:
+    """The scalars of `node` (a value, list or mapping) that are expressions."""
+    if isinstance(node, YScalar):
+        return [node] if is_expression(node.value) else []
+    items = node.items if isinstance(node, YList) else list(node.entries.values())
+    return [s for item in items for s in _expressions(item)]
 
 
 @dataclass(frozen=True)
@@ -276,37 +284,53 @@ def _blocks(diags: Diagnostics, node: YNode | None) -> dict[str, BlockDef]:
     blocks = {}
     for name, body in node.items():
         span = node.key_span(name)
-        if not IDENT_RE.match(name):
-            diags.error("E109", f"block name {name!r} is not a valid name", span,
-                        hints=["use letters, digits and `_`"])
-            continue
-        if name in REGISTRY or name == "branches":
-            diags.error("E116", f"a block can't be named '{name}': that is a layer type", span,
-                        hints=[f"call it, for example, `{name}_block`"])
-            continue
-        if not isinstance(body, YMap):
-            diags.error("E103", f"block '{name}' must be a mapping with `layers:` (and `args:`), "
-                        f"not {kind_name(body)}", body.span)
-            continue
-        for key in body.entries:
-            if key not in BLOCK_KEYS:
-                diags.error("E102", f"unknown key '{key}' in block '{name}'", body.key_span(key),
-                            hints=did_you_mean(key, BLOCK_KEYS)
-                            or [f"a block has: {', '.join(BLOCK_KEYS)}"])
-        layers, branches = body.get("layers"), body.get("branches")
-        if (layers is None) == (branches is None):
-            diags.error("E101", f"block '{name}' needs either `layers:` or `branches:`", span)
-            continue
-        if layers is not None and (not isinstance(layers, YList) or not layers.items):
-            diags.error("E103", f"the layers of block '{name}' must be a non-empty list", layers.span)
-            continue
-        output = body.get("output")
-        if output is not None and not (isinstance(output, YScalar) and isinstance(output.value, str)):
-            diags.error("E103", f"the output of block '{name}' must be a layer name", output.span)
-            output = None
-        blocks[name] = BlockDef(name, span, _args(diags, name, body.get("args")), layers,
-                                branches, output)
+        errors_before = len(diags.items)
+        block = _block_def(diags, name, span, body)
+        if block is None:  # reported: its uses are skipped quietly, not reported again
+            block = BlockDef(name, span, {}, None, None, None, ok=False)
+        block.ok = block.ok and len(diags.items) == errors_before
+        blocks[name] = block
     return blocks
+
+
+def _block_def(diags: Diagnostics, name: str, span: Span, body: YNode) -> BlockDef | None:
+    """One block definition, or None if it is unusable (reported)."""
+    if not IDENT_RE.match(name):
+        diags.error("E109", f"block name {name!r} is not a valid name", span,
+                    hints=["use letters, digits and `_`"])
+        return None
+    if name in REGISTRY or name == "branches":
+        diags.error("E116", f"a block can't be named '{name}': that is a layer type", span,
+                    hints=[f"call it, for example, `{name}_block`"])
+        return None
+    if not isinstance(body, YMap):
+        diags.error("E103", f"block '{name}' must be a mapping with `layers:` (and `args:`), "
+                    f"not {kind_name(body)}", body.span)
+        return None
+    meant = set()  # keys that a misspelt key stands for: one error, not two
+    for key in body.entries:
+        if key not in BLOCK_KEYS:
+            meant.add(closest(key, BLOCK_KEYS))
+            diags.error("E102", f"unknown key '{key}' in block '{name}'", body.key_span(key),
+                        hints=did_you_mean(key, BLOCK_KEYS)
+                        or [f"a block has: {', '.join(BLOCK_KEYS)}"])
+    layers, branches = body.get("layers"), body.get("branches")
+    if layers is not None and branches is not None:
+        diags.error("E108", f"block '{name}' has both `layers:` and `branches:`; it takes one",
+                    body.key_span("branches"))
+        return None
+    if layers is None and branches is None:
+        if not meant & {"layers", "branches"}:
+            diags.error("E101", f"block '{name}' needs either `layers:` or `branches:`", span)
+        return None
+    if layers is not None and (not isinstance(layers, YList) or not layers.items):
+        diags.error("E103", f"the layers of block '{name}' must be a non-empty list", layers.span)
+        return None
+    output = body.get("output")
+    if output is not None and not (isinstance(output, YScalar) and isinstance(output.value, str)):
+        diags.error("E103", f"the output of block '{name}' must be a layer name", output.span)
+        output = None
+    return BlockDef(name, span, _args(diags, name, body.get("args")), layers, branches, output)
 
 
 def _args(diags: Diagnostics, block: str, node: YNode | None) -> dict[str, ArgSpec]:
@@ -367,6 +391,7 @@ class Entry:
     when: YNode | None
     span: Span
     bad: bool = False  # a common key is wrong (reported)
+    inline: bool = True  # `branches:` as a list entry (not a block's body): names its own layers
 
 
 @dataclass
@@ -595,6 +620,9 @@ class Expander:
             if not hints and scope.prefix:
                 hints = ["inside a block, `input` is the block's input; other names are the "
                          "block's own layers"]
+            elif not hints and ref == "input":
+                hints = ["`input` names a block's input inside the block; here, name one of "
+                         "the spec's `inputs:`"]
             self.diags.error("E111", f"no layer or input is named '{ref}'", span, hints=hints)
         return UNKNOWN
 
@@ -629,6 +657,8 @@ class Expander:
 
     def _block(self, e: Entry, attrs, full: str, inputs, scope: Scope):
         block = self.blocks[e.kind]
+        if not block.ok:  # its definition is wrong (reported): checking uses would only repeat it
+            return UNKNOWN
         if e.kind in scope.stack:
             chain = " -> ".join(scope.stack + (e.kind,))
             self.diags.error("E115", f"block '{e.kind}' uses itself ({chain})", e.kind_span,
@@ -650,7 +680,8 @@ class Expander:
         inner.spans["input"] = block.span
         if block.branches is not None:
             fake = Entry("branches", block.span.with_origin(e.kind_span), block.branches, None,
-                         None, None, None, None, None, block.span.with_origin(e.kind_span))
+                         None, None, None, None, None, block.span.with_origin(e.kind_span),
+                         inline=False)
             out = self.place(fake, inner, source, "concat")
         else:
             out = self.body(block.body.items, inner, source)
@@ -668,9 +699,11 @@ class Expander:
             return UNKNOWN
         given = attrs.entries if isinstance(attrs, YMap) else {}
         values, ok = {}, True
+        meant = set()  # arguments that a misspelt one stands for: one error, not two
         for key, node in given.items():
             spec = block.args.get(key)
             if spec is None:
+                meant.add(closest(key, block.args))
                 self.diags.error("E102", f"block '{block.name}' has no argument '{key}'",
                                  at(attrs.key_span(key)),
                                  hints=did_you_mean(key, block.args)
@@ -683,7 +716,9 @@ class Expander:
             values[key] = value
         for spec in block.args.values():
             if spec.name not in given:
-                if spec.required:
+                if spec.required and spec.name in meant:
+                    ok = False
+                elif spec.required:
                     self.diags.error("E101", f"block '{block.name}' needs the argument "
                                      f"`{spec.name}` ({spec.type})", e.kind_span,
                                      notes=[Note(spec.span, "declared here")])
@@ -695,15 +730,24 @@ class Expander:
     def _branches(self, e: Entry, attrs, full: str, inputs, scope: Scope):
         """Parallel chains reading one input, concatenated along the channels. A branch of one
         layer is named `branch<k>`, a longer one's layers `branch<k>.0`, `branch<k>.1`, ...
-        (torchvision's Inception naming)."""
+        (torchvision's Inception naming). In a block's body these names are the block
+        instance's (`inception3a.branch1`); written as an entry in a list of layers, under the
+        entry's own name (`mixed.branch1`), so that two such entries don't collide."""
         at = self._at(scope)
         if not isinstance(attrs, YList) or len(attrs.items) < 2:
             self.diags.error("E103", "branches must be a list of at least two branches",
                              at(attrs.span if attrs is not None else e.kind_span),
-                             hints=["branches:\n  - [conv: {filters: 64, kernel: 1}]\n"
-                                    "  - [maxpool: {kernel: 3, stride: 1, pad: 1}, ...]"])
+                             hints=["branches:\n      - [conv: {filters: 64, kernel: 1}]\n"
+                                    "      - [maxpool: {kernel: 3, stride: 1, pad: 1}, ...]"])
             return UNKNOWN
-        source = inputs[0][0] if isinstance(inputs, tuple) and len(inputs) == 1 else UNKNOWN
+        if isinstance(inputs, tuple) and len(inputs) != 1:
+            self.diags.error("E113", f"branches take 1 input, got {len(inputs)}", inputs[0][1],
+                             hints=["every branch reads the same one input"])
+            return UNKNOWN
+        source = inputs[0][0] if isinstance(inputs, tuple) else UNKNOWN
+        if e.inline:  # later `from:` can't name the branches' layers, as with a block's
+            scope = Scope(full + ".", scope.env, scope.origin, dict(scope.names),
+                          dict(scope.spans), stack=scope.stack)
         outs = []
         for k, branch in enumerate(attrs.items, 1):
             items = branch.items if isinstance(branch, YList) else [branch]
@@ -753,7 +797,8 @@ class Expander:
             if span.line == span.end_line:  # point at the character in the expression
                 col = span.col + err.offset + (1 if node.quoted else 0)
                 span = Span(span.source, span.line, col, span.line, col + 1, span.origin)
-            self.diags.error("E114", f"in `{node.value}`: {err.message}", span, hints=err.hints)
+            text = node.value if len(node.value) <= 60 else node.value[:57] + "..."
+            self.diags.error("E114", f"in `{text}`: {err.message}", span, hints=err.hints)
             return UNKNOWN
 
     def _attrs(self, kind: str, attrs, scope: Scope):
@@ -770,6 +815,8 @@ class Expander:
         defaults = self.defaults.get(kind)
         if defaults is not None and (result is None or isinstance(result, YMap)):
             result = _merge(result, defaults) if result is not None else defaults
+            if _expressions(result):  # only a default can still hold one (reported there)
+                return UNKNOWN
         return result
 
     def _subst(self, node: YNode, scope: Scope):

@@ -93,7 +93,8 @@ class _Parser:
             raise ExprError("empty expression", 0)
         tree = self.or_()
         if self.i < len(self.tokens):
-            raise ExprError(f"unexpected {self.tokens[self.i][1]!r}", self.at())
+            kind, value, _ = self.tokens[self.i]
+            raise ExprError(f"unexpected {('$' + value if kind == 'arg' else value)!r}", self.at())
         return tree
 
     def binary(self, sub, ops):
@@ -143,6 +144,9 @@ class _Parser:
             raise ExprError("the expression ends too early", len(self.text))
         kind, value, offset = self.take()
         if kind == "int":
+            if len(value.lstrip("0")) > len(str(MAX_MAGNITUDE)):  # before int(): it is slow
+                raise ExprError(f"the number {value[:20]}{'...' if len(value) > 20 else ''} is "
+                                f"larger than {MAX_MAGNITUDE:,}", offset)
             return ("int", int(value), offset)
         if kind == "bool":
             return ("bool", value == "true", offset)

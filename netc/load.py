@@ -309,6 +309,10 @@ class _Builder:
         span = self.span(ev.start_mark, ev.end_mark)
         if ev.style not in (None, ""):  # quoted or block scalar: always a string
             return YScalar(ev.value, span, quoted=True)
+        if len(ev.value) > 100 and _INT.match(ev.value):  # int() refuses past 4,300 digits
+            self.diags.error("E112", f"a number with {len(ev.value.lstrip('+-')):,} digits is "
+                             "out of bounds", span)
+            return YScalar(ev.value, span)  # the loader stops after reading: no one sees it
         value, kind = resolve_plain(ev.value)
         trap = yaml11_trap(ev.value, kind)
         if trap:
