@@ -30,6 +30,7 @@ commands:
   expand    print the spec with every block, repeat and default written out
   run       run a spec or an .onnx model in ONNX Runtime
   weights   write a spec's weights (a template) or a model's to .safetensors/.npz
+  bench     time a spec or an .onnx model in ONNX Runtime, per batch size
 
 Run `netc COMMAND --help` for a command's options. Docs: docs/spec.md, docs/cli.md."""
 
@@ -50,6 +51,7 @@ def _parser() -> argparse.ArgumentParser:
                    "directory, NAME being the spec's `name:`)")
     c.add_argument("--seed", type=_seed, default=0, metavar="N",
                    help="seed for the initial weights (default 0)")
+    _emission_options(c)
     c.add_argument("--external-data", action="store_true",
                    help="store the weights in a data file beside the model (always done when "
                    "they pass 1.5 GiB, as protobuf cannot hold 2 GiB)")
@@ -96,6 +98,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="save the output (.npy), or all outputs by name (.npz)")
     r.add_argument("--seed", type=_seed, default=0, metavar="N",
                    help="seed for the weights when running a spec (default 0)")
+    _emission_options(r)
     _weights_options(r)
 
     w = sub.add_parser("weights", help="write a spec's weights, or extract a model's, to a file",
@@ -108,7 +111,18 @@ def _parser() -> argparse.ArgumentParser:
     w.add_argument("--seed", type=_seed, default=0, metavar="N",
                    help="seed for the initial weights of a spec (default 0)")
     _weights_options(w)
+    _bench_parser(sub)
     return p
+
+
+def _emission_options(p) -> None:
+    p.add_argument("--dtype", choices=("float32", "float16"), default="float32",
+                   help="precision of the weights and the computation (default float32); "
+                   "float16 halves the model and is faster on GPUs, while the inputs and outputs "
+                   "stay float32")
+    p.add_argument("--fold-bn", action="store_true",
+                   help="fold each batchnorm into the conv before it (the same function, "
+                   "within float32 rounding; fewer nodes and tensors)")
 
 
 def _weights_options(p) -> None:
@@ -181,7 +195,8 @@ def cmd_compile(args) -> int:
     graph = _checked(args.spec)
     out = args.output or f"{graph.name}.onnx"
     files = write_model(graph, out, seed=args.seed, weights=_loaded(args, graph),
-                        external=True if args.external_data else None)
+                        external=True if args.external_data else None, dtype=args.dtype,
+                        fold_bn=args.fold_bn)
     sizes = " + ".join(f"{os.path.getsize(f):,}" for f in files)
     extra = f", weights in {os.path.basename(files[1])}" if len(files) > 1 else ""
     print(f"wrote {out} ({graph.params:,} params, {sizes} bytes{extra})")
@@ -330,13 +345,15 @@ def _model_bytes(args) -> bytes | str:
 
     graph = _checked(args.model)
     weights = _loaded(args, graph)
+    options = dict(dtype=args.dtype, fold_bn=args.fold_bn)
     if weight_bytes(graph) <= EXTERNAL_THRESHOLD:
-        return serialize(emit(graph, seed=args.seed, weights=weights))
+        return serialize(emit(graph, seed=args.seed, weights=weights, **options))
     import tempfile  # too big for one protobuf message: through a model with external data
 
     folder = tempfile.mkdtemp(prefix="netc-run-")
     atexit.register(shutil.rmtree, folder, ignore_errors=True)
-    return write_model(graph, os.path.join(folder, "model.onnx"), args.seed, weights, True)[0]
+    return write_model(graph, os.path.join(folder, "model.onnx"), args.seed, weights, True,
+                       **options)[0]
 
 
 def _load_npy(path: str):
@@ -363,5 +380,91 @@ def _save(path: str, outputs: dict, np) -> None:
     print(f"saved {', '.join(outputs)} to {path}")
 
 
+def _bench_parser(sub) -> None:
+    b = sub.add_parser("bench", help="time a spec or an .onnx model in ONNX Runtime",
+                       description="Time SPEC (compiled in memory) or MODEL.onnx in ONNX "
+                       "Runtime at each batch size: median and 90th-percentile latency, "
+                       "throughput, GFLOP/s from netc's MAC count (for a spec) and the session's "
+                       "creation time. Inputs are random; the report goes to standard output, "
+                       "progress to standard error.")
+    b.add_argument("model", metavar="SPEC_OR_ONNX")
+    b.add_argument("--provider", choices=("cpu", "cuda"), default="cpu",
+                   help="execution provider (default cpu); cuda fails clearly when it is "
+                   "unavailable, never measuring the CPU instead, and binds inputs and outputs "
+                   "on the GPU")
+    b.add_argument("--batch", type=_batches, default=(1,), metavar="N[,N...]",
+                   help="batch sizes, comma-separated (default 1), e.g. 1,8,32")
+    b.add_argument("--dtype", choices=("float32", "float16"), default=None,
+                   help="precision of a spec's weights and computation (default float32; the "
+                   "inputs stay float32); an .onnx model runs as it is, and --dtype must then "
+                   "match it")
+    b.add_argument("--fold-bn", action="store_true",
+                   help="compile the spec with batchnorm folded into the convs")
+    b.add_argument("--warmup", type=_count, default=10, metavar="N",
+                   help="untimed runs before timing each batch size (default 10)")
+    runs = b.add_mutually_exclusive_group()
+    runs.add_argument("--iters", type=_positive, default=None, metavar="N",
+                      help="timed runs per batch size (default: for 3 s and at least 20 runs)")
+    runs.add_argument("--seconds", type=_seconds, default=None, metavar="S",
+                      help="time each batch size for S seconds instead")
+    b.add_argument("--prefer-nhwc", action="store_true",
+                   help="CUDA provider option prefer_nhwc=1 (channels-last kernels); cuda only")
+    b.add_argument("--threads", type=_positive, default=None, metavar="N",
+                   help="intra-op threads (default: ONNX Runtime's, one per physical core)")
+    b.add_argument("--format", choices=("text", "json"), default="text",
+                   help="text report (default) or JSON")
+
+
+def _batches(text: str) -> tuple[int, ...]:
+    sizes = []
+    for part in text.split(","):
+        try:
+            size = int(part)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"not a comma-separated list of batch sizes: {text!r}") from None
+        if size < 1:
+            raise argparse.ArgumentTypeError(f"batch sizes must be at least 1, not {size}")
+        if size not in sizes:
+            sizes.append(size)
+    return tuple(sizes)
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError("must be 0 or more")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError("must be a positive number of seconds")
+    return value
+
+
+def cmd_bench(args) -> int:
+    from . import bench
+
+    options = bench.Options(
+        provider=args.provider, batches=args.batch, dtype=args.dtype, fold_bn=args.fold_bn,
+        warmup=args.warmup, iters=args.iters, seconds=args.seconds,
+        prefer_nhwc=args.prefer_nhwc, threads=args.threads)
+    problem = bench.usage_problem(args.model, options)
+    if problem:
+        print(f"netc bench: error: {problem}", file=sys.stderr)
+        return EXIT_USAGE
+    result = bench.bench(args.model, options)
+    print(bench.render_json(result) if args.format == "json" else bench.render_text(result))
+    return EXIT_OK
+
+
 COMMANDS = {"compile": cmd_compile, "check": cmd_check, "summary": cmd_summary,
-            "expand": cmd_expand, "run": cmd_run, "weights": cmd_weights}
+            "expand": cmd_expand, "run": cmd_run, "weights": cmd_weights, "bench": cmd_bench}

@@ -42,40 +42,78 @@ class Builder:
         self.nodes.append(helper.make_node(op, inputs, [output], name=name, **attrs))
 
 
-def _value_info(v: Value) -> onnx.ValueInfoProto:
+DTYPES = {"float32": (TensorProto.FLOAT, "<f4"), "float16": (TensorProto.FLOAT16, "<f2")}
+
+
+def _value_info(v: Value, elem_type=TensorProto.FLOAT) -> onnx.ValueInfoProto:
     dims = [d if isinstance(d, str) else int(d) for d in v.shape]
-    return helper.make_tensor_value_info(v.name, TensorProto.FLOAT, dims)
+    return helper.make_tensor_value_info(v.name, elem_type, dims)
 
 
-def _tensor(name: str, shape, array: np.ndarray | None) -> onnx.TensorProto:
+def _tensor(name: str, shape, array: np.ndarray | None, dtype: str = "float32"):
     t = TensorProto()
     t.name = name
-    t.data_type = TensorProto.FLOAT
+    t.data_type = DTYPES[dtype][0]
     t.dims.extend(shape)
     if array is not None:
-        t.raw_data = np.ascontiguousarray(array, dtype="<f4").tobytes()
+        t.raw_data = np.ascontiguousarray(array, dtype=DTYPES[dtype][1]).tobytes()
     return t
 
 
-def emit(graph: Graph, seed: int = DEFAULT_SEED, weights=None,
-         with_data: bool = True) -> onnx.ModelProto:
-    """Build the ONNX model of a checked graph. `weights` maps names to arrays to use instead
-    of initial values (all float32, shapes already checked). Without `with_data`, the
-    initializers carry names and shapes only: `write_model` streams their values."""
+def weight_values(graph: Graph, seed: int = DEFAULT_SEED, weights=None, fold_bn: bool = False):
+    """(graph, value) where value(weight) is the float32 array a weight gets: from `weights`
+    (loaded by name) or its initial value; with `fold_bn`, the graph after folding batchnorm
+    into convolutions, and the folded values."""
+
+    def value(w):
+        if weights and w.name in weights:
+            return np.ascontiguousarray(weights[w.name], dtype=np.float32)
+        return initial_value(w, seed)
+
+    if fold_bn:
+        from .fold import fold_batchnorm
+
+        return fold_batchnorm(graph, value)
+    return graph, value
+
+
+def emit(graph: Graph, seed: int = DEFAULT_SEED, weights=None, with_data: bool = True,
+         dtype: str = "float32", fold_bn: bool = False) -> onnx.ModelProto:
+    """Build the ONNX model of a checked graph.
+
+    `weights` maps names to arrays to use instead of initial values (float32, shapes already
+    checked). `dtype="float16"` stores weights and computes in float16, while the model's
+    inputs and outputs keep float32 (Cast nodes named `<name>/cast` convert them). `fold_bn`
+    folds batchnorm into the conv before it. Without `with_data`, the initializers carry
+    names and shapes only: `write_model` streams their values."""
+    graph, value = weight_values(graph, seed, weights, fold_bn)
+    elem = DTYPES[dtype][0]
     b = Builder()
+    # with float16, graph inputs and outputs are converted at the edges of the graph
+    rename = {}
+    if dtype != "float32":
+        for v in graph.inputs:
+            rename[v.name] = f"{v.name}/{dtype}"
+            b.begin(f"{v.name}/cast")
+            b.node("Cast", [v.name], rename[v.name], to=elem)
+        rename.update({v.name: f"{v.name}/{dtype}" for v in graph.outputs})
+    internal = lambda v: Value(rename.get(v.name, v.name), v.shape)  # noqa: E731
     initializers = []
     for node in graph.nodes:
         names = {}
         for w in node.weights:
-            value = None
-            if with_data:
-                value = weights[w.name] if weights and w.name in weights else initial_value(w, seed)
-            initializers.append(_tensor(w.name, w.shape, value))
+            initializers.append(_tensor(w.name, w.shape, value(w) if with_data else None, dtype))
             names[w.spec.param] = w.name
         b.begin(node.name)
-        node.layer.lower(b, list(node.inputs), names, node.output)
+        node.layer.lower(b, [internal(x) for x in node.inputs], names, internal(node.output))
+    if dtype != "float32":
+        for v in graph.outputs:
+            b.begin(f"{v.name}/cast")
+            b.node("Cast", [rename[v.name]], v.name, to=TensorProto.FLOAT)
     outputs = {v.name for v in graph.outputs}
-    value_info = [_value_info(n.output) for n in graph.nodes if n.output.name not in outputs]
+    value_info = [_value_info(internal(n.output), elem) for n in graph.nodes
+                  if n.output.name not in outputs or dtype != "float32"]
+    value_info += [_value_info(internal(v), elem) for v in graph.inputs if v.name in rename]
     g = helper.make_graph(
         b.nodes, graph.name,
         inputs=[_value_info(v) for v in graph.inputs],
@@ -126,46 +164,55 @@ def weight_bytes(graph: Graph) -> int:
 
 
 def write_model(graph: Graph, path: str, seed: int = DEFAULT_SEED, weights=None,
-                external: bool | None = None) -> list[str]:
+                external: bool | None = None, dtype: str = "float32",
+                fold_bn: bool = False) -> list[str]:
     """Write the model to `path` (atomically), streaming the weights; returns the files
     written. With `external` (by default: when the weights pass EXTERNAL_THRESHOLD), the
     weights go to one data file beside the model, named by netc after the model and a hash of
-    its contents, so that a model and its data always belong together."""
+    its contents, so that a model and its data always belong together. `dtype` and `fold_bn`
+    are as for `emit`."""
     if external is None:
         external = weight_bytes(graph) > EXTERNAL_THRESHOLD
+    skeleton = emit(graph, seed, with_data=False, dtype=dtype, fold_bn=fold_bn)
+    graph, float_value = weight_values(graph, seed, weights, fold_bn)
+    storage = DTYPES[dtype][1]
+    itemsize = np.dtype(storage).itemsize
 
     def value(w):
-        if weights and w.name in weights:
-            return np.ascontiguousarray(weights[w.name], dtype="<f4")
-        return initial_value(w, seed)
+        array = float_value(w)
+        return array if storage == "<f4" else array.astype(storage)
 
-    skeleton = emit(graph, seed, with_data=False)
     tensors = {t.name: t for t in skeleton.graph.initializer}
     written = []
     if external:
-        data_name = _write_external(graph, path, value, tensors)
+        data_name = _write_external(graph, path, value, tensors, itemsize)
         written.append(os.path.join(os.path.dirname(path), data_name))
-    inline = [w for w in graph.weights if not tensors[w.name].external_data]
-    heads = {w.name: tensors[w.name].SerializeToString(deterministic=True) for w in inline}
-    external_tensors = [t for t in skeleton.graph.initializer if t.external_data]
+    # initializers in graph order: an external one is its header alone (it points at the
+    # data file), an inline one its header followed by its raw values
+    heads = {w.name: tensors[w.name].SerializeToString(deterministic=True) for w in graph.weights}
+    inline = {w.name for w in graph.weights if not tensors[w.name].external_data}
     del skeleton.graph.initializer[:]
-    skeleton.graph.initializer.extend(external_tensors)
     graph_bytes = skeleton.graph.SerializeToString(deterministic=True)
     skeleton.ClearField("graph")
     model_bytes = skeleton.SerializeToString(deterministic=True)
 
     def entry_length(w) -> int:
-        raw = w.size * 4
+        if w.name not in inline:
+            return len(heads[w.name])
+        raw = w.size * itemsize
         return len(heads[w.name]) + len(_field(_RAW_DATA, raw)) + raw
 
     graph_length = len(graph_bytes) + sum(
-        len(_field(_INITIALIZER, entry_length(w))) + entry_length(w) for w in inline)
+        len(_field(_INITIALIZER, entry_length(w))) + entry_length(w) for w in graph.weights)
 
     def chunks():
         yield model_bytes + _field(_GRAPH, graph_length) + graph_bytes
-        for w in inline:
-            yield _field(_INITIALIZER, entry_length(w)) + heads[w.name] + \
-                _field(_RAW_DATA, w.size * 4)
+        for w in graph.weights:
+            head = _field(_INITIALIZER, entry_length(w)) + heads[w.name]
+            if w.name not in inline:
+                yield head
+                continue
+            yield head + _field(_RAW_DATA, w.size * itemsize)
             yield value(w)
 
     write_atomic(path, chunks())
@@ -188,7 +235,7 @@ def _remove_stale_data(path: str, keep: list[str]) -> None:
                 pass  # another process may have removed it; nothing depends on it
 
 
-def _write_external(graph: Graph, path: str, value, tensors) -> str:
+def _write_external(graph: Graph, path: str, value, tensors, itemsize: int) -> str:
     """Stream the large tensors into `<model>.<hash>.data`; point the skeleton's tensors at
     it. An earlier data file of the same model is removed once the new one is in place."""
     import hashlib
@@ -200,7 +247,7 @@ def _write_external(graph: Graph, path: str, value, tensors) -> str:
     def chunks():
         nonlocal position
         for w in graph.weights:
-            if w.size * 4 < INLINE_BELOW:
+            if w.size * itemsize < INLINE_BELOW:
                 continue
             pad = -position % ALIGN
             if pad:
@@ -209,8 +256,8 @@ def _write_external(graph: Graph, path: str, value, tensors) -> str:
                 position += pad
             array = value(w)
             digest.update(memoryview(array).cast("B"))
-            offsets[w.name] = (position, w.size * 4)
-            position += w.size * 4
+            offsets[w.name] = (position, w.size * itemsize)
+            position += w.size * itemsize
             yield array
 
     folder = os.path.dirname(os.path.abspath(path))
