@@ -37,11 +37,42 @@ NUMPY_KINDS = {np.dtype("<f4"), np.dtype("<f2"), np.dtype("<f8"), np.dtype(">f4"
 # --- initial values --------------------------------------------------------------------------
 
 
-def stream(seed: int, name: str) -> np.random.Generator:
-    """The random stream of tensor `name` under `seed` (independent of Python's hash seed)."""
+CHUNK = 1 << 20  # values per random stream: a tensor is drawn in chunks, in parallel
+_POOL = None
+
+
+def stream(seed: int, name: str, chunk: int = 0) -> np.random.Generator:
+    """The random stream of chunk `chunk` of tensor `name` under `seed` (independent of
+    Python's hash seed, of the machine, and of how many threads draw the chunks)."""
     words = np.frombuffer(hashlib.sha256(name.encode("utf-8")).digest(), dtype="<u4")
-    entropy = [int(seed) & 0xFFFFFFFF, int(seed) >> 32, *(int(w) for w in words)]
-    return np.random.Generator(np.random.PCG64(np.random.SeedSequence(entropy)))
+    entropy = [int(seed) & 0xFFFFFFFF, int(seed) >> 32, *(int(w) for w in words), chunk]
+    # SFC64: a small, fast generator of high statistical quality, twice as fast as PCG64 here
+    return np.random.Generator(np.random.SFC64(np.random.SeedSequence(entropy)))
+
+
+def _draw(seed: int, name: str, flat: np.ndarray, normal: bool) -> None:
+    """Fill `flat` with standard normal or [0, 1) uniform float32 values, chunk by chunk;
+    numpy releases the GIL while it fills, so large tensors use both cores."""
+
+    def fill(i: int) -> None:
+        part = flat[i * CHUNK:(i + 1) * CHUNK]
+        rng = stream(seed, name, i)
+        if normal:
+            rng.standard_normal(dtype=np.float32, out=part)
+        else:
+            rng.random(dtype=np.float32, out=part)
+
+    chunks = -(-flat.size // CHUNK)
+    if chunks < 4:
+        for i in range(chunks):
+            fill(i)
+        return
+    global _POOL
+    if _POOL is None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        _POOL = ThreadPoolExecutor(max(1, min(4, os.cpu_count() or 1)))
+    list(_POOL.map(fill, range(chunks)))
 
 
 def initial_value(weight: Weight, seed: int = DEFAULT_SEED, out: np.ndarray | None = None):
@@ -60,16 +91,15 @@ def initial_value(weight: Weight, seed: int = DEFAULT_SEED, out: np.ndarray | No
     if name in ("zeros", "ones", "constant"):
         out.fill({"zeros": 0.0, "ones": 1.0}.get(name, value))
         return out
-    rng = stream(seed, weight.name)
     if name in ("he_normal", "glorot_normal", "normal"):
         std = {"he_normal": np.sqrt(2.0 / fan_in),
                "glorot_normal": np.sqrt(2.0 / (fan_in + fan_out))}.get(name, value)
-        rng.standard_normal(dtype=np.float32, out=out.reshape(-1))
+        _draw(seed, weight.name, out.reshape(-1), normal=True)
         out *= np.float32(std)
         return out
     bound = {"he_uniform": np.sqrt(6.0 / fan_in),
              "glorot_uniform": np.sqrt(6.0 / (fan_in + fan_out))}.get(name, value)
-    rng.random(dtype=np.float32, out=out.reshape(-1))
+    _draw(seed, weight.name, out.reshape(-1), normal=False)
     out *= np.float32(2 * bound)
     out -= np.float32(bound)
     return out
