@@ -53,6 +53,7 @@ class Checker:
         self.diags = diags
         self.defined: dict[str, _Defined] = {}
         self.nodes: list[Node] = []
+        self.weight_total = 0  # weight values so far, against MAX_PARAMS
 
     def run(self) -> Graph:
         spec = self.spec
@@ -315,7 +316,7 @@ class Checker:
             return False
         for w in weight_specs:
             size = volume(w.shape)
-            total = sum(x.size for x in self._weights_so_far()) + size
+            total = self.weight_total + size
             if size > MAX_TENSOR or total > MAX_PARAMS:
                 self.diags.error(
                     "E308", f"{use.kind} '{name}' needs a {'×'.join(map(str, w.shape))} "
@@ -323,10 +324,8 @@ class Checker:
                     f"({MAX_TENSOR:,} per tensor, {MAX_PARAMS:,} in all)", use.kind_span,
                     hints=["is a flatten or pooling layer missing before it?"])
                 return False
+            self.weight_total = total
         return True
-
-    def _weights_so_far(self):
-        return (w for n in self.nodes for w in n.weights)
 
     # --- outputs and expectations ------------------------------------------------------------
 
