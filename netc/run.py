@@ -24,15 +24,18 @@ def _ort():
     return onnxruntime
 
 
-def session(model: bytes | str, provider: str = "cpu", options=None):
-    """An InferenceSession on exactly `provider` (cpu or cuda), or a netc error (E601)."""
+def session(model: bytes | str, provider: str = "cpu", options=None,
+            provider_options: dict | None = None):
+    """An InferenceSession on exactly `provider` (cpu or cuda), or a netc error (E601).
+    `provider_options` go to that provider (for cuda, e.g. {"prefer_nhwc": "1"})."""
     ort = _ort()
     wanted = PROVIDERS[provider]
     if wanted not in ort.get_available_providers():
         raise fail("E601", f"this onnxruntime ({ort.__version__}) was built without the "
                    f"{provider.upper()} execution provider", None,
                    hints=["install onnxruntime-gpu (and CUDA 12/13 with cuDNN 9) for --provider cuda"])
-    providers = [wanted] if provider == "cpu" else [wanted, "CPUExecutionProvider"]
+    first = (wanted, provider_options) if provider_options else wanted
+    providers = [first] if provider == "cpu" else [first, "CPUExecutionProvider"]
     log = _Capture() if provider != "cpu" else None
     try:
         if log:
