@@ -81,72 +81,10 @@ def build(spec_or_graph, seed: int = DEFAULT_SEED):
     return model
 
 
-# --- one module per layer type ------------------------------------------------------------
-
-
-def _conv(layer, x, nn, c):
-    _, pads = layer._geometry(x)  # the extra end padding of `round: ceil` included
-    return c.Conv2d(x[1], layer.filters, layer.kernel, layer.stride, pads, layer.dilation,
-                    layer.groups, layer.bias)
-
-
-def _pool_geometry(layer, x):
-    """The pool's pads, and the end padding (bottom, right) ONNX's ceil_mode adds so that its
-    `out` windows fit (0 for exact and floor)."""
-    out_hw, pads = layer._geometry(x)
-    extra = tuple(max(0, (out_hw[i] - 1) * layer.steps[i] + layer.kernel[i]
-                      - (x[2 + i] + pads[i] + pads[i + 2])) for i in (0, 1))
-    return pads, extra
-
-
-def _maxpool(layer, x, nn, c):
-    return c.MaxPool2d(layer.kernel, layer.steps, *_pool_geometry(layer, x))
-
-
-def _avgpool(layer, x, nn, c):
-    return c.AvgPool2d(layer.kernel, layer.steps, *_pool_geometry(layer, x), layer.include_pad)
-
-
-def _batchnorm(layer, x, nn, c):
-    norm = nn.BatchNorm2d if len(x) == 4 else nn.BatchNorm1d
-    return norm(x[1], eps=layer.eps)
-
-
-def _lrn(layer, x, nn, c):
-    # PyTorch's window is size // 2 channels before and (size - 1) // 2 after, ONNX's the
-    # same for the odd sizes netc allows; both divide alpha by size
-    return nn.LocalResponseNorm(layer.size, alpha=layer.alpha, beta=layer.beta, k=layer.bias)
-
-
-# layer type -> its module, made from (layer, input shape, torch.nn, netc.torch's classes).
-# A second table beside the layer classes: test_torch checks that it covers every type.
-MODULES = {
-    "conv": _conv,
-    "maxpool": _maxpool,
-    "avgpool": _avgpool,
-    "globalavgpool": lambda layer, x, nn, c: c.GlobalAvgPool2d(),
-    "flatten": lambda layer, x, nn, c: nn.Flatten(),
-    "dense": lambda layer, x, nn, c: nn.Linear(x[1], layer.units, bias=layer.bias),
-    "batchnorm": _batchnorm,
-    "lrn": _lrn,
-    "relu": lambda layer, x, nn, c: nn.ReLU(),
-    "leakyrelu": lambda layer, x, nn, c: nn.LeakyReLU(layer.alpha),
-    "tanh": lambda layer, x, nn, c: nn.Tanh(),
-    "sigmoid": lambda layer, x, nn, c: nn.Sigmoid(),
-    "softmax": lambda layer, x, nn, c: nn.Softmax(dim=layer.axis),
-    "dropout": lambda layer, x, nn, c: nn.Dropout(layer.rate),
-    "add": lambda layer, x, nn, c: c.Add(),
-    "concat": lambda layer, x, nn, c: c.Concat(layer.axis),
-}
-
-
 def _module(node: Node):
-    """The PyTorch module of one layer; its parameters and buffers are the layer's weights."""
-    make = MODULES.get(node.kind)
-    if make is None:
-        raise NotImplementedError(f"netc.torch has no PyTorch module for layer type "
-                                  f"'{node.kind}' (layer '{node.name}')")
-    return make(node.layer, node.inputs[0].shape, _torch().nn, _classes())
+    """The PyTorch module of one layer (from its class's `torch_module`, so a layer type's
+    PyTorch form lives with its shape rule and its ONNX lowering)."""
+    return node.layer.torch_module(node.inputs[0].shape, _torch().nn, _classes())
 
 
 def _check_weights(node: Node, module) -> None:

@@ -11,6 +11,7 @@ from .base import Layer, Shape, attr, layer
 @dataclass(frozen=True)
 class _Elementwise(Layer):
     op = ""
+    module = ""  # torch.nn's module of the same function
 
     def infer(self, x: Shape) -> Shape:
         return x
@@ -18,13 +19,16 @@ class _Elementwise(Layer):
     def lower(self, b, xs, w, out) -> None:
         b.node(self.op, [xs[0].name], out.name)
 
+    def torch_module(self, x, nn, classes):
+        return getattr(nn, self.module)()
+
 
 @layer("relu")
 @dataclass(frozen=True)
 class ReLU(_Elementwise):
     """max(x, 0). `- relu`"""
 
-    op = "Relu"
+    op, module = "Relu", "ReLU"
 
 
 @layer("tanh")
@@ -32,7 +36,7 @@ class ReLU(_Elementwise):
 class Tanh(_Elementwise):
     """Hyperbolic tangent. `- tanh`"""
 
-    op = "Tanh"
+    op, module = "Tanh", "Tanh"
 
 
 @layer("sigmoid")
@@ -40,7 +44,7 @@ class Tanh(_Elementwise):
 class Sigmoid(_Elementwise):
     """Logistic sigmoid 1 / (1 + e^-x). `- sigmoid`"""
 
-    op = "Sigmoid"
+    op, module = "Sigmoid", "Sigmoid"
 
 
 @layer("leakyrelu")
@@ -57,6 +61,9 @@ class LeakyReLU(Layer):
 
     def lower(self, b, xs, w, out) -> None:
         b.node("LeakyRelu", [xs[0].name], out.name, alpha=self.alpha)
+
+    def torch_module(self, x, nn, classes):
+        return nn.LeakyReLU(self.alpha)
 
 
 @layer("softmax")
@@ -81,6 +88,9 @@ class Softmax(Layer):
     def lower(self, b, xs, w, out) -> None:
         b.node("Softmax", [xs[0].name], out.name, axis=self.axis)
 
+    def torch_module(self, x, nn, classes):
+        return nn.Softmax(dim=self.axis)
+
 
 @layer("dropout")
 @dataclass(frozen=True)
@@ -99,3 +109,6 @@ class Dropout(Layer):
 
     def lower(self, b, xs, w, out) -> None:
         b.node("Identity", [xs[0].name], out.name)
+
+    def torch_module(self, x, nn, classes):
+        return nn.Dropout(self.rate)

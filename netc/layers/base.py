@@ -178,6 +178,12 @@ class Layer:
     def lower(self, b, xs, w: dict[str, str], out) -> None:
         raise NotImplementedError
 
+    def torch_module(self, x: Shape, nn, classes):
+        """The PyTorch module computing this layer (netc.torch): `x` is the first input's shape,
+        `nn` is torch.nn, `classes` netc.torch's own module classes. Its parameters and
+        buffers must be the layer's weights, by PyTorch's names."""
+        raise NotImplementedError
+
 
 # --- small helpers shared by the layer families ---------------------------------------------
 

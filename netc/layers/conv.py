@@ -95,3 +95,8 @@ class Conv(Layer):
         b.node("Conv", inputs, out.name, kernel_shape=list(self.kernel),
                strides=list(self.stride), pads=list(pads), dilations=list(self.dilation),
                group=self.groups)
+
+    def torch_module(self, x, nn, classes):
+        _, pads = self._geometry(x)  # the extra end padding of `round: ceil` included
+        return classes.Conv2d(x[1], self.filters, self.kernel, self.stride, pads,
+                              self.dilation, self.groups, self.bias)

@@ -46,6 +46,9 @@ class Dense(Layer):
         inputs = [xs[0].name, w["weight"]] + ([w["bias"]] if self.bias else [])
         b.node("Gemm", inputs, out.name, transB=1)
 
+    def torch_module(self, x, nn, classes):
+        return nn.Linear(x[1], self.units, bias=self.bias)
+
 
 @layer("flatten")
 @dataclass(frozen=True)
@@ -59,3 +62,6 @@ class Flatten(Layer):
 
     def lower(self, b, xs, w, out) -> None:
         b.node("Flatten", [xs[0].name], out.name, axis=1)
+
+    def torch_module(self, x, nn, classes):
+        return nn.Flatten()

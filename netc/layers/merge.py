@@ -33,6 +33,9 @@ class Add(Layer):
         op = "Add" if len(xs) == 2 else "Sum"
         b.node(op, [x.name for x in xs], out.name)
 
+    def torch_module(self, x, nn, classes):
+        return classes.Add()
+
 
 @layer("concat")
 @dataclass(frozen=True)
@@ -67,3 +70,6 @@ class Concat(Layer):
 
     def lower(self, b, xs, w, out) -> None:
         b.node("Concat", [x.name for x in xs], out.name, axis=self.axis)
+
+    def torch_module(self, x, nn, classes):
+        return classes.Concat(self.axis)

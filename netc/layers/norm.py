@@ -37,6 +37,9 @@ class BatchNorm(Layer):
                [xs[0].name, w["weight"], w["bias"], w["running_mean"], w["running_var"]],
                out.name, epsilon=self.eps)
 
+    def torch_module(self, x, nn, classes):
+        return (nn.BatchNorm2d if len(x) == 4 else nn.BatchNorm1d)(x[1], eps=self.eps)
+
 
 @layer("lrn")
 @dataclass(frozen=True)
@@ -64,3 +67,8 @@ class LRN(Layer):
     def lower(self, b, xs, w, out) -> None:
         b.node("LRN", [xs[0].name], out.name, size=self.size, alpha=self.alpha, beta=self.beta,
                bias=self.bias)
+
+    def torch_module(self, x, nn, classes):
+        # PyTorch's window is size // 2 channels before and (size - 1) // 2 after, ONNX's the
+        # same for the odd sizes netc allows; both divide alpha by size
+        return nn.LocalResponseNorm(self.size, alpha=self.alpha, beta=self.beta, k=self.bias)

@@ -45,6 +45,14 @@ class _Pool(Layer):
         out_hw, _ = self._geometry(x)
         return (x[0], x[1], *out_hw)
 
+    def _torch_geometry(self, x: Shape):
+        """The pads, and the end padding (bottom, right) that ONNX's ceil_mode adds so that
+        its windows fit (0 for exact and floor)."""
+        out_hw, pads = self._geometry(x)
+        extra = tuple(max(0, (out_hw[i] - 1) * self.steps[i] + self.kernel[i]
+                          - (x[2 + i] + pads[i] + pads[i + 2])) for i in (0, 1))
+        return pads, extra
+
     def _attrs(self, x: Shape) -> dict:
         _, pads = self._geometry(x)
         return dict(kernel_shape=list(self.kernel), strides=list(self.steps), pads=list(pads),
@@ -61,6 +69,9 @@ class MaxPool(_Pool):
     def lower(self, b, xs, w, out) -> None:
         b.node("MaxPool", [xs[0].name], out.name, **self._attrs(xs[0].shape))
 
+    def torch_module(self, x, nn, classes):
+        return classes.MaxPool2d(self.kernel, self.steps, *self._torch_geometry(x))
+
 
 @layer("avgpool")
 @dataclass(frozen=True)
@@ -74,6 +85,10 @@ class AvgPool(_Pool):
     def lower(self, b, xs, w, out) -> None:
         b.node("AveragePool", [xs[0].name], out.name, count_include_pad=int(self.include_pad),
                **self._attrs(xs[0].shape))
+
+    def torch_module(self, x, nn, classes):
+        return classes.AvgPool2d(self.kernel, self.steps, *self._torch_geometry(x),
+                                 self.include_pad)
 
 
 @layer("globalavgpool")
@@ -89,3 +104,6 @@ class GlobalAvgPool(Layer):
 
     def lower(self, b, xs, w, out) -> None:
         b.node("GlobalAveragePool", [xs[0].name], out.name)
+
+    def torch_module(self, x, nn, classes):
+        return classes.GlobalAvgPool2d()
