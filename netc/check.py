@@ -17,6 +17,8 @@ from .expand import FlatSpec, LayerUse, flatten
 from .ir import Graph, Node, Value, Weight
 from .layers import REGISTRY, AttrSpec, attributes, fmt_shape
 from .layers.base import INITIALISERS, INITIALISERS_WITH_VALUE, parse_init, volume
+from .layers.conv import pads_of
+from .layers.window import AXES, EDGE, exact_size, fmt_num, window
 from .load import YList, YMap, YNode, YScalar, kind_name, load_file
 from .source import Span
 
@@ -54,6 +56,7 @@ class Checker:
         self.defined: dict[str, _Defined] = {}
         self.nodes: list[Node] = []
         self.weight_total = 0  # weight values so far, against MAX_PARAMS
+        self.attr_spans: dict[str, dict[str, Span]] = {}  # layer -> spans of its attributes
 
     def run(self) -> Graph:
         spec = self.spec
@@ -71,6 +74,7 @@ class Checker:
         if not self.diags.has_errors():
             self._expect(outputs)
             self._unused(outputs)
+            self._lint(outputs)
         inputs = tuple(Value(d.name, d.shape) for d in spec.inputs)
         return Graph(spec.name, spec.description, inputs, tuple(self.nodes), tuple(outputs))
 
@@ -121,6 +125,7 @@ class Checker:
         self.nodes.append(Node(name, layer, tuple(d.value for d in inputs), value, weights,
                                layer.macs(out, *xs), use.span))
         self.defined[name] = _Defined(value, use.kind_span, index)
+        self.attr_spans[name] = attr_spans
 
     def _inputs(self, use: LayerUse) -> list[_Defined] | None:
         """What the layer reads; None when that is unknown (the cause is already reported)."""
@@ -349,6 +354,97 @@ class Checker:
                 self.diags.warning("W201", f"{node.kind} '{node.name}' is not used: no layer "
                                    "reads it and it is not an output", self.defined[node.name].span,
                                    hints=["list it in `outputs:`, or read it with `from:`"])
+
+    # --- warnings about a valid network ---------------------------------------------------------
+
+    def _lint(self, outputs: list[Value]) -> None:
+        """Warn about layers that are valid but probably not what was meant: W202 (a bias that
+        the batchnorm after it makes redundant), W203 (a stride that skips pixels) and W204
+        (`round: floor` dropping more than one row or column). docs/errors.md has the rules."""
+        readers: dict[str, list[Node]] = {}
+        for node in self.nodes:
+            for ref in dict.fromkeys(x.name for x in node.inputs):
+                readers.setdefault(ref, []).append(node)
+        output_names = {v.name for v in outputs}
+        for node in self.nodes:
+            spans = self.attr_spans.get(node.name, {})
+            where = self.defined[node.name].span
+            if node.kind in ("conv", "dense") and node.layer.bias \
+                    and node.name not in output_names:
+                self._bias_before_batchnorm(node, readers.get(node.name, []), spans, where)
+            if node.kind in ("conv", "maxpool", "avgpool"):
+                self._window_lints(node, spans, where)
+
+    def _bias_before_batchnorm(self, node: Node, readers: list[Node], spans, where) -> None:
+        if not readers or any(r.kind != "batchnorm" for r in readers):
+            return
+        size = sum(w.size for w in node.weights if w.spec.param == "bias")
+        self.diags.warning(
+            "W202", f"{node.kind} '{node.name}' has a bias that batchnorm '{readers[0].name}' "
+            f"cancels: {size:,} redundant parameters", spans.get("bias", where),
+            details=[f"batchnorm subtracts each {'channel' if node.kind == 'conv' else 'feature'}"
+                     "'s mean, bias included, then adds its own shift (beta)"],
+            hints=[f"write `bias: false` (or `defaults: {{{node.kind}: {{bias: false}}}}` for "
+                   f"every {node.kind})"])
+
+    def _window_lints(self, node: Node, spans, where) -> None:
+        layer, hw = node.layer, node.inputs[0].shape[2:]
+        conv = node.kind == "conv"
+        kernel = layer.kernel
+        stride = layer.stride if conv else layer.steps
+        dilation = layer.dilation if conv else (1, 1)
+        keff = tuple(dilation[i] * (kernel[i] - 1) + 1 for i in (0, 1))
+        what = "filter" if conv else "window"
+        # a 1x1 kernel with a stride subsamples on purpose (ResNet's projection shortcuts)
+        gaps = [i for i in (0, 1) if kernel[i] > 1 and stride[i] > keff[i]]
+        if gaps:
+            both = len(gaps) == 2 and keff[0] == keff[1] and stride[0] == stride[1]
+            details = []
+            for i in gaps[:1] if both else gaps:
+                skipped, edge = stride[i] - keff[i], EDGE[AXES[i]]
+                plural = "s" * (skipped > 1)
+                lost = f"{skipped} {edge}{plural} and {skipped} column{plural}" if both \
+                    else f"{skipped} {edge}{plural}"
+                details.append(f"{'' if both else AXES[i] + ': '}windows span "
+                               f"{keff[i]} {'pixels' if both else edge + 's'} and start every "
+                               f"{stride[i]}: {lost} of every {stride[i]} "
+                               f"{'are' if both or skipped > 1 else 'is'} never read")
+            k = "x".join(map(str, kernel))
+            s = str(stride[0]) if stride[0] == stride[1] else "x".join(map(str, stride))
+            dilated = "" if keff == tuple(kernel) else f" (dilated to {keff[0]}x{keff[1]})"
+            self.diags.warning(
+                "W203", f"{node.kind} '{node.name}': stride {s} is larger than the {k}{dilated} "
+                f"{what}, so some input pixels are never read", spans.get("stride", where),
+                details=details,
+                hints=[f"use a stride of at most {min(keff[i] for i in gaps)}, or a larger "
+                       f"{what}; to subsample on purpose, use a 1x1 kernel"])
+        if layer.round != "floor":
+            return
+        pads = pads_of(layer.pad, hw, kernel, stride, dilation)
+        lost, details = [], []
+        for i in (0, 1):
+            before, after = pads[i], pads[i + 2]
+            padded = hw[i] + before + after
+            dropped = (padded - keff[i]) % stride[i] - after  # input rows after the last window
+            if dropped > max(1, stride[i] - keff[i]):  # more than the stride skips anyway
+                edge = EDGE[AXES[i]]
+                last = hw[i] - dropped
+                lost.append(f"{dropped} {edge}s")
+                size = exact_size(hw[i], kernel[i], stride[i], before, after, dilation[i])
+                details.append(
+                    f"{AXES[i]}: ({hw[i]} - {keff[i]} + {before + after}) / {stride[i]} + 1 = "
+                    f"{fmt_num(size)}, rounded down to {node.output.shape[2 + i]}: the last "
+                    f"window ends at {edge} {last}, so {edge}s {last + 1}-{hw[i]} are never read")
+        if lost:
+            ceil_hw = [window(hw[i], kernel[i], stride[i], pads[i], pads[i + 2], dilation[i],
+                              "ceil").out for i in (0, 1)]
+            self.diags.warning(
+                "W204", f"{node.kind} '{node.name}': `round: floor` drops the last "
+                f"{' and '.join(lost)} of the {hw[0]}x{hw[1]} input", spans.get("round", where),
+                details=details,
+                hints=[f"`round: ceil` reads them in a partial window ({ceil_hw[0]}x{ceil_hw[1]} "
+                       f"instead of {node.output.shape[2]}x{node.output.shape[3]}), or change the "
+                       "padding, kernel or stride so that the windows tile the input"])
 
     def _expect(self, outputs: list[Value]) -> None:
         node = self.spec.expect

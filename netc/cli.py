@@ -31,6 +31,10 @@ commands:
   run       run a spec or an .onnx model in ONNX Runtime
   weights   write a spec's weights (a template) or a model's to .safetensors/.npz
   bench     time a spec or an .onnx model in ONNX Runtime, per batch size
+  explain   document an error code (E301), or show how one layer's numbers come about
+  schema    print the JSON Schema of the spec format (for editors)
+  graph     draw a spec as a Mermaid or DOT diagram, with shapes on the edges
+  sizes     list the input sizes at which a spec checks, and the smallest
 
 Run `netc COMMAND --help` for a command's options. Docs: docs/spec.md, docs/cli.md."""
 
@@ -63,6 +67,16 @@ def _parser() -> argparse.ArgumentParser:
                        "error with its position; exits 1 if any spec has errors. Needs neither "
                        "onnx nor onnxruntime.")
     k.add_argument("paths", nargs="+", metavar="PATH", help="spec files or folders")
+    k.add_argument("--format", choices=("text", "json", "github", "sarif"), default="text",
+                   help="text (default, to standard error); json (one document); github "
+                   "(GitHub Actions workflow commands that annotate the lines); sarif (SARIF "
+                   "2.1.0, for code scanning). Machine formats go to standard output, alone")
+    k.add_argument("--strict", action="store_true",
+                   help="warnings (W2xx) fail the check too: exit 1")
+    k.add_argument("--update-expect", action="store_true",
+                   help="rewrite each spec's `expect:` block in place with its actual params, "
+                   "MACs and output shapes (comments and layout kept; a spec with other errors "
+                   "is left alone); prints the files changed")
 
     s = sub.add_parser("summary", help="per-layer shapes, parameters and MACs",
                        description="Print a table of every layer (name, type, output shape, "
@@ -112,6 +126,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="seed for the initial weights of a spec (default 0)")
     _weights_options(w)
     _bench_parser(sub)
+    _tool_parsers(sub)
+    _explain_parser(sub)
     return p
 
 
@@ -254,21 +270,28 @@ def spec_files(paths: list[str]) -> list[str]:
 
 
 def cmd_check(args) -> int:
-    files = spec_files(args.paths)
-    failed = 0
-    for path in files:
+    if args.update_expect:
+        return _update_expect(args)
+    from .formats import Report, check_spec_file, render
+
+    report = Report(strict=args.strict)
+    for path in args.paths:
         try:
-            _checked(path)
-        except NetcError as e:
-            failed += 1
-            print(e.diagnostics.render(), file=sys.stderr)
-    noun = "spec" if len(files) == 1 else "specs"
-    if failed:
-        verb = "has" if failed == 1 else "have"
-        print(f"netc: {failed} of {len(files)} {noun} {verb} errors", file=sys.stderr)
-        return EXIT_ERRORS
-    print(f"checked {len(files)} {noun}: no errors")
-    return EXIT_OK
+            found = spec_files([path])
+        except NetcError as e:  # a folder without specs: reported, and the other paths checked
+            report.add(path, e.diagnostics)
+            continue
+        for file in found:
+            report.add(file, check_spec_file(file))
+    text = render(report, args.format)
+    if args.format == "text":  # diagnostics to standard error, the verdict to standard output
+        if text:
+            print(text, file=sys.stderr)
+        print(report.summary(), file=sys.stderr if report.failed else sys.stdout)
+    else:  # standard output holds the document alone
+        print(text)
+        print(report.summary(), file=sys.stderr)
+    return EXIT_ERRORS if report.failed else EXIT_OK
 
 
 def cmd_summary(args) -> int:
@@ -466,5 +489,163 @@ def cmd_bench(args) -> int:
     return EXIT_OK
 
 
+def _explain_parser(sub) -> None:
+    x = sub.add_parser("explain", help="document an error code, or explain one layer of a spec",
+                       usage="netc explain [-h] [CODE | SPEC LAYER]",
+                       description="`netc explain E301` prints the documentation of a "
+                       "diagnostic code (docs/errors.md): what it means, an example and the fix. "
+                       "`netc explain SPEC LAYER` shows one layer (its full name, e.g. "
+                       "layer2.0.conv1): each attribute's value and where it came from, its "
+                       "inputs, the window arithmetic with the numbers, its output, parameters "
+                       "and MACs. Without arguments, lists every code.")
+    x.add_argument("target", nargs="?", metavar="CODE|SPEC",
+                   help="a code such as E301 or W201, or a spec file")
+    x.add_argument("layer", nargs="?", metavar="LAYER", help="with SPEC: the layer's full name")
+
+
+def cmd_explain(args) -> int:
+    from . import explain
+
+    if args.target is None:
+        sys.stdout.write(explain.code_index())
+    elif args.layer is not None:
+        sys.stdout.write(explain.explain_layer(args.target, args.layer))
+    elif explain.CODE_RE.match(args.target) or not (
+            args.target.endswith((".yaml", ".yml")) or os.path.isfile(args.target)):
+        try:
+            sys.stdout.write(explain.explain_code(args.target))
+        except explain.UnknownCode as e:
+            print(e.render(), file=sys.stderr)
+            return EXIT_ERRORS
+    else:
+        print("netc explain: error: name the layer to explain: netc explain SPEC LAYER "
+              "(`netc summary SPEC` lists the layers)", file=sys.stderr)
+        return EXIT_USAGE
+    return EXIT_OK
+
+
+def _update_expect(args) -> int:
+    """`netc check --update-expect`: rewrite the `expect:` blocks (netc/expect.py)."""
+    from .errors import Diagnostics
+    from .expect import update_expect
+    from .formats import Report, render
+
+    report, changed, total = Report(), [], 0
+    for path in args.paths:
+        try:
+            found = spec_files([path])
+        except NetcError as e:
+            report.add(path, e.diagnostics)
+            continue
+        for file in found:
+            total += 1
+            warnings = Diagnostics()
+            try:
+                outcome = update_expect(file, warnings)
+            except NetcError as e:  # other errors: the file is left as it is
+                report.add(file, e.diagnostics)
+                continue
+            report.add(file, warnings)
+            if outcome.changed:
+                changed.append(f"updated {file} ({', '.join(outcome.keys_changed)})")
+    listing = sys.stdout if args.format == "text" else sys.stderr
+    text = render(report, args.format)
+    if text:
+        print(text, file=sys.stderr if args.format == "text" else sys.stdout)
+    for line in changed:
+        print(line, file=listing)
+    noun = "spec" if total == 1 else "specs"
+    print(f"expect: updated {len(changed)} of {total} {noun}", file=listing)
+    if report.errors:
+        print(report.summary(), file=sys.stderr)
+    return EXIT_ERRORS if report.errors else EXIT_OK
+
+
+def _tool_parsers(sub) -> None:
+    sub.add_parser("schema", help="print the JSON Schema of the spec format",
+                   description="Print a JSON Schema (draft-07) of the spec format, generated "
+                   "from the layer types: editors with the YAML language server complete and "
+                   "check specs with it. docs/netc.schema.json holds this output; a spec "
+                   "points at it with a first line `# yaml-language-server: "
+                   "$schema=<path or URL of netc.schema.json>`.")
+    g = sub.add_parser("graph", help="draw a spec as a Mermaid or DOT diagram",
+                       description="Print a diagram of SPEC with the shape of each tensor on "
+                       "its edge and blocks as nested subgraphs (from the dotted layer names). "
+                       "Mermaid renders on GitHub inside a ```mermaid fence; DOT is for graphviz "
+                       "(dot -Tsvg). Neither needs a binary to produce.")
+    g.add_argument("spec", metavar="SPEC")
+    g.add_argument("--format", choices=("mermaid", "dot"), default="mermaid",
+                   help="mermaid (default) or dot")
+    g.add_argument("--depth", type=_positive, default=None, metavar="N",
+                   help="draw N levels of subgraphs and collapse everything deeper into one "
+                   "node per subgraph (1: one node per top-level block)")
+    g.add_argument("-o", "--output", metavar="FILE", help="write to a file instead of standard "
+                   "output")
+    z = sub.add_parser("sizes", help="the input sizes at which a spec checks",
+                       description="Check SPEC again with its image input made S×S for each S "
+                       "in a range, each layer keeping its declared `round:`. Lists the sizes "
+                       "where every layer divides exactly and the joins line up, those where a "
+                       "floor/ceil layer rounds, the declared size's verdict, and the smallest "
+                       "size that checks. `expect:` is not checked.")
+    z.add_argument("spec", metavar="SPEC")
+    z.add_argument("--range", type=_size_range, default=None, metavar="LOW:HIGH",
+                   help="the sizes to try, both ends included (default: the declared size "
+                   "± 32)")
+    z.add_argument("--format", choices=("text", "json"), default="text",
+                   help="text (default) or JSON, with every size's verdict")
+
+
+def _size_range(text: str) -> tuple[int, int]:
+    low, colon, high = text.partition(":")
+    try:
+        low_n, high_n = int(low), int(high)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"write the range as LOW:HIGH, e.g. 200:260, not "
+                                         f"{text!r}") from None
+    if not colon or not 1 <= low_n <= high_n:
+        raise argparse.ArgumentTypeError(f"need 1 <= LOW <= HIGH in LOW:HIGH, not {text!r}")
+    if high_n - low_n > 4096 or high_n > 1 << 20:
+        raise argparse.ArgumentTypeError("a range spans at most 4096 sizes, up to 1048576")
+    return low_n, high_n
+
+
+def cmd_schema(args) -> int:
+    from .schema import render
+
+    sys.stdout.write(render())
+    return EXIT_OK
+
+
+def cmd_graph(args) -> int:
+    from . import graph
+
+    diagram = graph.build(_checked(args.spec), args.depth)
+    text = graph.text_of(diagram, args.format)
+    note = graph.advice(diagram, args.format, args.depth)
+    if note:
+        print(note, file=sys.stderr)
+    if args.output:
+        from .emit import write_atomic
+
+        write_atomic(args.output, text.encode("utf-8"))
+    else:
+        sys.stdout.write(text)
+    return EXIT_OK
+
+
+def cmd_sizes(args) -> int:
+    import json
+
+    from . import sizes
+
+    low, high = args.range or (None, None)
+    found = sizes.solve(args.spec, low, high)
+    print(json.dumps(sizes.to_dict(found), indent=2) if args.format == "json"
+          else sizes.render_text(found))
+    return EXIT_OK
+
+
 COMMANDS = {"compile": cmd_compile, "check": cmd_check, "summary": cmd_summary,
-            "expand": cmd_expand, "run": cmd_run, "weights": cmd_weights, "bench": cmd_bench}
+            "expand": cmd_expand, "run": cmd_run, "weights": cmd_weights, "bench": cmd_bench,
+            "explain": cmd_explain, "schema": cmd_schema, "graph": cmd_graph,
+            "sizes": cmd_sizes}

@@ -50,6 +50,9 @@ CODES: dict[str, str] = {
     "E116": "a block named like a layer type",
     # graphs (warnings)
     "W201": "unused layer",
+    "W202": "bias before batchnorm",
+    "W203": "stride larger than the kernel",
+    "W204": "`round: floor` drops rows or columns",
     # shapes
     "E301": "window doesn't fit the input",
     "E302": "filter larger than the padded input",

@@ -45,8 +45,11 @@ def session(model: bytes | str, provider: str = "cpu", options=None,
         finally:
             said = log.stop() if log else ""
     except Exception as e:  # onnxruntime raises its own exception types
+        hint = ("is the file a complete ONNX model (with its .data file beside it)?"
+                if isinstance(model, str) else
+                "a model netc built should always load: please report this as a netc bug")
         raise fail("E604", f"ONNX Runtime could not load the model: {e}", None,
-                   hints=["a model netc wrote should always load: please report this as a netc bug"]) from None
+                   hints=[hint]) from None
     if wanted not in sess.get_providers():
         reason = _last_error(said) or "ONNX Runtime gave no reason"
         raise fail("E601", f"the {provider.upper()} execution provider could not be created, and "

@@ -200,8 +200,10 @@ def read_weights(path: str, graph: Graph, allow_missing: bool = False,
         raise NetcError(diags)
     if missing and warnings is not None:
         shown = ", ".join(missing[:8]) + (f" and {len(missing) - 8} more" if len(missing) > 8 else "")
-        warnings.warning("W501", f"{len(missing)} tensors are not in '{path}' and were "
-                         f"initialised: {shown}", None)
+        one = len(missing) == 1
+        warnings.warning("W501", f"{len(missing)} tensor{'' if one else 's'} "
+                         f"{'is' if one else 'are'} not in '{path}' and "
+                         f"{'was' if one else 'were'} initialised: {shown}", None)
     return found
 
 

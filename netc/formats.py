@@ -1,0 +1,286 @@
+"""`netc check --format`: the diagnostics of many files as text, JSON, GitHub Actions workflow
+commands or SARIF 2.1.0. The CLI collects a `Report` (one `Checked` per file) and prints
+`render(report, format)`; docs/cli.md describes each format, and docs/diagnostics.schema.json
+is the JSON Schema of the JSON one.
+
+Positions are 1-based. A span's end column is exclusive (the column after its last character),
+as in SARIF; GitHub's `endColumn` is inclusive, so it gets one less. A diagnostic without a
+position (a file that can't be read) is reported on the file it is about.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import quote
+
+from . import __version__
+from .errors import CODES, Diagnostic, Diagnostics, NetcError
+from .source import Span
+
+FORMATS = ("text", "json", "github", "sarif")
+JSON_VERSION = 1  # of the JSON document's layout; bumped only on an incompatible change
+
+SARIF_SCHEMA = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
+
+
+@dataclass
+class Checked:
+    """One file (or folder) given to `netc check`, and what checking it found, sorted."""
+
+    path: str
+    diagnostics: list[Diagnostic]
+
+    @property
+    def errors(self) -> int:
+        return sum(d.severity == "error" for d in self.diagnostics)
+
+    @property
+    def warnings(self) -> int:
+        return sum(d.severity == "warning" for d in self.diagnostics)
+
+
+@dataclass
+class Report:
+    """Everything `netc check` found; `strict` makes warnings fail the check."""
+
+    strict: bool = False
+    files: list[Checked] = field(default_factory=list)
+
+    def add(self, path: str, diagnostics: Diagnostics) -> None:
+        self.files.append(Checked(path, diagnostics.sorted()))
+
+    @property
+    def errors(self) -> int:
+        return sum(f.errors for f in self.files)
+
+    @property
+    def warnings(self) -> int:
+        return sum(f.warnings for f in self.files)
+
+    def failing(self, f: Checked) -> bool:
+        return f.errors > 0 or (self.strict and f.warnings > 0)
+
+    @property
+    def failed(self) -> bool:
+        return any(self.failing(f) for f in self.files)
+
+    def summary(self) -> str:
+        """The last line: `checked 9 specs: no errors`, or how many failed and why."""
+        n = len(self.files)
+        noun = "spec" if n == 1 else "specs"
+        failing = sum(self.failing(f) for f in self.files)
+        if not failing:
+            extra = f" ({_count(self.warnings, 'warning')})" if self.warnings else ""
+            return f"checked {n} {noun}: no errors{extra}"
+        verb = "has" if failing == 1 else "have"
+        if self.errors:
+            return f"netc: {failing} of {n} {noun} {verb} errors"
+        return f"netc: {failing} of {n} {noun} {verb} warnings, which --strict makes errors"
+
+
+def check_spec_file(path: str) -> Diagnostics:
+    """Check one spec file; every diagnostic found (errors and warnings)."""
+    from .check import check_file
+
+    found = Diagnostics()
+    try:
+        check_file(path, found)
+    except NetcError as e:
+        return e.diagnostics
+    return found
+
+
+def render(report: Report, fmt: str) -> str:
+    """The report in `fmt` (one of FORMATS), without a final newline."""
+    if fmt == "text":
+        return "\n".join(d.render() for f in report.files for d in f.diagnostics)
+    if fmt == "json":
+        return json.dumps(json_document(report), indent=2, ensure_ascii=False)
+    if fmt == "github":
+        return "\n".join(github_command(d, f.path) for f in report.files for d in f.diagnostics)
+    if fmt == "sarif":
+        return json.dumps(sarif_log(report), indent=2, ensure_ascii=False)
+    raise ValueError(f"unknown format {fmt!r}")
+
+
+# --- JSON --------------------------------------------------------------------------------------
+
+
+def json_document(report: Report) -> dict:
+    """{"netc", "version", "diagnostics": [...], "summary": {...}}: see
+    docs/diagnostics.schema.json."""
+    return {
+        "netc": __version__,
+        "version": JSON_VERSION,
+        "diagnostics": [diagnostic_dict(d, f.path) for f in report.files for d in f.diagnostics],
+        "summary": {
+            "files": len(report.files),
+            "failed_files": sum(report.failing(f) for f in report.files),
+            "errors": report.errors,
+            "warnings": report.warnings,
+            "strict": report.strict,
+            "ok": not report.failed,
+        },
+    }
+
+
+def diagnostic_dict(d: Diagnostic, path: str) -> dict:
+    """One diagnostic: position (null when it has none), severity, code and its title, message,
+    details, hints, and notes (secondary positions, then the block uses it was expanded from)."""
+    out = {"file": d.span.path if d.span else path}
+    out.update(_position(d.span))
+    out.update(severity=d.severity, code=d.code, title=CODES[d.code], message=d.message,
+               details=list(d.details), hints=list(d.hints),
+               notes=[{"file": s.path, **_position(s), "message": m} for s, m in _notes(d)])
+    return out
+
+
+def _position(span: Span | None) -> dict:
+    keys = ("line", "col", "end_line", "end_col")
+    if span is None:
+        return dict.fromkeys(keys)
+    end_line, end_col = _end(span)
+    return dict(zip(keys, (span.line, span.col, end_line, end_col)))
+
+
+def _end(span: Span) -> tuple[int, int]:
+    """The end of a span, never before its start."""
+    if (span.end_line, span.end_col) < (span.line, span.col):
+        return span.line, span.col
+    return span.end_line, span.end_col
+
+
+def _notes(d: Diagnostic) -> list[tuple[Span, str]]:
+    """The notes of `d`, then the chain of block uses it lies in (as the text form shows)."""
+    notes = [(n.span, n.message) for n in d.notes]
+    origin = d.span.origin if d.span else None
+    while origin is not None:
+        notes.append((origin, "in the block used here"))
+        origin = origin.origin
+    return notes
+
+
+def _full_text(d: Diagnostic) -> str:
+    """The message with its details and hints, one per line."""
+    return "\n".join([d.message, *d.details, *(f"hint: {h}" for h in d.hints)])
+
+
+# --- GitHub Actions ----------------------------------------------------------------------------
+
+
+def github_command(d: Diagnostic, path: str) -> str:
+    """`::error file=F,line=L,col=C,endLine=L2,endColumn=C2,title=E301::message`: a workflow
+    command that annotates the line in the pull request (warnings as `::warning`)."""
+    props = {"file": _relative(d.span.path if d.span else path)}
+    if d.span is not None:
+        end_line, end_col = _end(d.span)
+        props.update(line=d.span.line, col=d.span.col, endLine=end_line,
+                     endColumn=max(d.span.col, end_col - 1) if end_line == d.span.line
+                     else end_col)
+    props["title"] = d.code
+    shown = ",".join(f"{k}={_escape_property(str(v))}" for k, v in props.items())
+    return f"::{d.severity} {shown}::{_escape_data(_full_text(d))}"
+
+
+def _escape_data(text: str) -> str:
+    """A workflow command's message: %, CR and LF escaped (as @actions/core does)."""
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def _escape_property(text: str) -> str:
+    """A workflow command's property value: also `:` and `,`, which delimit properties."""
+    return _escape_data(text).replace(":", "%3A").replace(",", "%2C")
+
+
+def _relative(path: str) -> str:
+    """`path` relative to the current directory (a CI job's checkout) with `/` separators;
+    as given when it lies outside."""
+    return _inside(path) or path
+
+
+def _inside(path: str) -> str | None:
+    """`path` relative to the current directory with `/` separators, or None if outside."""
+    try:
+        rel = os.path.relpath(path)
+    except ValueError:  # another drive on Windows
+        return None
+    if rel == os.pardir or rel.startswith(os.pardir + os.sep):
+        return None
+    return Path(rel).as_posix()
+
+
+# --- SARIF -------------------------------------------------------------------------------------
+
+
+def sarif_log(report: Report) -> dict:
+    """A SARIF 2.1.0 log with one run: netc as the tool, one rule per code that occurs, one
+    result per diagnostic. Paths inside the current directory are relative to SRCROOT (the
+    current directory, which GitHub's upload takes as the repository root)."""
+    pairs = [(f, d) for f in report.files for d in f.diagnostics]
+    codes = sorted({d.code for _, d in pairs})
+    index = {code: i for i, code in enumerate(codes)}
+    results = []
+    for f, d in pairs:
+        result = {
+            "ruleId": d.code,
+            "ruleIndex": index[d.code],
+            "level": d.severity,
+            "message": {"text": _full_text(d)},
+            "locations": [_location(d.span, f.path)],
+        }
+        related = [{"id": i, **_location(span, f.path), "message": {"text": message}}
+                   for i, (span, message) in enumerate(_notes(d), 1)]
+        if related:
+            result["relatedLocations"] = related
+        results.append(result)
+    run = {
+        "tool": {"driver": {
+            "name": "netc",
+            "version": __version__,
+            "semanticVersion": __version__,
+            "rules": [_rule(code) for code in codes],
+        }},
+        "originalUriBaseIds": {"SRCROOT": {"uri": Path(os.getcwd()).as_uri().rstrip("/") + "/"}},
+        "columnKind": "unicodeCodePoints",
+        "results": results,
+    }
+    return {"$schema": SARIF_SCHEMA, "version": "2.1.0", "runs": [run]}
+
+
+def _rule(code: str) -> dict:
+    return {
+        "id": code,
+        "name": "".join(re.sub(r"[^A-Za-z0-9]", "", w).capitalize()
+                        for w in CODES[code].split()),
+        "shortDescription": {"text": CODES[code]},
+        # netc has no web address of its own: the help points at the docs that ship with it
+        "help": {"text": f"Run `netc explain {code}`, or see docs/errors.md#{code.lower()}."},
+        "defaultConfiguration": {"level": "warning" if code.startswith("W") else "error"},
+    }
+
+
+def _location(span: Span | None, path: str) -> dict:
+    """A SARIF location; a diagnostic without a position is placed at the file's start."""
+    artifact = _artifact(span.path if span else path)
+    if span is None:
+        region = {"startLine": 1, "startColumn": 1}
+    else:
+        end_line, end_col = _end(span)
+        region = {"startLine": span.line, "startColumn": span.col, "endLine": end_line,
+                  "endColumn": end_col}
+    return {"physicalLocation": {"artifactLocation": artifact, "region": region}}
+
+
+def _artifact(path: str) -> dict:
+    rel = _inside(path)
+    if rel is not None:
+        return {"uri": quote(rel), "uriBaseId": "SRCROOT"}
+    return {"uri": Path(os.path.abspath(path)).as_uri()}
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'s' * (n != 1)}"

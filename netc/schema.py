@@ -1,0 +1,295 @@
+"""`netc schema`: a JSON Schema of the spec format, generated from the layer registry.
+
+Editors with the YAML language server (VS Code's YAML extension, Neovim, Helix, JetBrains)
+read it to complete layer types and attributes, show their docs on hover and flag mistakes as
+you type. Like the layer reference in docs/spec.md, it is derived from the layer classes:
+their fields (`attributes(cls)`: types, defaults, bounds, choices, docs) and docstrings, so a
+new layer type appears here without a second table.
+
+The schema is draft-07, the draft the YAML language server supports best. It is deliberately
+a little more permissive than `netc check`, which stays the authority: a block's name can't be
+known in advance, so any identifier is accepted as a block use; `$` expressions are accepted
+wherever a number or a boolean is; defaults may supply required attributes, so no attribute is
+required in a layer entry. What it rejects, netc rejects too.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+
+from .expand import ARG_TYPES, BLOCK_KEYS, COMMON_KEYS, FORMAT_VERSION, MAX_NAME, MAX_RANK_DIM, \
+    TOP_KEYS
+from .layers import REGISTRY, AttrSpec, attributes
+from .layers.base import INITIALISERS, INITIALISERS_WITH_VALUE
+
+DRAFT = "http://json-schema.org/draft-07/schema#"
+NAME = r"^[A-Za-z_][A-Za-z0-9_]*([.\-][A-Za-z0-9_]+)*$"  # expand.NAME_RE, in JSON's dialect
+IDENT = r"^[A-Za-z_][A-Za-z0-9_]*$"  # expand.IDENT_RE: block and argument names
+EXPRESSION = {"type": "string", "pattern": r"\$",
+              "description": "an expression over the block's arguments, e.g. `$filters * 4`"}
+REF = "#/definitions/"
+
+
+def spec_schema() -> dict:
+    """The JSON Schema (draft-07) of a netc spec, as a dict."""
+    kinds = sorted(REGISTRY)
+    definitions = {
+        "name": {"type": "string", "pattern": NAME, "maxLength": MAX_NAME,
+                 "description": "letters, digits and `_`, with `.` or `-` between parts "
+                 "(`conv1`, `layer1.0.conv1`)"},
+        "names": {"oneOf": [{"$ref": REF + "name"},
+                            {"type": "array", "items": {"$ref": REF + "name"}, "minItems": 1}]},
+        "shape": _shape(),
+        "layers": {"type": "array", "minItems": 1, "items": {"$ref": REF + "entry"},
+                   "description": "the layers, in order; each takes the previous one's output "
+                   "unless `from:` says otherwise"},
+        "branches": {"type": "array", "minItems": 2,
+                     "items": {"oneOf": [{"$ref": REF + "entry"},
+                                         {"type": "array", "minItems": 1,
+                                          "items": {"$ref": REF + "entry"}}]},
+                     "description": "parallel chains reading the same input, concatenated "
+                     "along the channels: each branch is one layer entry or a list of them"},
+        "entry": _entry(kinds),
+        "block": _block(),
+        "expect": _expect(),
+    }
+    for kind in kinds:
+        definitions[f"attributes.{kind}"] = _attributes(kind, expressions=True)
+        definitions[f"defaults.{kind}"] = _attributes(kind, expressions=False)
+    properties = {
+        "netc": {"const": FORMAT_VERSION, "description": "the format version (required)"},
+        "name": {"$ref": REF + "name"},
+        "description": {"type": "string",
+                        "description": "free text, stored as the ONNX model's doc string"},
+        "inputs": {"type": "object", "minProperties": 1,
+                   "propertyNames": {"$ref": REF + "name"},
+                   "additionalProperties": {"$ref": REF + "shape"},
+                   "description": "input names and their shapes: [N, C, H, W] or "
+                   "[N, features]; the first dimension may be a name (a symbolic batch)"},
+        "defaults": {"type": "object",
+                     "properties": {k: {"$ref": REF + f"defaults.{k}"} for k in kinds},
+                     "additionalProperties": False,
+                     "description": "attribute defaults per layer type, applied wherever an "
+                     "attribute is not given (inside blocks too)"},
+        "blocks": {"type": "object",
+                   "propertyNames": {"pattern": IDENT, "not": {"enum": kinds + ["branches"]}},
+                   "additionalProperties": {"$ref": REF + "block"},
+                   "description": "parametric sub-graphs, used like layer types"},
+        "layers": {"$ref": REF + "layers"},
+        "outputs": {"$ref": REF + "names",
+                    "description": "the model's outputs (default: the last layer)"},
+        "expect": {"$ref": REF + "expect"},
+    }
+    assert list(properties) == list(TOP_KEYS), "every top-level key is described"
+    return {
+        "$schema": DRAFT,
+        "title": "netc spec",
+        "description": "A convolutional network for netc, the YAML-to-ONNX network compiler "
+                       "(docs/spec.md). Generated by `netc schema`.",
+        "type": "object",
+        "required": ["netc", "name", "inputs", "layers"],
+        "properties": properties,
+        "additionalProperties": False,
+        "definitions": definitions,
+    }
+
+
+def render() -> str:
+    """The schema as the JSON text `netc schema` prints (and docs/netc.schema.json holds)."""
+    return json.dumps(spec_schema(), indent=2, ensure_ascii=False) + "\n"
+
+
+# --- parts ----------------------------------------------------------------------------------
+
+
+def _shape() -> dict:
+    size = {"type": "integer", "minimum": 1, "maximum": MAX_RANK_DIM}
+    batch = {"oneOf": [size, {"type": "string", "pattern": NAME}]}
+    return {"type": "array", "items": [batch], "additionalItems": size,
+            "anyOf": [{"minItems": 2, "maxItems": 2}, {"minItems": 4, "maxItems": 4}],
+            "description": "[N, C, H, W] or [N, features]"}
+
+
+def _entry(kinds: list[str]) -> dict:
+    """A layer entry: a bare type name, or a mapping with one type key and the common keys."""
+    common = {
+        "name": {"$ref": REF + "name",
+                 "description": "the layer's name (default: its type and a number, `conv1`)"},
+        "from": {"$ref": REF + "names",
+                 "description": "the layer or input (or list of them) this layer reads "
+                 "(default: the previous layer)"},
+        "repeat": _number("integer", 1, None, True, "chain this many instances, named "
+                          "`<name>.0`, `<name>.1`, ..."),
+        "first": {"type": "object", "description": "attributes or arguments that the first "
+                  "instance of a repeat overrides"},
+        "when": _typed({"type": "boolean"}, True, "keep the layer only when this holds "
+                       "(left out, its name stands for its input)"),
+    }
+    assert list(common) == list(COMMON_KEYS)
+    options = [{"type": "string", "description": "a layer type (or block) without attributes",
+                "anyOf": [{"enum": kinds}, {"pattern": IDENT}]}]
+    for kind in kinds:
+        cls = REGISTRY[kind]
+        value = {"$ref": REF + f"attributes.{kind}"}
+        options.append({"type": "object", "required": [kind],
+                        "properties": {kind: {**value, "description": _doc(cls)}, **common},
+                        "additionalProperties": False})
+    options.append({"type": "object", "required": ["branches"],
+                    "properties": {"branches": {"$ref": REF + "branches"}, **common},
+                    "additionalProperties": False})
+    # a key that is not a common one (a property matching both would have to satisfy both)
+    block_key = rf"^(?!({'|'.join(COMMON_KEYS)})$)[A-Za-z_][A-Za-z0-9_]*$"
+    block_use = {"oneOf": [{"type": "null"},
+                           {"type": "object", "propertyNames": {"pattern": IDENT},
+                            "additionalProperties": _scalar_value()}],
+                 "description": "a block's arguments"}
+    options.append({"type": "object", "description": "the use of a block (one key: the block's "
+                    "name, with its arguments)",
+                    "properties": common, "patternProperties": {block_key: block_use},
+                    "additionalProperties": False, "minProperties": 1,
+                    "not": {"anyOf": [{"required": [k]} for k in kinds + ["branches"]]
+                            + [{"propertyNames": {"enum": list(COMMON_KEYS)}}]}})
+    return {"oneOf": options}
+
+
+def _block() -> dict:
+    arg = {"oneOf": [{"enum": list(ARG_TYPES), "description": "a required argument of this "
+                      "type"},
+                     {"type": ["integer", "number", "boolean"],
+                      "description": "an optional argument with this default"}]}
+    properties = {
+        "description": {"type": "string"},
+        "args": {"type": "object", "propertyNames": {"pattern": IDENT},
+                 "additionalProperties": arg,
+                 "description": "the block's arguments: a type (int, bool, float) makes a "
+                 "required one, a value an optional one with that default"},
+        "layers": {"$ref": REF + "layers"},
+        "branches": {"$ref": REF + "branches"},
+        "output": {"$ref": REF + "name", "description": "the layer whose output is the "
+                   "block's (default: the last)"},
+    }
+    assert list(properties) == list(BLOCK_KEYS)
+    return {"type": "object", "properties": properties, "additionalProperties": False,
+            "oneOf": [{"required": ["layers"]}, {"required": ["branches"]}],
+            "description": "a parametric sub-graph; inside it, `input` names its input and "
+            "`$arg` its arguments"}
+
+
+def _expect() -> dict:
+    count = {"type": "integer", "minimum": 0}
+    dim = {"oneOf": [{"type": "integer", "minimum": 1}, {"type": "string", "pattern": NAME}]}
+    return {"type": "object", "additionalProperties": False,
+            "properties": {
+                "params": {**count, "description": "learned parameters (batchnorm's running "
+                           "statistics are buffers, not counted)"},
+                "macs": {**count, "description": "multiply-accumulates of conv and dense "
+                         "layers per image"},
+                "outputs": {"type": "object", "propertyNames": {"$ref": REF + "name"},
+                            "additionalProperties": {"type": "array", "items": dim},
+                            "description": "output names and their shapes"},
+            },
+            "description": "numbers the network must have; `netc check` reports a mismatch, "
+            "`netc check --update-expect` writes the actual ones"}
+
+
+def _attributes(kind: str, expressions: bool) -> dict:
+    """The value of a layer type's key: its attributes as a mapping, the scalar shorthand
+    for its main attribute, or nothing."""
+    cls = REGISTRY[kind]
+    specs = attributes(cls)
+    properties = {s.name: _attribute(s, expressions) for s in specs}
+    mapping = {"type": "object", "properties": properties, "additionalProperties": False}
+    if expressions:  # `- add: {from: [a, b]}`: `from` may sit among the attributes
+        mapping["properties"]["from"] = {"$ref": REF + "names"}
+    options = [{"type": "null"}, mapping]
+    if cls.main is not None:
+        main = next(s for s in specs if s.name == cls.main)
+        short = _attribute(main, expressions, shorthand=True)
+        short["description"] = f"shorthand for `{kind}: {{{main.name}: VALUE}}`"
+        options.append(short)
+    return {"oneOf": options}
+
+
+def _attribute(spec: AttrSpec, expressions: bool, shorthand: bool = False) -> dict:
+    """The schema of one attribute's value, from its AttrSpec."""
+    doc = spec.doc[:1].upper() + spec.doc[1:] + "."
+    if spec.kind == "int":
+        out = _number("integer", spec.min, spec.max, expressions, doc, spec.exclusive_max)
+    elif spec.kind == "float":
+        out = _number("number", spec.min, spec.max, expressions, doc, spec.exclusive_max)
+    elif spec.kind == "bool":
+        out = _typed({"type": "boolean"}, expressions, doc)
+    elif spec.kind == "choice":
+        out = {"enum": list(spec.choices), "description": f"{doc} One of: "
+               f"{', '.join(spec.choices)}."}
+    elif spec.kind == "init":
+        names = {"enum": list(INITIALISERS)}
+        valued = {"type": "string",
+                  "pattern": rf"^({'|'.join(INITIALISERS_WITH_VALUE)})\(.+\)$"}
+        out = {"anyOf": [names, valued], "description": doc}
+    elif spec.kind in ("pair", "padding"):
+        out = _sizes(spec, expressions, doc, shorthand)
+    else:  # a new attribute type must be described here
+        raise TypeError(f"no schema for attribute kind {spec.kind!r}")
+    if spec.optional:
+        out = {"oneOf": [{"type": "null"}, _strip(out)], "description": out["description"]}
+    if not spec.required and spec.default is not None:
+        out["default"] = _json_default(spec.default)
+    return out
+
+
+def _sizes(spec: AttrSpec, expressions: bool, doc: str, shorthand: bool) -> dict:
+    """kernel, stride, dilation (an int or [h, w]); pad (also [t, l, b, r], same, valid)."""
+    one = _number("integer", spec.min, spec.max, expressions, None)
+    options = [_strip(one)] if not expressions else list(one["oneOf"])
+    if not shorthand:  # `- maxpool: [2, 2]` would be a list of attributes
+        lengths = [2] if spec.kind == "pair" else [2, 4]
+        for n in lengths:
+            options.append({"type": "array", "items": one, "minItems": n, "maxItems": n})
+    if spec.kind == "padding":
+        options.append({"enum": list(spec.choices)})
+    return {"oneOf": options, "description": doc}
+
+
+def _number(kind: str, lo, hi, expressions: bool, doc: str | None,
+            exclusive_max: bool = False) -> dict:
+    out = {"type": kind}
+    if lo is not None:
+        out["minimum"] = lo if kind == "number" else int(lo)
+    if hi is not None:
+        key = "exclusiveMaximum" if exclusive_max else "maximum"
+        out[key] = hi if kind == "number" else int(hi)
+    return _typed(out, expressions, doc)
+
+
+def _typed(schema: dict, expressions: bool, doc: str | None) -> dict:
+    """`schema`, or also a `$` expression where block arguments may be used."""
+    out = {"oneOf": [schema, EXPRESSION]} if expressions else dict(schema)
+    if doc:
+        out["description"] = doc
+    return out
+
+
+def _strip(schema: dict) -> dict:
+    return {k: v for k, v in schema.items() if k != "description"}
+
+
+def _scalar_value() -> dict:
+    return {"oneOf": [{"type": ["integer", "number", "boolean"]}, EXPRESSION]}
+
+
+def _json_default(value):
+    if isinstance(value, tuple):
+        return value[0] if len(set(value)) == 1 else list(value)
+    return value
+
+
+def _doc(cls) -> str:
+    return inspect.cleandoc(cls.__doc__ or "")
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.stdout.write(render())
