@@ -77,6 +77,7 @@ class Model:
     params: int | None = None  # netc's counts: only for a spec
     macs: int | None = None
     compile_s: float | None = None
+    graph: object = None  # netc's checked graph (a spec), to map ONNX Runtime's errors back
 
 
 def load_model(path: str, options: Options, folder: str) -> Model:
@@ -100,7 +101,7 @@ def load_model(path: str, options: Options, folder: str) -> Model:
         model = write_model(graph, os.path.join(folder, "model.onnx"), options.seed, None,
                             True, **emission)[0]
     return Model(model, graph.name, "spec", dtype, graph.params, graph.macs,
-                 time.perf_counter() - started)
+                 time.perf_counter() - started, graph)
 
 
 def _onnx_model(path: str, wanted: str | None) -> Model:
@@ -152,7 +153,7 @@ def open_session(model: Model, options: Options):
         so.intra_op_num_threads = options.threads
     provider_options = {"prefer_nhwc": "1"} if options.prefer_nhwc else None
     started = time.perf_counter()
-    sess = run.session(model.model, options.provider, so, provider_options)
+    sess = run.session(model.model, options.provider, so, provider_options, graph=model.graph)
     return sess, time.perf_counter() - started
 
 
@@ -369,6 +370,8 @@ def bench(path: str, options: Options = Options(), progress: Progress | None = N
         }
         for batch in options.batches:
             feeds = random_inputs(sess, batch, options.seed)
+            # one untimed run first, so that a failure names the layer (run.run_model)
+            run.run_model(sess, feeds, model.graph, model.model, options.provider)
             once = runner(sess, feeds, options.provider)
             progress.start(f"batch {batch}")
             try:

@@ -137,18 +137,21 @@ class Checker:
     def _attributes(self, cls, use: LayerUse, name: str):
         """Read `use.attrs` against the class's fields; (layer or None, spans of given attrs)."""
         specs = {a.name: a for a in attributes(cls)}
-        errors_before = len(self.diags.items)
         given: dict[str, YNode] = {}
         spans: dict[str, Span] = {}
         node = use.attrs
         what = f"{use.kind} '{name}'"
         meant = set()  # attributes that a misspelt key stands for: one error, not two
+        # (a flag, not a count of diagnostics: inside a block used twice, the second use's
+        # error is the first's, dropped as a duplicate)
+        misspelt = False
         if isinstance(node, YMap):
             for key, value in node.items():
                 if key in specs:
                     given[key], spans[key] = value, value.span
                 else:
                     meant.add(closest(key, specs))
+                    misspelt = True
                     hints = did_you_mean(key, specs)
                     if key == "name":
                         hints = ["write `name:` beside the layer type, not among its attributes"]
@@ -180,7 +183,7 @@ class Checker:
                 ok = False
             else:
                 values[spec.name] = value
-        if not ok or len(self.diags.items) > errors_before:
+        if not ok or misspelt:
             return None, spans  # a misspelt attribute would make the shapes below meaningless
         return cls(**values), spans
 

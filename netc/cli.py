@@ -180,6 +180,10 @@ def main(argv: list[str] | None = None) -> int:
         return COMMANDS[args.command](args)
     except NetcError as e:
         print(e.diagnostics.render(), file=sys.stderr)
+        if getattr(e, "bug", False):  # ONNX Runtime rejected a model netc built (run.py)
+            print("netc: internal error: this is a bug in netc, please report it with the "
+                  "spec and this message", file=sys.stderr)
+            return EXIT_INTERNAL
         return EXIT_ERRORS
     except KeyboardInterrupt:
         print("netc: interrupted", file=sys.stderr)
@@ -307,8 +311,8 @@ def cmd_run(args) -> int:
 
     from . import run
 
-    model, batch = _model_bytes(args), args.batch
-    sess = run.session(model, args.provider)
+    (model, graph), batch = _model_bytes(args), args.batch
+    sess = run.session(model, args.provider, graph=graph)
     names = [name for name, _ in run.input_specs(sess)]
     feeds = run.random_inputs(sess, batch or 1, seed=0)
     for item in args.input:
@@ -322,7 +326,7 @@ def cmd_run(args) -> int:
             raise fail("E602", f"the model has no input '{name}'", None,
                        hints=[f"inputs: {', '.join(names)}"])
         feeds[name] = run.check_input(sess, name, _load_npy(path), batch)
-    results = sess.run(None, feeds)
+    results = run.run_model(sess, feeds, graph, model, args.provider)
     outputs = [o.name for o in sess.get_outputs()]
     print(f"ran {args.model} on {args.provider} "
           f"(inputs: {', '.join(f'{k} {_dims(v)}' for k, v in feeds.items())})")
@@ -355,28 +359,28 @@ def _dims(a) -> str:
     return "×".join(str(d) for d in a.shape)
 
 
-def _model_bytes(args) -> bytes | str:
-    """The model to run: an .onnx path as is (its external data lies beside it), or a spec
-    compiled in memory."""
+def _model_bytes(args):
+    """(model, graph): an .onnx path as is (its external data lies beside it) and None, or a
+    spec compiled in memory and its checked graph."""
     if args.model.endswith(".onnx"):
         if not os.path.isfile(args.model):
             raise fail("E001", f"cannot read '{args.model}': no such file", None)
         if args.weights:
             raise fail("E507", "--weights goes with a spec; an .onnx model has its weights", None)
-        return args.model
+        return args.model, None
     from .emit import EXTERNAL_THRESHOLD, emit, serialize, weight_bytes, write_model
 
     graph = _checked(args.model)
     weights = _loaded(args, graph)
     options = dict(dtype=args.dtype, fold_bn=args.fold_bn)
     if weight_bytes(graph) <= EXTERNAL_THRESHOLD:
-        return serialize(emit(graph, seed=args.seed, weights=weights, **options))
+        return serialize(emit(graph, seed=args.seed, weights=weights, **options)), graph
     import tempfile  # too big for one protobuf message: through a model with external data
 
     folder = tempfile.mkdtemp(prefix="netc-run-")
     atexit.register(shutil.rmtree, folder, ignore_errors=True)
     return write_model(graph, os.path.join(folder, "model.onnx"), args.seed, weights, True,
-                       **options)[0]
+                       **options)[0], graph
 
 
 def _load_npy(path: str):

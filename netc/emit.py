@@ -8,7 +8,10 @@ value names are the spec's layer names; every intermediate value carries netc's 
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
+import socket
 import tempfile
 
 import numpy as np
@@ -184,8 +187,9 @@ def write_model(graph: Graph, path: str, seed: int = DEFAULT_SEED, weights=None,
 
     tensors = {t.name: t for t in skeleton.graph.initializer}
     written = []
+    data_existed = False
     if external:
-        data_name = _write_external(graph, path, value, tensors, itemsize)
+        data_name, data_existed = _write_external(graph, path, value, tensors, itemsize)
         written.append(os.path.join(os.path.dirname(path), data_name))
     # initializers in graph order: an external one is its header alone (it points at the
     # data file), an inline one its header followed by its raw values
@@ -215,7 +219,12 @@ def write_model(graph: Graph, path: str, seed: int = DEFAULT_SEED, weights=None,
             yield head + _field(_RAW_DATA, w.size * itemsize)
             yield value(w)
 
-    write_atomic(path, chunks())
+    try:
+        write_atomic(path, chunks())
+    except BaseException:  # a data file nothing points at would be left behind
+        if external and not data_existed:
+            _unlink(written[0])
+        raise
     written.insert(0, path)
     _remove_stale_data(path, keep=[os.path.basename(f) for f in written[1:]])
     return written
@@ -235,11 +244,11 @@ def _remove_stale_data(path: str, keep: list[str]) -> None:
                 pass  # another process may have removed it; nothing depends on it
 
 
-def _write_external(graph: Graph, path: str, value, tensors, itemsize: int) -> str:
+def _write_external(graph: Graph, path: str, value, tensors, itemsize: int) -> tuple[str, bool]:
     """Stream the large tensors into `<model>.<hash>.data`; point the skeleton's tensors at
-    it. An earlier data file of the same model is removed once the new one is in place."""
-    import hashlib
-
+    it. An earlier data file of the same model is removed once the new one is in place.
+    Returns the data file's name, and whether a file of that name (the same data) was there
+    before."""
     digest = hashlib.sha256()
     offsets = {}
     position = 0
@@ -262,9 +271,17 @@ def _write_external(graph: Graph, path: str, value, tensors, itemsize: int) -> s
 
     folder = os.path.dirname(os.path.abspath(path))
     base = os.path.basename(path)
-    tmp_name = write_atomic(os.path.join(folder, f".{base}.data.netc-tmp"), chunks(), keep_tmp=True)
+    tmp_name = write_atomic(os.path.join(folder, f"{base}.data"), chunks(), keep_tmp=True)
     data_name = f"{base}.{digest.hexdigest()[:16]}.data"  # generated: no separators, no `..`
-    os.replace(tmp_name, os.path.join(folder, data_name))
+    final = os.path.join(folder, data_name)
+    try:
+        existed = os.path.isfile(final)
+        os.replace(tmp_name, final)
+    except BaseException as e:
+        _unlink(tmp_name)
+        if isinstance(e, OSError):
+            raise fail("E603", f"cannot write '{final}': {e.strerror or e}", None) from None
+        raise
     for name, (offset, length) in offsets.items():
         t = tensors[name]
         t.data_location = TensorProto.EXTERNAL
@@ -272,7 +289,7 @@ def _write_external(graph: Graph, path: str, value, tensors, itemsize: int) -> s
                          ("length", str(length))):
             entry = t.external_data.add()
             entry.key, entry.value = key, val
-    return data_name
+    return data_name, existed
 
 
 def serialize(model: onnx.ModelProto) -> bytes:
@@ -286,16 +303,86 @@ def _umask() -> int:
     return mask
 
 
+# Temporary files are named `.<target>.<pid>-<host>-<random>.netc-tmp`, beside the target.
+# A writer that is killed (SIGKILL, a power cut) cannot remove its own; the next netc that
+# writes into the folder removes those whose writer, on this machine, no longer runs. The host
+# tag keeps a folder shared between machines (NFS) safe: another machine's PIDs are not ours.
+TMP_SUFFIX = ".netc-tmp"
+_HOST = hashlib.sha256(socket.gethostname().encode("utf-8", "replace")).hexdigest()[:8]
+_TMP_NAME = re.compile(r"\..+\.(\d{1,10})-([0-9a-f]{8})-[a-z0-9_]+" + re.escape(TMP_SUFFIX) + r"\Z")
+
+
+def _alive(pid: int) -> bool:
+    """Whether process `pid` exists (a process of another user counts)."""
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (OverflowError, ValueError):  # no process can have this number
+        return False
+    except OSError:  # EPERM: it exists, and belongs to someone else
+        return True
+    return True
+
+
+def remove_stale_temps(folder: str) -> list[str]:
+    """Delete the temporary files of netc processes that died while writing into `folder`
+    (never a running writer's); returns the names removed."""
+    if os.name != "posix":  # os.kill(pid, 0) sends CTRL_C_EVENT on Windows
+        return []
+    removed = []
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return removed
+    for name in names:
+        m = _TMP_NAME.match(name)
+        if m is None or m[2] != _HOST or _alive(int(m[1])):
+            continue
+        if _unlink(os.path.join(folder, name)):
+            removed.append(name)
+    return removed
+
+
+def _unlink(path: str) -> bool:
+    try:
+        os.unlink(path)
+        return True
+    except OSError:  # already gone (another netc cleaned it), or not ours to remove
+        return False
+
+
+def _fsync_folder(folder: str) -> None:
+    """Make a rename in `folder` durable (POSIX); a no-op where folders can't be opened."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
 def write_atomic(path: str, data, keep_tmp: bool = False):
     """Write `data` (bytes, or an iterable of bytes-like chunks) to `path` so that a crash
     leaves the old file or the new one, never half: a temporary file in the same folder,
-    flushed to disk, then renamed over the target. With `keep_tmp`, the flushed temporary
-    file is left for the caller to rename, and its name returned."""
+    flushed to disk, then renamed over the target (a symbolic link at `path` is replaced by
+    the file, its target left alone). With `keep_tmp`, the flushed temporary file is left for
+    the caller to rename, and its name returned. Temporary files that dead netc processes
+    left in the folder are removed first. An OSError (a missing or read-only folder, a full
+    disk) is E603; on any failure or interruption the temporary file is removed."""
     folder = os.path.dirname(os.path.abspath(path))
+    remove_stale_temps(folder)
     tmp = None
     try:
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.",
-                                   suffix=".netc-tmp")
+        fd, tmp = tempfile.mkstemp(
+            dir=folder, prefix=f".{os.path.basename(path)}.{os.getpid()}-{_HOST}-",
+            suffix=TMP_SUFFIX)
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes private files; outputs are ordinary
         with os.fdopen(fd, "wb") as f:
             for chunk in ([data] if isinstance(data, (bytes, bytearray)) else data):
@@ -307,8 +394,9 @@ def write_atomic(path: str, data, keep_tmp: bool = False):
             return done
         os.replace(tmp, path)
         tmp = None
+        _fsync_folder(folder)
     except OSError as e:
         raise fail("E603", f"cannot write '{path}': {e.strerror or e}", None) from None
     finally:
-        if tmp is not None and os.path.exists(tmp):
-            os.unlink(tmp)
+        if tmp is not None:
+            _unlink(tmp)

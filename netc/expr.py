@@ -12,6 +12,10 @@ import re
 from dataclasses import dataclass
 
 MAX_MAGNITUDE = 1 << 48  # far beyond any size a network needs
+# bounds on an expression's size, so that neither the parser nor the evaluator (both recursive)
+# can run out of stack on a hostile one: `((((...))))`, `not not ...`, `1+1+...+1`
+MAX_TOKENS = 256
+MAX_NESTING = 32  # parentheses, `not` and unary minus inside one another
 
 _TOKEN = re.compile(r"\s*(?:(\d+)|\$([A-Za-z_][A-Za-z0-9_]*)|(//|==|!=|<=|>=|[-+*()<>])"
                     r"|([A-Za-z_]+))")
@@ -74,7 +78,18 @@ class _Parser:
                 raise ExprError(f"unknown word {word!r} in an expression", start,
                                 (f"an argument is written with a dollar sign: ${word}",))
             pos = m.end()
+            if len(self.tokens) > MAX_TOKENS:
+                raise ExprError(f"the expression is longer than {MAX_TOKENS} tokens", start,
+                                ("split the computation: give the block another argument",))
         self.i = 0
+        self.depth = 0
+
+    def nested(self, offset: int) -> None:
+        """Enter one more level of parentheses, `not` or unary minus."""
+        self.depth += 1
+        if self.depth > MAX_NESTING:
+            raise ExprError(f"the expression is nested more than {MAX_NESTING} levels deep",
+                            offset)
 
     def peek(self, *values: str) -> bool:
         return self.i < len(self.tokens) and self.tokens[self.i][0] == "op" \
@@ -115,7 +130,10 @@ class _Parser:
         if self.peek("not"):
             offset = self.at()
             self.i += 1
-            return ("not", self.not_(), offset)
+            self.nested(offset)
+            tree = ("not", self.not_(), offset)
+            self.depth -= 1
+            return tree
         return self.compare()
 
     def compare(self):
@@ -136,7 +154,10 @@ class _Parser:
         if self.peek("-"):
             offset = self.at()
             self.i += 1
-            return ("neg", self.unary(), offset)
+            self.nested(offset)
+            tree = ("neg", self.unary(), offset)
+            self.depth -= 1
+            return tree
         return self.atom()
 
     def atom(self):
@@ -153,10 +174,12 @@ class _Parser:
         if kind == "arg":
             return ("arg", value, offset)
         if value == "(":
+            self.nested(offset)
             inner = self.or_()
             if not self.peek(")"):
                 raise ExprError("missing ')'", self.at())
             self.i += 1
+            self.depth -= 1
             return inner
         raise ExprError(f"unexpected {value!r}", offset)
 

@@ -109,9 +109,8 @@ def load_bytes(data: bytes, path: str = "<spec>") -> tuple[SourceFile, YNode | N
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as e:
-        good = data[: e.start]
-        line = good.count(b"\n") + 1
-        col = len(good[good.rfind(b"\n") + 1 :].decode("utf-8", "replace")) + 1
+        good = data[: e.start].decode("utf-8")
+        line, col = position(good, len(good))
         src = SourceFile(path, data.decode("utf-8", "replace"))
         raise fail(
             "E009", f"byte 0x{data[e.start]:02x} is not valid UTF-8",
@@ -121,6 +120,13 @@ def load_bytes(data: bytes, path: str = "<spec>") -> tuple[SourceFile, YNode | N
         text = text[1:]
     source = SourceFile(path, text)
     return source, parse(source)
+
+
+def position(text: str, offset: int) -> tuple[int, int]:
+    """The 1-based line and column of `text[offset]`, lines counted as SourceFile.line (and
+    YAML) count them: `\\r` and `\\r\\n` end a line too, not only `\\n`."""
+    lines = (text[:offset] + "x").splitlines()
+    return len(lines), len(lines[-1])
 
 
 def parse(source: SourceFile) -> YNode | None:
@@ -209,6 +215,11 @@ def _parser(text: str):
     return yaml.parse(text, Loader=loader)
 
 
+# YAML 1.1's printable characters (what PyYAML's reader accepts): tab, newlines, printable
+# ASCII, NEL and everything else but the C1 controls, surrogates and U+FFFE/U+FFFF
+_FORBIDDEN = re.compile("[^\x09\x0a\x0d\x20-\x7e\x85\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
 class _Frame:
     __slots__ = ("node", "key", "start")
 
@@ -229,6 +240,13 @@ class _Builder:
     def build(self) -> YNode | None:
         try:
             root = self._events()
+        except yaml.reader.ReaderError as e:  # a character YAML forbids (NUL, other controls)
+            char = e.character if isinstance(e.character, int) else ord(e.character or "\0")
+            self.diags.error("E003", f"YAML syntax error: the character U+{char:04X} is not "
+                             "allowed in a YAML file", self._forbidden_character(),
+                             hints=["remove it: YAML files hold printable text, tabs and "
+                                    "newlines only"])
+            raise NetcError(self.diags) from None
         except yaml.YAMLError as e:
             mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
             span = self.span(mark, mark) if mark is not None else file_span(self.source)
@@ -244,6 +262,15 @@ class _Builder:
             raise NetcError(self.diags) from None
         self.diags.raise_if_errors()
         return root
+
+    def _forbidden_character(self) -> Span:
+        """Where the first character outside YAML's printable set is (the reader reports a
+        byte offset only)."""
+        m = _FORBIDDEN.search(self.source.text)
+        if m is None:
+            return file_span(self.source)
+        line, col = position(self.source.text, m.start())
+        return Span(self.source, line, col, line, col + 1)
 
     def _stop(self, code, message, start, end, **kw):
         self.diags.error(code, message, self.span(start, end), **kw)

@@ -25,10 +25,17 @@ def _ort():
 
 
 def session(model: bytes | str, provider: str = "cpu", options=None,
-            provider_options: dict | None = None):
+            provider_options: dict | None = None, graph=None):
     """An InferenceSession on exactly `provider` (cpu or cuda), or a netc error (E601).
-    `provider_options` go to that provider (for cuda, e.g. {"prefer_nhwc": "1"})."""
+    `provider_options` go to that provider (for cuda, e.g. {"prefer_nhwc": "1"}). A model
+    given as a path has its external-data references checked before ONNX Runtime follows
+    them. `graph`, when the model was compiled from a spec, lets a failure name the layer
+    and its position (`ort_failure`)."""
     ort = _ort()
+    if isinstance(model, str):
+        from .weights import check_onnx_file
+
+        check_onnx_file(model)
     wanted = PROVIDERS[provider]
     if wanted not in ort.get_available_providers():
         raise fail("E601", f"this onnxruntime ({ort.__version__}) was built without the "
@@ -45,11 +52,7 @@ def session(model: bytes | str, provider: str = "cpu", options=None,
         finally:
             said = log.stop() if log else ""
     except Exception as e:  # onnxruntime raises its own exception types
-        hint = ("is the file a complete ONNX model (with its .data file beside it)?"
-                if isinstance(model, str) else
-                "a model netc built should always load: please report this as a netc bug")
-        raise fail("E604", f"ONNX Runtime could not load the model: {e}", None,
-                   hints=[hint]) from None
+        raise ort_failure(e, "load", graph, model if isinstance(model, str) else None) from None
     if wanted not in sess.get_providers():
         reason = _last_error(said) or "ONNX Runtime gave no reason"
         raise fail("E601", f"the {provider.upper()} execution provider could not be created, and "
@@ -59,6 +62,92 @@ def session(model: bytes | str, provider: str = "cpu", options=None,
                           "libraries onnxruntime-gpu needs are installed",
                           "or run with --provider cpu"])
     return sess
+
+
+def run_model(sess, feeds: dict, graph=None, model=None, provider: str = "cpu") -> list:
+    """`sess.run(None, feeds)`, with a failure turned into a netc error naming the layer
+    (`ort_failure`). ONNX Runtime's optimisers rename the nodes they fuse (`relu1_nchwc`), so
+    on a failure the model (`model`: its bytes or path) is run once more unoptimised, to
+    learn the name of the node that fails."""
+    try:
+        return sess.run(None, feeds)
+    except Exception as e:  # onnxruntime raises its own exception types
+        error = e
+    if model is not None:
+        ort = _ort()
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+        options.log_severity_level = 4  # the first failure was logged already
+        try:
+            plain = ort.InferenceSession(model, sess_options=options,
+                                         providers=[PROVIDERS[provider]])
+            plain.run(None, feeds)
+        except Exception as e:  # the same failure, with the spec's node names
+            if _node_name(str(e)) is not None:
+                error = e
+    raise ort_failure(error, "run", graph, model if isinstance(model, str) else None)
+
+
+# --- ONNX Runtime's failures, mapped back to the spec -------------------------------------------
+
+# how ONNX Runtime names the node at fault in its messages
+_NODE = [re.compile(p) for p in (r"Name:'([^']*)'", r'In Node, \("([^"]*)"',
+                                  r"\b[Nn]ode \(([^)]*)\)", r"\bnode '([^']*)'")]
+_MEMORY = re.compile(r"failed to allocate|out of memory|bad_alloc|\bOOM\b", re.I)
+
+
+def _node_name(message: str) -> str | None:
+    for pattern in _NODE:
+        m = pattern.search(message)
+        if m and m[1]:
+            return m[1]
+    return None
+
+
+def layer_of(name: str, graph):
+    """The graph node (layer) an ONNX node is part of: node names are layer names, helper
+    nodes are `<layer>/<Op><n>`, and ONNX Runtime names fused nodes `<node>_<suffix>`."""
+    nodes = {n.name: n for n in graph.nodes}
+    for candidate in (name, name.split("/", 1)[0]):
+        if candidate in nodes:
+            return nodes[candidate]
+    prefixes = [n for n in nodes if name.startswith(n + "_")]
+    return nodes[max(prefixes, key=len)] if prefixes else None
+
+
+def ort_failure(error: Exception, stage: str, graph=None, path: str | None = None):
+    """The NetcError (E604) for ONNX Runtime failing to load (`stage` "load") or to run
+    ("run") a model. For a model netc compiled from a spec (`graph` given), it names the layer
+    whose node failed and points at the layer in the spec; ONNX Runtime rejecting a model that
+    netc checked is a netc bug, and the error says so (`NetcError.bug`: the CLI exits 70).
+    Running out of memory is not a bug. `path` is the .onnx file's, for a model from disk."""
+    text = re.sub(r"^\[ONNXRuntimeError\] : \d+ : \w+ : ", "", str(error).strip())
+    name = _node_name(text)
+    node = layer_of(name, graph) if name and graph is not None else None
+    doing = "could not load" if stage == "load" else "failed while running"
+    what = f"'{path}'" if path else "the model"
+    details = [f"ONNX Runtime said: {text[:2000]}"]
+    if _MEMORY.search(text):
+        return fail("E604", f"ONNX Runtime {doing} {what}: it ran out of memory", None,
+                    details=details, hints=["try a smaller --batch, or a machine with more "
+                                            "memory"])
+    if graph is None:
+        at = f" (node '{name}')" if name else ""
+        hint = ("is the file a complete ONNX model (with its .data file beside it)?"
+                if stage == "load" else "the model fails on this input in ONNX Runtime itself")
+        return fail("E604", f"ONNX Runtime {doing} {what}{at}", None, details=details,
+                    hints=[hint, "if netc compiled this model, this is a netc bug: please report "
+                                 "it with the spec"])
+    if node is not None:
+        message = f"ONNX Runtime {doing} the model netc built, at layer '{node.name}' ({node.kind})"
+    else:
+        message = f"ONNX Runtime {doing} the model netc built" + (
+            f" (node '{name}')" if name else "")
+    err = fail("E604", message, node.span if node is not None else None, details=details,
+               hints=["netc checked this spec and built the model, so this is a bug in netc: "
+                      "please report it with the spec and this message"])
+    err.bug = True
+    return err
 
 
 def _last_error(text: str) -> str:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import struct
 import zipfile
 from dataclasses import dataclass
@@ -393,13 +394,111 @@ def save_weights(path: str, tensors: dict[str, np.ndarray]) -> None:
 
 
 def onnx_weights(path: str) -> dict[str, np.ndarray]:
-    """The initializers of an ONNX model (external data included), by name."""
-    import onnx
+    """The initializers of an ONNX model (external data included), by name. The model's
+    external-data references are checked first (`check_onnx_file`)."""
     from onnx import numpy_helper
+    from onnx.external_data_helper import load_external_data_for_model
+
+    model = check_onnx_file(path)
+    try:
+        load_external_data_for_model(model, os.path.dirname(os.path.abspath(path)))
+    except Exception as e:  # checked above; a file changed meanwhile, or a read error
+        raise fail("E604", f"cannot read the external data of '{path}': {e}", None) from None
+    found = {}
+    for t in model.graph.initializer:
+        try:
+            found[t.name] = numpy_helper.to_array(t)
+        except Exception as e:  # data that doesn't fill its declared shape, an odd dtype
+            raise fail("E604", f"'{path}': the initializer '{t.name}' is not a valid tensor "
+                       f"({e})", None) from None
+    return found
+
+
+# ONNX element types by size in bytes, to check external data's lengths against the dims
+_ONNX_ITEMSIZE = {1: 4, 2: 1, 3: 1, 4: 2, 5: 2, 6: 4, 7: 8, 9: 1, 10: 2, 11: 8, 12: 4, 13: 8,
+                  14: 8, 15: 16, 16: 2, 17: 1, 18: 1, 19: 1, 20: 1}
+
+
+def _all_tensors(graph):
+    """Every TensorProto of a graph: initializers, sparse ones, attributes, subgraphs."""
+    yield from graph.initializer
+    for sparse in graph.sparse_initializer:
+        yield sparse.values
+        yield sparse.indices
+    for node in graph.node:
+        for attr in node.attribute:
+            if attr.HasField("t"):
+                yield attr.t
+            yield from attr.tensors
+            if attr.HasField("g"):
+                yield from _all_tensors(attr.g)
+            for g in attr.graphs:
+                yield from _all_tensors(g)
+
+
+def check_onnx_file(path: str):
+    """Read the ONNX model at `path` without its external data, and check every
+    external-data reference before onnx or ONNX Runtime follows one: its location must name a
+    file inside the model's folder (no absolute path, no `..`, no symbolic link: ONNX has had
+    three path-traversal CVEs here, and onnx itself refuses links), and its offset and length
+    must lie inside that file and match the tensor's shape. Returns the model (without the
+    data); raises E604 naming the file, the tensor and the location."""
+    import onnx
 
     try:
-        model = onnx.load(path)
+        model = onnx.load(path, load_external_data=False)
     except Exception as e:  # protobuf and onnx raise many kinds
         raise fail("E604", f"cannot read '{path}' as an ONNX model: {e}", None) from None
-    return {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+    folder = os.path.dirname(os.path.abspath(path))
+    real_folder = os.path.realpath(folder)
+    hint = ("netc reads external data only from files inside the model's folder; move the "
+            "data file beside the model and set each tensor's `location` to its file name")
 
+    def bad(t, problem: str, hints=(hint,)) -> NetcError:
+        return fail("E604", f"'{path}': tensor '{t.name}' {problem}", None, hints=list(hints))
+
+    sizes: dict[str, int] = {}
+    for t in _all_tensors(model.graph):
+        if t.data_location != onnx.TensorProto.EXTERNAL:
+            continue
+        info = {e.key: e.value for e in t.external_data}
+        location = info.get("location", "")
+        shown = repr(location)
+        if not location or "\0" in location:
+            raise bad(t, f"has external data without a valid location ({shown})")
+        parts = re.split(r"[/\\]", location)
+        if os.path.isabs(location) or location[:1] in "/\\" or re.match(r"[A-Za-z]:", location):
+            raise bad(t, f"stores its data at the absolute path {shown}")
+        if ".." in parts:
+            raise bad(t, f"stores its data at {shown}, outside the model's folder")
+        target = os.path.realpath(os.path.join(folder, location))
+        if os.path.commonpath([real_folder, target]) != real_folder:
+            raise bad(t, f"stores its data at {shown}, a symbolic link that leads outside "
+                      "the model's folder")
+        linked = [os.path.join(folder, *parts[:i]) for i in range(1, len(parts) + 1)]
+        if any(os.path.islink(p) for p in linked):  # onnx refuses them too
+            raise bad(t, f"stores its data at {shown}, through a symbolic link: netc follows "
+                      "none in external data")
+        if target not in sizes:
+            if not os.path.isfile(target):
+                raise bad(t, f"stores its data in {shown}, which is not a file beside the "
+                          "model", hints=["copy the model's data file along with it"])
+            sizes[target] = os.path.getsize(target)
+        try:
+            offset = int(info.get("offset", "0"))
+            length = int(info["length"]) if "length" in info else None
+        except ValueError:
+            raise bad(t, "has a malformed external-data offset or length", hints=()) from None
+        itemsize = _ONNX_ITEMSIZE.get(t.data_type)
+        need = volume(t.dims) * itemsize if itemsize and all(d >= 0 for d in t.dims) else None
+        if offset < 0 or (length is not None and length < 0):
+            raise bad(t, "has a negative external-data offset or length", hints=())
+        if length is not None and need is not None and length != need:
+            raise bad(t, f"declares {fmt_shape(tuple(t.dims))} values ({need:,} bytes) but "
+                      f"its external data is {length:,} bytes", hints=())
+        end = offset + (length if length is not None else need or 0)
+        if end > sizes[target]:
+            raise bad(t, f"needs bytes {offset:,}-{end:,} of {shown}, which holds "
+                      f"{sizes[target]:,}: the data file is truncated or not this model's",
+                      hints=())
+    return model

@@ -24,7 +24,10 @@ from netc.errors import CODES
 
 ROOT = Path(__file__).resolve().parent.parent
 BAD = Path(__file__).resolve().parent / "bad"
-FILES = sorted(BAD.glob("*.yaml"))
+# tests/hostile: specs written to attack the reader (alias bombs, duplicate keys at every
+# level, NaN sizes, ...), in the same format
+HOSTILE = Path(__file__).resolve().parent / "hostile"
+FILES = sorted(BAD.glob("*.yaml")) + sorted(HOSTILE.glob("*.yaml"))
 
 EXPECT = re.compile(r'#\s*expect:\s*(E\d{3})\s+(\d+):(\d+)\s+"(.*)"\s*\Z')
 EXPECT_WARNING = re.compile(r'#\s*expect-warning:\s*(W\d{3})\s+(\d+):(\d+)\s+"(.*)"\s*\Z')
