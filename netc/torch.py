@@ -224,11 +224,17 @@ def _classes():
             self.extra = tuple(extra)  # (bottom, right) added by ceil_mode
 
         def _native(self) -> bool:
-            """PyTorch's own padding does it: symmetric, at most half the window, no ceil."""
+            """PyTorch's own padding does it: symmetric and at most half the window. Its
+            ceil_mode then keeps the same windows as netc's `round: ceil` (a window that would
+            start in the end padding is dropped by both), so the exported graph is a plain
+            pool, as torchvision's is."""
             top, left, bottom, right = self.pads
             kh, kw = self.kernel_size
-            return (self.extra == (0, 0) and top == bottom and left == right
-                    and top <= kh // 2 and left <= kw // 2)
+            return top == bottom and left == right and top <= kh // 2 and left <= kw // 2
+
+        @property
+        def ceil_mode(self) -> bool:
+            return self.extra != (0, 0)
 
         def _all_pads(self):
             """F.pad's (left, right, top, bottom), the ceil padding included."""
@@ -245,7 +251,8 @@ def _classes():
 
         def forward(self, x):
             if self._native():
-                return F.max_pool2d(x, self.kernel_size, self.stride, self.pads[:2])
+                return F.max_pool2d(x, self.kernel_size, self.stride, self.pads[:2],
+                                    ceil_mode=self.ceil_mode)
             x = F.pad(x, self._all_pads(), value=float("-inf"))
             return F.max_pool2d(x, self.kernel_size, self.stride)
 
@@ -261,7 +268,7 @@ def _classes():
         def forward(self, x):
             if self._native():
                 return F.avg_pool2d(x, self.kernel_size, self.stride, self.pads[:2],
-                                    count_include_pad=self.include_pad)
+                                    ceil_mode=self.ceil_mode, count_include_pad=self.include_pad)
             sums = F.avg_pool2d(F.pad(x, self._all_pads()), self.kernel_size, self.stride,
                                 divisor_override=1)
             top, left, bottom, right = self.pads
@@ -281,7 +288,7 @@ def _classes():
         """ONNX GlobalAveragePool: N×C×H×W -> N×C×1×1."""
 
         def forward(self, x):
-            return x.mean(dim=(2, 3), keepdim=True)
+            return F.adaptive_avg_pool2d(x, 1)  # exported as GlobalAveragePool, as torchvision's
 
     class Add(nn.Module):
         """Element-wise sum of two or more tensors (ONNX Add, or Sum for more)."""
