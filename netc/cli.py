@@ -128,7 +128,52 @@ def _parser() -> argparse.ArgumentParser:
     _bench_parser(sub)
     _tool_parsers(sub)
     _explain_parser(sub)
+    for command in sub.choices.values():
+        command.add_argument(
+            "--limit", action="append", default=[], type=_limit, metavar="NAME=N",
+            help="raise (or lower) one of netc's safety limits for this run; repeatable. "
+            "Names: " + ", ".join(f"{k} ({v[2]})" for k, v in LIMITS.items())
+            + "; the defaults are in docs/robustness.md")
     return p
+
+
+# The safety limits (docs/robustness.md): name -> (module, constant, what it bounds). They are
+# defaults against hostile files; a user with a legitimately huge spec raises them.
+LIMITS = {
+    "bytes": ("netc.load", "MAX_BYTES", "spec file size"),
+    "depth": ("netc.load", "MAX_DEPTH", "YAML nesting"),
+    "nodes": ("netc.load", "MAX_NODES", "YAML nodes"),
+    "layers": ("netc.expand", "MAX_LAYERS", "layers after expansion"),
+    "nesting": ("netc.expand", "MAX_NESTING", "blocks inside blocks"),
+    "tensor": ("netc.check", "MAX_TENSOR", "elements of one tensor"),
+    "params": ("netc.check", "MAX_PARAMS", "weights in all"),
+}
+
+
+def _limit(text: str) -> tuple[str, int]:
+    name, _, value = text.partition("=")
+    if name not in LIMITS:
+        raise argparse.ArgumentTypeError(f"unknown limit {name!r}; limits: {', '.join(LIMITS)}")
+    try:
+        number = int(value.replace("_", ""))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{name}={value!r}: give a whole number") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"{name} must be at least 1")
+    return name, number
+
+
+def _apply_limits(limits: list[tuple[str, int]]) -> list:
+    """Set the limits; returns what restores them (main() is also called in-process)."""
+    import importlib
+
+    saved = []
+    for name, number in limits:
+        module, constant, _ = LIMITS[name]
+        module = importlib.import_module(module)
+        saved.append((module, constant, getattr(module, constant)))
+        setattr(module, constant, number)
+    return saved
 
 
 def _emission_options(p) -> None:
@@ -176,6 +221,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return EXIT_USAGE
+    saved = _apply_limits(args.limit)
     try:
         return COMMANDS[args.command](args)
     except NetcError as e:
@@ -195,6 +241,9 @@ def main(argv: list[str] | None = None) -> int:
               "and this trace:", file=sys.stderr)
         traceback.print_exc()
         return EXIT_INTERNAL
+    finally:
+        for module, constant, value in reversed(saved):
+            setattr(module, constant, value)
 
 
 def _checked(path: str):

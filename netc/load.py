@@ -104,7 +104,8 @@ def load_bytes(data: bytes, path: str = "<spec>") -> tuple[SourceFile, YNode | N
         src = SourceFile(path, "")
         raise fail(
             "E002", f"the file is larger than {MAX_BYTES // 1024} KiB", file_span(src),
-            hints=["a spec is a short text file; is this the right file?"],
+            hints=["a spec is a short text file; is this the right file? (if it is meant to "
+                   "be this large, raise the limit: --limit bytes=N)"],
         )
     try:
         text = data.decode("utf-8")
@@ -306,7 +307,9 @@ class _Builder:
             nodes += 1
             if nodes > MAX_NODES:
                 self._stop("E010", f"the file has more than {MAX_NODES:,} YAML nodes",
-                           ev.start_mark, ev.end_mark)
+                           ev.start_mark, ev.end_mark,
+                           hints=["if the spec is meant to be this large, raise the limit: "
+                                  "--limit nodes=N"])
             if getattr(ev, "anchor", None):
                 self._stop("E006", f"anchors (&{ev.anchor}) are not supported in specs",
                            ev.start_mark, ev.end_mark,

@@ -175,3 +175,21 @@ def test_entry_point_installed():
     result = subprocess.run([str(exe), "check", str(LENET)], capture_output=True, text=True,
                             env={**os.environ})
     assert result.returncode == 0
+
+
+def test_limits_can_be_raised_for_one_run(tmp_path, capsys):
+    """A spec over a safety limit is refused, and accepted when the user raises the limit."""
+    spec = tmp_path / "wide.yaml"
+    layers = "".join("  - relu\n" for _ in range(600))
+    spec.write_text("netc: 1\nname: wide\ninputs: {x: [N, 3, 8, 8]}\nlayers:\n" + layers)
+    assert main(["check", str(spec), "--limit", "nodes=500"]) == 1
+    err = capsys.readouterr().err
+    assert "error[E010]" in err and "--limit nodes=N" in err
+    assert main(["check", str(spec)]) == 0
+    assert main(["check", str(spec), "--limit", "layers=100"]) == 1
+    assert "error[E112]" in capsys.readouterr().err
+
+
+def test_unknown_limit_is_a_usage_error():
+    result = netc_process("check", str(LENET), "--limit", "speed=3")
+    assert result.returncode == 2 and "unknown limit 'speed'" in result.stderr
