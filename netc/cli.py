@@ -394,14 +394,18 @@ def cmd_run(args) -> int:
 def cmd_expand(args) -> int:
     from .unparse import flat_spec
 
-    text = flat_spec(_checked(args.spec))
-    if args.output:
+    _write_text(flat_spec(_checked(args.spec)), args.output)
+    return EXIT_OK
+
+
+def _write_text(text: str, output: str | None) -> None:
+    """A command's document: to `output` (written atomically) or to standard output."""
+    if output:
         from .emit import write_atomic
 
-        write_atomic(args.output, text.encode("utf-8"))
+        write_atomic(output, text.encode("utf-8"))
     else:
         sys.stdout.write(text)
-    return EXIT_OK
 
 
 def _dims(a) -> str:
@@ -677,12 +681,7 @@ def cmd_graph(args) -> int:
     note = graph.advice(diagram, args.format, args.depth)
     if note:
         print(note, file=sys.stderr)
-    if args.output:
-        from .emit import write_atomic
-
-        write_atomic(args.output, text.encode("utf-8"))
-    else:
-        sys.stdout.write(text)
+    _write_text(text, args.output)
     return EXIT_OK
 
 
