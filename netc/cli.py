@@ -236,6 +236,12 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_INTERRUPTED
     except BrokenPipeError:
         return EXIT_OK
+    except MemoryError:  # a large model on a small machine (or under a ulimit): not a bug
+        print(fail("E603", "out of memory: the output's tensors don't fit in the memory this "
+                   "process may use", None,
+                   hints=["`netc summary SPEC` shows the size of each layer's weights"])
+              .diagnostics.render(), file=sys.stderr)
+        return EXIT_ERRORS
     except Exception:  # anything else is a bug in netc, never the user's fault
         print("netc: internal error: this is a bug in netc, please report it with the spec "
               "and this trace:", file=sys.stderr)

@@ -38,6 +38,11 @@ class Builder:
     def begin(self, layer: str) -> None:
         self.layer, self.count = layer, 0
 
+    def constant(self, output: str, values: list[int]) -> None:
+        """A Constant node holding a 1-D int64 tensor (shapes, pads) for the current layer."""
+        tensor = helper.make_tensor(output, TensorProto.INT64, [len(values)], values)
+        self.node("Constant", [], output, value=tensor)
+
     def node(self, op: str, inputs: list[str], output: str, **attrs) -> None:
         # the first node of a layer carries the layer's name; any helper nodes get a suffix
         name = self.layer if self.count == 0 else f"{self.layer}/{op}{self.count}"

@@ -12,6 +12,7 @@ input at fault, and `check.py` turns it into a positioned `Diagnostic`.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 
 from .source import Span
@@ -109,19 +110,21 @@ class Diagnostic:
         return (self.span.path, self.span.line, self.span.col, self.code)
 
     def render(self) -> str:
-        """The text form: `path:line:col: error[E301]: message`, source line, caret, hints."""
+        """The text form: `path:line:col: error[E301]: message`, source line, caret, hints.
+        Control characters from the file (in a key, a name, a path) are shown escaped, so
+        that each diagnostic keeps its one first line and a spec can't steer the terminal."""
         head = f"{self.severity}[{self.code}]: {self.message}"
-        out = [f"{self.span}: {head}" if self.span else f"netc: {head}"]
+        out = [_visible(f"{self.span}: {head}" if self.span else f"netc: {head}")]
         if self.span is not None:
             out += _excerpt(self.span)
-        out += [f"  {d}" for d in self.details]
-        out += [f"  hint: {h}" for h in self.hints]
+        out += [_visible(f"  {d}", keep="\n") for d in self.details]
+        out += [_visible(f"  hint: {h}", keep="\n") for h in self.hints]
         for note in self.notes:
-            out.append(f"  {note.span}: note: {note.message}")
+            out.append(_visible(f"  {note.span}: note: {note.message}"))
             out += _excerpt(note.span)
         origin = self.span.origin if self.span else None
         while origin is not None:
-            out.append(f"  {origin}: note: in the block used here")
+            out.append(_visible(f"  {origin}: note: in the block used here"))
             out += _excerpt(origin)
             origin = origin.origin
         return "\n".join(out)
@@ -147,12 +150,30 @@ class Diagnostic:
         }
 
 
+# what would break a diagnostic's lines, or let a file's text steer the terminal (escape
+# sequences) or reorder what is shown (bidirectional controls)
+_HIDDEN = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029"
+                     "\u202a-\u202e\u2066-\u2069]")
+
+
+def _visible(text: str, keep: str = "") -> str:
+    """`text` with those characters escaped (`\\n`, `\\x1b`, `\\u202e`), but those in `keep`."""
+    def escape(m):
+        c = m.group()
+        if c in keep:
+            return c
+        return repr(c)[1:-1] if ord(c) < 0x100 else f"\\u{ord(c):04x}"
+
+    return _HIDDEN.sub(escape, text)
+
+
 def _excerpt(span: Span) -> list[str]:
-    """The source line of `span` and a caret line under it."""
+    """The source line of `span` and a caret line under it (hidden characters shown as
+    U+FFFD, one column each, so that the caret stays under the right one)."""
     text = span.source.line(span.line)
     if not text.strip():
         return []
-    shown = text.expandtabs(1)
+    shown = _HIDDEN.sub("\ufffd", text.expandtabs(1))
     col = span.col
     width = 1
     if span.end_line == span.line and span.end_col > span.col:

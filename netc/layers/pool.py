@@ -46,23 +46,30 @@ class _Pool(Layer):
         return (x[0], x[1], *out_hw)
 
     def _torch_geometry(self, x: Shape):
-        """The pads, and the end padding (bottom, right) that ONNX's ceil_mode adds so that
-        its windows fit (0 for exact and floor)."""
+        """The pads, and the end padding (bottom, right) that a `round: ceil` window over the
+        end needs beyond them (0 for exact and floor)."""
         out_hw, pads = self._geometry(x)
         extra = tuple(max(0, (out_hw[i] - 1) * self.steps[i] + self.kernel[i]
                           - (x[2 + i] + pads[i] + pads[i + 2])) for i in (0, 1))
         return pads, extra
 
     def _attrs(self, x: Shape) -> dict:
-        _, pads = self._geometry(x)
-        return dict(kernel_shape=list(self.kernel), strides=list(self.steps), pads=list(pads),
-                    ceil_mode=int(self.round == "ceil"))
+        """ONNX attributes. A `round: ceil` window hanging over the end gets explicit end
+        padding, which neither a max nor an average without `include_pad` counts (as for
+        convolutions), never ceil_mode: ONNX's shape inference for ceil_mode keeps a last
+        window that starts past the input, where ONNX Runtime and netc drop it, and a model
+        whose declared shapes differ from the inferred ones fails its checks (and may fail to
+        load). With `include_pad` the extra padding is not counted either: see AvgPool.lower."""
+        pads, extra = self._torch_geometry(x)
+        pads = [*pads[:2], pads[2] + extra[0], pads[3] + extra[1]]
+        return dict(kernel_shape=list(self.kernel), strides=list(self.steps), pads=pads,
+                    ceil_mode=0)
 
 
 @layer("maxpool")
 @dataclass(frozen=True)
 class MaxPool(_Pool):
-    """Max pooling; lowers to ONNX MaxPool (`round: ceil` becomes ceil_mode=1).
+    """Max pooling; lowers to ONNX MaxPool (`round: ceil` pads the end of the input).
 
     `- maxpool: {kernel: 2, stride: 2}` halves the height and width."""
 
@@ -83,8 +90,20 @@ class AvgPool(_Pool):
     include_pad: bool = attr(False, doc="count padded zeros in the average (PyTorch's default)")
 
     def lower(self, b, xs, w, out) -> None:
-        b.node("AveragePool", [xs[0].name], out.name, count_include_pad=int(self.include_pad),
-               **self._attrs(xs[0].shape))
+        x = xs[0]
+        pads, extra = self._torch_geometry(x.shape)
+        if not (self.include_pad and any(extra)):
+            b.node("AveragePool", [x.name], out.name, count_include_pad=int(self.include_pad),
+                   **self._attrs(x.shape))
+            return
+        # `include_pad` with a `round: ceil` window over the end: the declared padding counts,
+        # the extra doesn't. So pad with zeros first, then average what lies in the result
+        top, left, bottom, right = pads
+        b.constant(f"{out.name}/pads", [0, 0, top, left, 0, 0, bottom, right])
+        b.node("Pad", [x.name, f"{out.name}/pads"], f"{out.name}/padded")
+        b.node("AveragePool", [f"{out.name}/padded"], out.name, count_include_pad=0,
+               kernel_shape=list(self.kernel), strides=list(self.steps),
+               pads=[0, 0, extra[0], extra[1]], ceil_mode=0)
 
     def torch_module(self, x, nn, classes):
         return classes.AvgPool2d(self.kernel, self.steps, *self._torch_geometry(x),
