@@ -195,24 +195,27 @@ def _weights_options(p) -> None:
                    "instead of failing")
 
 
-def _seed(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if not 0 <= value < 2**63:
-        raise argparse.ArgumentTypeError("the seed must be between 0 and 2**63 - 1")
-    return value
+def _integer(low: int, high: int | None = None, what: str = ""):
+    """An argparse type: a whole number in [low, high] (high: None for no bound)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+        if value < low or (high is not None and value > high):
+            bound = (f"between {low} and {high}" if high is not None
+                     else "0 or more" if low == 0 else f"at least {low}")
+            raise argparse.ArgumentTypeError(f"{what} must be {bound}" if what else
+                                             f"must be {bound}")
+        return value
+
+    return parse
 
 
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return value
+_seed = _integer(0, 2**63 - 1, "the seed")
+_positive = _integer(1)
+_count = _integer(0)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -514,16 +517,6 @@ def _batches(text: str) -> tuple[int, ...]:
         if size not in sizes:
             sizes.append(size)
     return tuple(sizes)
-
-
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError("must be 0 or more")
-    return value
 
 
 def _seconds(text: str) -> float:

@@ -47,7 +47,7 @@ def build(spec_or_graph, seed: int = DEFAULT_SEED):
     `spec_or_graph` is a spec path (checked with `netc.check_spec`, which raises NetcError
     on a bad spec) or a checked `netc.ir.Graph`. The weights are those `netc compile --seed`
     writes for the same `seed`. The module is in training mode, as PyTorch modules start;
-    call `.eval()` to compare it with the ONNX model (dropout off, batchnorm on its running
+    switch it to evaluation mode (`model.train(False)`) to compare it with the ONNX model (dropout off, batchnorm on its running
     statistics). `forward(*inputs)` takes the spec's inputs in order, each with the spec's
     shape (any batch size), and returns one tensor, or a tuple for several outputs.
 
