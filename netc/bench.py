@@ -85,7 +85,7 @@ def load_model(path: str, options: Options, folder: str) -> Model:
     if is_onnx(path):
         return _onnx_model(path, options.dtype)
     from .check import check_file
-    from .emit import EXTERNAL_THRESHOLD, emit, serialize, weight_bytes, write_model
+    from .emit import EXTERNAL_THRESHOLD, model_bytes, weight_bytes, write_model
     from .errors import Diagnostics
 
     started = time.perf_counter()
@@ -96,7 +96,7 @@ def load_model(path: str, options: Options, folder: str) -> Model:
     dtype = options.dtype or "float32"
     emission = dict(dtype=dtype, fold_bn=options.fold_bn)
     if weight_bytes(graph) <= EXTERNAL_THRESHOLD:
-        model = serialize(emit(graph, seed=options.seed, **emission))
+        model = model_bytes(graph, seed=options.seed, **emission)
     else:  # too big for one protobuf message: through a model with external data
         model = write_model(graph, os.path.join(folder, "model.onnx"), options.seed, None,
                             True, **emission)[0]

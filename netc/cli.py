@@ -430,13 +430,13 @@ def _model_bytes(args):
         if args.weights:
             raise fail("E507", "--weights goes with a spec; an .onnx model has its weights", None)
         return args.model, None
-    from .emit import EXTERNAL_THRESHOLD, emit, serialize, weight_bytes, write_model
+    from .emit import EXTERNAL_THRESHOLD, model_bytes, weight_bytes, write_model
 
     graph = _checked(args.model)
     weights = _loaded(args, graph)
     options = dict(dtype=args.dtype, fold_bn=args.fold_bn)
     if weight_bytes(graph) <= EXTERNAL_THRESHOLD:
-        return serialize(emit(graph, seed=args.seed, weights=weights, **options)), graph
+        return model_bytes(graph, seed=args.seed, weights=weights, **options), graph
     import tempfile  # too big for one protobuf message: through a model with external data
 
     folder = tempfile.mkdtemp(prefix="netc-run-")

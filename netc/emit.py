@@ -1,26 +1,29 @@
-"""IR -> ONNX ModelProto with weights; the only module that builds protobuf.
+"""IR -> ONNX model bytes with weights; the only module that lowers a graph to ONNX.
 
 The model is pinned to ONNX IR version 8 and opset 17, which every onnxruntime since 1.14
 loads (onnx 1.23 would otherwise write IR 14, which onnxruntime 1.31 refuses). Node names and
 value names are the spec's layer names; every intermediate value carries netc's shape in
 `value_info`, with the batch kept symbolic.
+
+Layers lower themselves into plain records (`proto.Node`); `proto.py` writes them as ONNX's
+protobuf without importing onnx, so that `netc compile` never loads it. `emit()`, the Python
+API, parses those same bytes into an `onnx.ModelProto`.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import platform
 import re
-import socket
 import tempfile
+from dataclasses import dataclass
 
 import numpy as np
-import onnx
-from onnx import TensorProto, helper
 
-from . import __version__
+from . import __version__, proto
 from .errors import fail
-from .ir import Graph, Value
+from .ir import Graph, Value, Weight
 from .weights import DEFAULT_SEED, initial_value
 
 IR_VERSION = 8
@@ -31,7 +34,7 @@ class Builder:
     """Collects ONNX nodes as layers lower themselves; names each after the current layer."""
 
     def __init__(self) -> None:
-        self.nodes: list[onnx.NodeProto] = []
+        self.nodes: list[proto.Node] = []
         self.layer = ""
         self.count = 0
 
@@ -40,32 +43,19 @@ class Builder:
 
     def constant(self, output: str, values: list[int]) -> None:
         """A Constant node holding a 1-D int64 tensor (shapes, pads) for the current layer."""
-        tensor = helper.make_tensor(output, TensorProto.INT64, [len(values)], values)
-        self.node("Constant", [], output, value=tensor)
+        values = tuple(int(v) for v in values)
+        self.node("Constant", [], output,
+                  value=proto.Tensor(output, proto.INT64, (len(values),), int64s=values))
 
     def node(self, op: str, inputs: list[str], output: str, **attrs) -> None:
         # the first node of a layer carries the layer's name; any helper nodes get a suffix
         name = self.layer if self.count == 0 else f"{self.layer}/{op}{self.count}"
         self.count += 1
-        self.nodes.append(helper.make_node(op, inputs, [output], name=name, **attrs))
+        attrs = {k: v for k, v in attrs.items() if v is not None}
+        self.nodes.append(proto.Node(op, list(inputs), [output], name, attrs))
 
 
-DTYPES = {"float32": (TensorProto.FLOAT, "<f4"), "float16": (TensorProto.FLOAT16, "<f2")}
-
-
-def _value_info(v: Value, elem_type=TensorProto.FLOAT) -> onnx.ValueInfoProto:
-    dims = [d if isinstance(d, str) else int(d) for d in v.shape]
-    return helper.make_tensor_value_info(v.name, elem_type, dims)
-
-
-def _tensor(name: str, shape, array: np.ndarray | None, dtype: str = "float32"):
-    t = TensorProto()
-    t.name = name
-    t.data_type = DTYPES[dtype][0]
-    t.dims.extend(shape)
-    if array is not None:
-        t.raw_data = np.ascontiguousarray(array, dtype=DTYPES[dtype][1]).tobytes()
-    return t
+DTYPES = {"float32": (proto.FLOAT, "<f4"), "float16": (proto.FLOAT16, "<f2")}
 
 
 def weight_values(graph: Graph, seed: int = DEFAULT_SEED, weights=None, fold_bn: bool = False):
@@ -85,17 +75,37 @@ def weight_values(graph: Graph, seed: int = DEFAULT_SEED, weights=None, fold_bn:
     return graph, value
 
 
-def emit(graph: Graph, seed: int = DEFAULT_SEED, weights=None, with_data: bool = True,
-         dtype: str = "float32", fold_bn: bool = False) -> onnx.ModelProto:
-    """Build the ONNX model of a checked graph.
+@dataclass
+class Lowered:
+    """A graph lowered to ONNX records; its weights are drawn (or read) only when written."""
 
-    `weights` maps names to arrays to use instead of initial values (float32, shapes already
-    checked). `dtype="float16"` stores weights and computes in float16, while the model's
-    inputs and outputs keep float32 (Cast nodes named `<name>/cast` convert them). `fold_bn`
-    folds batchnorm into the conv before it. Without `with_data`, the initializers carry
-    names and shapes only: `write_model` streams their values."""
+    graph: Graph  # after --fold-bn, when asked
+    nodes: list[proto.Node]
+    inputs: list[tuple]  # (name, elem_type, dims) of each value info
+    outputs: list[tuple]
+    value_info: list[tuple]
+    elem_type: int
+    storage: str  # numpy dtype of the stored weights
+    float_value: object  # weight -> float32 array
+
+    @property
+    def itemsize(self) -> int:
+        return np.dtype(self.storage).itemsize
+
+    def value(self, w: Weight) -> np.ndarray:
+        """A weight's stored values, contiguous and little-endian."""
+        return np.ascontiguousarray(self.float_value(w), dtype=self.storage)
+
+
+def _info(v: Value, elem_type: int) -> tuple:
+    return v.name, elem_type, tuple(d if isinstance(d, str) else int(d) for d in v.shape)
+
+
+def lower(graph: Graph, seed: int = DEFAULT_SEED, weights=None, dtype: str = "float32",
+          fold_bn: bool = False) -> Lowered:
+    """Lower a checked graph to ONNX nodes and value infos (see `emit` for the options)."""
     graph, value = weight_values(graph, seed, weights, fold_bn)
-    elem = DTYPES[dtype][0]
+    elem, storage = DTYPES[dtype]
     b = Builder()
     # with float16, graph inputs and outputs are converted at the edges of the graph
     rename = {}
@@ -106,65 +116,81 @@ def emit(graph: Graph, seed: int = DEFAULT_SEED, weights=None, with_data: bool =
             b.node("Cast", [v.name], rename[v.name], to=elem)
         rename.update({v.name: f"{v.name}/{dtype}" for v in graph.outputs})
     internal = lambda v: Value(rename.get(v.name, v.name), v.shape)  # noqa: E731
-    initializers = []
     for node in graph.nodes:
-        names = {}
-        for w in node.weights:
-            initializers.append(_tensor(w.name, w.shape, value(w) if with_data else None, dtype))
-            names[w.spec.param] = w.name
+        names = {w.spec.param: w.name for w in node.weights}
         b.begin(node.name)
         node.layer.lower(b, [internal(x) for x in node.inputs], names, internal(node.output))
     if dtype != "float32":
         for v in graph.outputs:
             b.begin(f"{v.name}/cast")
-            b.node("Cast", [rename[v.name]], v.name, to=TensorProto.FLOAT)
+            b.node("Cast", [rename[v.name]], v.name, to=proto.FLOAT)
     outputs = {v.name for v in graph.outputs}
-    value_info = [_value_info(internal(n.output), elem) for n in graph.nodes
+    value_info = [_info(internal(n.output), elem) for n in graph.nodes
                   if n.output.name not in outputs or dtype != "float32"]
-    value_info += [_value_info(internal(v), elem) for v in graph.inputs if v.name in rename]
-    g = helper.make_graph(
-        b.nodes, graph.name,
-        inputs=[_value_info(v) for v in graph.inputs],
-        outputs=[_value_info(v) for v in graph.outputs],
-        initializer=initializers, value_info=value_info,
-        doc_string=graph.description or None,
-    )
-    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", OPSET)],
-                              producer_name="netc", producer_version=__version__)
-    model.ir_version = IR_VERSION
-    return model
+    value_info += [_info(internal(v), elem) for v in graph.inputs if v.name in rename]
+    return Lowered(graph, b.nodes, [_info(v, proto.FLOAT) for v in graph.inputs],
+                   [_info(v, proto.FLOAT) for v in graph.outputs], value_info, elem, storage,
+                   value)
+
+
+def _chunks(low: Lowered, external: dict | None = None):
+    """The model's bytes, in protobuf field order, the weights streamed one tensor at a time
+    (drawn straight into their buffers); `external` maps the names of tensors stored in a
+    data file to their external_data entries."""
+    external = external or {}
+    before, after = proto.graph(low.graph.name, low.nodes, low.inputs, low.outputs,
+                                low.value_info, low.graph.description or None)
+    entries = []
+    for w in low.graph.weights:
+        where = external.get(w.name, ())
+        head = proto.tensor(proto.Tensor(w.name, low.elem_type, tuple(w.shape), external=where))
+        raw = None if where else w.size * low.itemsize
+        entries.append((w, proto.initializer_head(head, raw), raw))
+    length = len(before) + len(after) + sum(len(h) + (raw or 0) for _, h, raw in entries)
+    yield proto.model_head(IR_VERSION, "netc", __version__, length) + before
+    for w, head, raw in entries:
+        yield head
+        if raw is not None:
+            yield low.value(w)
+    yield after + proto.opset_import("", OPSET)
+
+
+def model_bytes(graph: Graph, seed: int = DEFAULT_SEED, weights=None, dtype: str = "float32",
+                fold_bn: bool = False) -> bytes:
+    """The serialised ONNX model, weights inline (for models under protobuf's 2 GiB limit;
+    `write_model` takes any size). Options as for `emit`."""
+    return b"".join(_chunks(lower(graph, seed, weights, dtype, fold_bn)))
+
+
+def emit(graph: Graph, seed: int = DEFAULT_SEED, weights=None, dtype: str = "float32",
+         fold_bn: bool = False):
+    """The ONNX model (an `onnx.ModelProto`) of a checked graph.
+
+    `weights` maps names to arrays to use instead of initial values (float32, shapes already
+    checked). `dtype="float16"` stores weights and computes in float16, while the model's
+    inputs and outputs keep float32 (Cast nodes named `<name>/cast` convert them). `fold_bn`
+    folds batchnorm into the conv before it."""
+    import onnx
+
+    return onnx.load_model_from_string(model_bytes(graph, seed, weights, dtype, fold_bn))
+
+
+def serialize(model) -> bytes:
+    """Deterministic bytes of an `onnx.ModelProto`: the same model always serialises
+    identically (and as `model_bytes` wrote it)."""
+    return model.SerializeToString(deterministic=True)
 
 
 # --- writing models to disk, streaming the weights --------------------------------------------
 #
 # A model's bytes are mostly weights. Rather than building one protobuf message holding them
 # all (three copies of every weight, and impossible past protobuf's 2 GiB limit), netc writes
-# the message itself: the model and graph without initializers, serialised by protobuf, then
-# each initializer's header followed by its raw values, generated straight into a buffer and
-# written out one tensor at a time. Protobuf readers accept fields in any order, and the
-# result is deterministic by construction.
+# the message itself (`_chunks`), generating each tensor straight into a buffer and writing it
+# out before the next. The result is deterministic by construction.
 
 EXTERNAL_THRESHOLD = 1536 << 20  # weights above this go to an external data file
 INLINE_BELOW = 1024  # with external data, tensors smaller than this stay in the model
 ALIGN = 4096  # external tensors start on page boundaries, so runtimes can map them
-
-_GRAPH = onnx.ModelProto.DESCRIPTOR.fields_by_name["graph"].number
-_INITIALIZER = onnx.GraphProto.DESCRIPTOR.fields_by_name["initializer"].number
-_RAW_DATA = onnx.TensorProto.DESCRIPTOR.fields_by_name["raw_data"].number
-
-
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte, n = n & 0x7F, n >> 7
-        out.append(byte | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
-
-
-def _field(number: int, length: int) -> bytes:
-    """The tag and length prefix of a length-delimited protobuf field."""
-    return _varint(number << 3 | 2) + _varint(length)
 
 
 def weight_bytes(graph: Graph) -> int:
@@ -181,51 +207,15 @@ def write_model(graph: Graph, path: str, seed: int = DEFAULT_SEED, weights=None,
     are as for `emit`."""
     if external is None:
         external = weight_bytes(graph) > EXTERNAL_THRESHOLD
-    skeleton = emit(graph, seed, with_data=False, dtype=dtype, fold_bn=fold_bn)
-    graph, float_value = weight_values(graph, seed, weights, fold_bn)
-    storage = DTYPES[dtype][1]
-    itemsize = np.dtype(storage).itemsize
-
-    def value(w):
-        array = float_value(w)
-        return array if storage == "<f4" else array.astype(storage)
-
-    tensors = {t.name: t for t in skeleton.graph.initializer}
+    low = lower(graph, seed, weights, dtype, fold_bn)
     written = []
     data_existed = False
+    entries = None
     if external:
-        data_name, data_existed = _write_external(graph, path, value, tensors, itemsize)
+        data_name, data_existed, entries = _write_external(low, path)
         written.append(os.path.join(os.path.dirname(path), data_name))
-    # initializers in graph order: an external one is its header alone (it points at the
-    # data file), an inline one its header followed by its raw values
-    heads = {w.name: tensors[w.name].SerializeToString(deterministic=True) for w in graph.weights}
-    inline = {w.name for w in graph.weights if not tensors[w.name].external_data}
-    del skeleton.graph.initializer[:]
-    graph_bytes = skeleton.graph.SerializeToString(deterministic=True)
-    skeleton.ClearField("graph")
-    model_bytes = skeleton.SerializeToString(deterministic=True)
-
-    def entry_length(w) -> int:
-        if w.name not in inline:
-            return len(heads[w.name])
-        raw = w.size * itemsize
-        return len(heads[w.name]) + len(_field(_RAW_DATA, raw)) + raw
-
-    graph_length = len(graph_bytes) + sum(
-        len(_field(_INITIALIZER, entry_length(w))) + entry_length(w) for w in graph.weights)
-
-    def chunks():
-        yield model_bytes + _field(_GRAPH, graph_length) + graph_bytes
-        for w in graph.weights:
-            head = _field(_INITIALIZER, entry_length(w)) + heads[w.name]
-            if w.name not in inline:
-                yield head
-                continue
-            yield head + _field(_RAW_DATA, w.size * itemsize)
-            yield value(w)
-
     try:
-        write_atomic(path, chunks())
+        write_atomic(path, _chunks(low, entries))
     except BaseException:  # a data file nothing points at would be left behind
         if external and not data_existed:
             _unlink(written[0])
@@ -249,29 +239,30 @@ def _remove_stale_data(path: str, keep: list[str]) -> None:
                 pass  # another process may have removed it; nothing depends on it
 
 
-def _write_external(graph: Graph, path: str, value, tensors, itemsize: int) -> tuple[str, bool]:
-    """Stream the large tensors into `<model>.<hash>.data`; point the skeleton's tensors at
-    it. An earlier data file of the same model is removed once the new one is in place.
-    Returns the data file's name, and whether a file of that name (the same data) was there
-    before."""
+def _write_external(low: Lowered, path: str) -> tuple[str, bool, dict]:
+    """Stream the large tensors into `<model>.<hash>.data`. An earlier data file of the same
+    model is removed once the new one is in place. Returns the data file's name, whether a
+    file of that name (the same data) was there before, and each external tensor's
+    external_data entries (location, offset, length)."""
     digest = hashlib.sha256()
     offsets = {}
     position = 0
 
     def chunks():
         nonlocal position
-        for w in graph.weights:
-            if w.size * itemsize < INLINE_BELOW:
+        for w in low.graph.weights:
+            length = w.size * low.itemsize
+            if length < INLINE_BELOW:
                 continue
             pad = -position % ALIGN
             if pad:
                 digest.update(bytes(pad))
                 yield bytes(pad)
                 position += pad
-            array = value(w)
+            array = low.value(w)
             digest.update(memoryview(array).cast("B"))
-            offsets[w.name] = (position, w.size * itemsize)
-            position += w.size * itemsize
+            offsets[w.name] = (position, length)
+            position += length
             yield array
 
     folder = os.path.dirname(os.path.abspath(path))
@@ -287,19 +278,9 @@ def _write_external(graph: Graph, path: str, value, tensors, itemsize: int) -> t
         if isinstance(e, OSError):
             raise fail("E603", f"cannot write '{final}': {e.strerror or e}", None) from None
         raise
-    for name, (offset, length) in offsets.items():
-        t = tensors[name]
-        t.data_location = TensorProto.EXTERNAL
-        for key, val in (("location", data_name), ("offset", str(offset)),
-                         ("length", str(length))):
-            entry = t.external_data.add()
-            entry.key, entry.value = key, val
-    return data_name, existed
-
-
-def serialize(model: onnx.ModelProto) -> bytes:
-    """Deterministic bytes: the same model always serialises identically."""
-    return model.SerializeToString(deterministic=True)
+    entries = {name: (("location", data_name), ("offset", str(offset)), ("length", str(length)))
+               for name, (offset, length) in offsets.items()}
+    return data_name, existed, entries
 
 
 def _umask() -> int:
@@ -313,7 +294,7 @@ def _umask() -> int:
 # writes into the folder removes those whose writer, on this machine, no longer runs. The host
 # tag keeps a folder shared between machines (NFS) safe: another machine's PIDs are not ours.
 TMP_SUFFIX = ".netc-tmp"
-_HOST = hashlib.sha256(socket.gethostname().encode("utf-8", "replace")).hexdigest()[:8]
+_HOST = hashlib.sha256(platform.node().encode("utf-8", "replace")).hexdigest()[:8]
 _TMP_NAME = re.compile(r"\..+\.(\d{1,10})-([0-9a-f]{8})-[a-z0-9_]+" + re.escape(TMP_SUFFIX) + r"\Z")
 
 
@@ -373,6 +354,59 @@ def _fsync_folder(folder: str) -> None:
         os.close(fd)
 
 
+class _Flusher:
+    """Starts a large file's disk writes while the file is still being written.
+
+    A 100 MB model took 50 ms to fsync at the end; syncing in a second thread every
+    FLUSH_EVERY bytes lets the disk work while netc draws the next weights, and the final
+    fsync waits for the tail only. An error in the thread is raised by `close`."""
+
+    FLUSH_EVERY = 16 << 20
+
+    def __init__(self, f) -> None:
+        self.f, self.pending, self.error = f, 0, None
+        self.thread = None
+        self.stop = False
+        self.wake = None
+
+    def wrote(self, n: int) -> None:
+        self.pending += n
+        if self.pending < self.FLUSH_EVERY:
+            return
+        self.pending = 0
+        self.f.flush()  # into the kernel, where the sync can see it
+        if self.thread is None:
+            import threading
+
+            self.wake = threading.Event()
+            self.thread = threading.Thread(target=self._run, name="netc-flush", daemon=True)
+            self.thread.start()
+        self.wake.set()
+
+    def _run(self) -> None:
+        sync = getattr(os, "fdatasync", os.fsync)  # macOS has no fdatasync
+        fd = self.f.fileno()
+        while True:
+            self.wake.wait()
+            self.wake.clear()
+            if self.stop:
+                return
+            try:
+                sync(fd)
+            except OSError as e:  # the final fsync may not see a write error again
+                self.error = e
+                return
+
+    def close(self) -> None:
+        """Stop the thread (before the file is closed); raise any error it met."""
+        if self.thread is not None:
+            self.stop = True
+            self.wake.set()
+            self.thread.join()
+        if self.error is not None:
+            raise self.error
+
+
 def write_atomic(path: str, data, keep_tmp: bool = False):
     """Write `data` (bytes, or an iterable of bytes-like chunks) to `path` so that a crash
     leaves the old file or the new one, never half: a temporary file in the same folder,
@@ -390,9 +424,14 @@ def write_atomic(path: str, data, keep_tmp: bool = False):
             suffix=TMP_SUFFIX)
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes private files; outputs are ordinary
         with os.fdopen(fd, "wb") as f:
-            for chunk in ([data] if isinstance(data, (bytes, bytearray)) else data):
-                f.write(chunk)
-            f.flush()
+            flusher = _Flusher(f)
+            try:
+                for chunk in ([data] if isinstance(data, (bytes, bytearray)) else data):
+                    f.write(chunk)
+                    flusher.wrote(memoryview(chunk).nbytes)
+                f.flush()
+            finally:
+                flusher.close()
             os.fsync(f.fileno())
         if keep_tmp:
             done, tmp = tmp, None
