@@ -296,6 +296,17 @@ def paired_ratio(turns, label, base):
     return statistics.median(ratios) if ratios else float("nan")
 
 
+def paired_interval(turns, label, base, n=2000):
+    """A 95 % bootstrap interval of `paired_ratio` (resampling turns), (nan, nan) if too few."""
+    a, b = turns.get(label, {}), turns.get(base, {})
+    ratios = np.array([a[t] / b[t] for t in a if t in b and b[t] > 0])
+    if len(ratios) < 5:
+        return float("nan"), float("nan")
+    rng = np.random.default_rng(0)
+    medians = np.median(rng.choice(ratios, size=(n, len(ratios))), axis=1)
+    return float(np.quantile(medians, 0.025)), float(np.quantile(medians, 0.975))
+
+
 def stats(ts):
     ts = sorted(ts)
     if not ts:
@@ -338,6 +349,9 @@ def main() -> int:
                    help="cpu: run through IO binding (the code path CUDA uses) instead of run()")
     p.add_argument("--no-graph-ops", action="store_true",
                    help="cpu: skip counting the ops of the graphs ONNX Runtime optimises")
+    p.add_argument("--no-control", action="store_true",
+                   help="leave out the A/A control (PyTorch's export timed a second time, in a "
+                   "session of its own: the ratio that noise alone gives)")
     p.add_argument("--seconds", type=float, default=None,
                    help="timed seconds per model and batch size for each runner "
                    "(default 5 on cpu, 0.8 on cuda)")
@@ -460,6 +474,9 @@ def main() -> int:
                     cell[r.label] = {"median_ms": med * 1e3, "p90_ms": p90 * 1e3,
                                      "iters": len(times[r.label]), "ratio": ratio,
                                      "paired_ratio": paired, "load_s": r.load_s,
+                                     "turns": len(turns.get(r.label, {})),
+                                     "paired_interval": paired_interval(turns, r.label,
+                                                                        base_label),
                                      "paired_vs_eager_fp16": paired_ratio(
                                          turns, r.label, "torch eager fp16 cl")}
         except NoCuda as e:
@@ -568,13 +585,23 @@ def prepare_and_check(name, workdir, baselines, variants, eager, cuda, args, tor
         else:
             cpu_runners[label] = r
 
+    if not args.no_control:
+        # an A/A control: PyTorch's export again, in a session of its own, timed like the
+        # others; its ratio to the export is what this machine's noise alone gives
+        base = f"torch-export ({baselines[0]})"
+        onnx_files[base + " again"] = onnx_files[base]
+        if not cuda:
+            cpu_runners[base + " again"] = OrtRunner(
+                base + " again", onnx_files[base], "cpu", args.threads, ort=ort,
+                spin=args.spin, iobinding=args.cpu_iobinding)
     runners = []
     if cuda:
         for label, path in onnx_files.items():
             if args.prefer_nhwc:
                 layouts = [True]
             else:
-                layouts = [False] if args.no_nhwc or "fold-bn" in label else [False, True]
+                layouts = ([False] if args.no_nhwc or "fold-bn" in label
+                           or label.endswith(" again") else [False, True])
             for nhwc in layouts:
                 try:
                     runners.append(OrtRunner(label + (" nhwc" if nhwc else ""), path, "cuda",
@@ -653,16 +680,21 @@ def targets(results, base_label):
                 return cell.get(label, {}).get("median_ms", float("nan"))
             for layout in ("", " nhwc"):
                 base = ms(root + layout)
-                for variant in ("netc", "netc fold-bn", "netc fp16"):
+                for variant in ("netc", "netc fold-bn", "netc fp16", root + " again"):
                     got = ms(variant + layout)
                     if got == got and base == base:
                         # the ratio to the baseline of the same layout, paired by turn
                         paired = cell[variant + layout].get("paired_ratio", float("nan"))
+                        low, high = cell[variant + layout].get("paired_interval",
+                                                               (float("nan"),) * 2)
                         if layout:
                             paired = float("nan")  # paired_ratio is against the NCHW export
-                        lines.append((got / base, f"{name} b{batch}: {variant + layout} / "
+                        what = ("A/A control: the export again" if variant == root + " again"
+                                else variant + layout)
+                        lines.append((got / base, f"{name} b{batch}: {what} / "
                                       f"torch-export{layout} = {got / base:.3f}"
-                                      + (f" (paired by turn {paired:.3f})" if paired == paired else "")))
+                                      + (f" (paired by turn {paired:.3f}, 95% {low:.3f}-"
+                                         f"{high:.3f})" if paired == paired else "")))
             e16 = ms("torch eager fp16 cl")
             fp16 = [(ms(v), v) for v in ("netc fp16", "netc fp16 nhwc") if ms(v) == ms(v)]
             best = min(fp16) if fp16 else (float("nan"), "")
