@@ -689,12 +689,17 @@ def targets(results, base_label):
                                                                (float("nan"),) * 2)
                         if layout:
                             paired = float("nan")  # paired_ratio is against the NCHW export
-                        what = ("A/A control: the export again" if variant == root + " again"
-                                else variant + layout)
+                        control = variant == root + " again"
+                        what = "A/A control: the export again" if control else variant + layout
+                        # the export was timed in two sessions (the control): against the
+                        # geometric mean of both, the order sessions were made in cancels out
+                        again = ms(root + " again" + layout)
+                        both = "" if control or again != again else (
+                            f"; vs both export sessions {got / (base * again) ** 0.5:.3f}")
                         lines.append((got / base, f"{name} b{batch}: {what} / "
                                       f"torch-export{layout} = {got / base:.3f}"
                                       + (f" (paired by turn {paired:.3f}, 95% {low:.3f}-"
-                                         f"{high:.3f})" if paired == paired else "")))
+                                         f"{high:.3f})" if paired == paired else "") + both))
             e16 = ms("torch eager fp16 cl")
             fp16 = [(ms(v), v) for v in ("netc fp16", "netc fp16 nhwc") if ms(v) == ms(v)]
             best = min(fp16) if fp16 else (float("nan"), "")

@@ -5,7 +5,8 @@
     model = netc.compile_spec("specs/lenet5.yaml")     # an onnx.ModelProto
 
 The pipeline, one module per stage: load (safe YAML with positions) -> expand (layer
-entries) -> check (attributes and shapes -> IR) -> emit (ONNX) -> run (ONNX Runtime).
+entries) -> check (attributes and shapes -> IR) -> emit (ONNX, written by proto) -> run (ONNX
+Runtime).
 """
 
 from __future__ import annotations
