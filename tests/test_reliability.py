@@ -373,6 +373,35 @@ def test_fsync_failure_is_a_write_error(tmp_path, capsys, monkeypatch):
     assert list(tmp_path.iterdir()) == []
 
 
+def _sync_every(monkeypatch, nbytes: int, sync) -> None:
+    """Large writes sync in a second thread every FLUSH_EVERY bytes: make that often."""
+    monkeypatch.setattr(emit._Flusher, "FLUSH_EVERY", nbytes)
+    monkeypatch.setattr(emit.os, "fdatasync", sync, raising=False)
+
+
+def test_syncing_while_writing_changes_no_byte(tmp_path, monkeypatch):
+    assert main(["compile", str(LENET), "-o", str(tmp_path / "plain.onnx")]) == 0
+    synced = []
+    real = getattr(os, "fdatasync", os.fsync)
+    _sync_every(monkeypatch, 4096, lambda fd: (synced.append(fd), real(fd)))
+    assert main(["compile", str(LENET), "-o", str(tmp_path / "synced.onnx")]) == 0
+    assert len(synced) >= 2  # 248 KB in 4 KiB steps: the thread ran, more than once
+    assert (tmp_path / "synced.onnx").read_bytes() == (tmp_path / "plain.onnx").read_bytes()
+
+
+def test_a_failed_sync_while_writing_is_a_write_error(tmp_path, capsys, monkeypatch):
+    """The final fsync may not report a write error that a sync in the thread already saw:
+    netc raises the thread's error itself."""
+    def sync(fd):
+        raise OSError(errno.EIO, os.strerror(errno.EIO))
+
+    _sync_every(monkeypatch, 4096, sync)
+    out = tmp_path / "m.onnx"
+    status = main(["compile", str(LENET), "-o", str(out)])
+    _one_write_error(capsys, status, "Input/output error")
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_read_only_folder(tmp_path, capsys, monkeypatch):
     """Permission denied: a read-only folder (as root, which may write anywhere, the
     refusal is simulated where the temporary file is created)."""
