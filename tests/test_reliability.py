@@ -385,7 +385,7 @@ def test_syncing_while_writing_changes_no_byte(tmp_path, monkeypatch):
     real = getattr(os, "fdatasync", os.fsync)
     _sync_every(monkeypatch, 4096, lambda fd: (synced.append(fd), real(fd)))
     assert main(["compile", str(LENET), "-o", str(tmp_path / "synced.onnx")]) == 0
-    assert len(synced) >= 2  # 248 KB in 4 KiB steps: the thread ran, more than once
+    assert synced  # 248 KB in 4 KiB steps: the thread ran (wake-ups coalesce: maybe once)
     assert (tmp_path / "synced.onnx").read_bytes() == (tmp_path / "plain.onnx").read_bytes()
 
 
