@@ -389,12 +389,12 @@ class _Flusher:
         while True:
             self.wake.wait()
             self.wake.clear()
-            if self.stop:
-                return
-            try:
+            try:  # at `close` too: then it syncs the tail, and the final fsync has no work
                 sync(fd)
             except OSError as e:  # the final fsync may not see a write error again
                 self.error = e
+                return
+            if self.stop:
                 return
 
     def close(self) -> None:
