@@ -16,7 +16,6 @@ import hashlib
 import os
 import platform
 import re
-import tempfile
 from dataclasses import dataclass
 
 import numpy as np
@@ -283,12 +282,6 @@ def _write_external(low: Lowered, path: str) -> tuple[str, bool, dict]:
     return data_name, existed, entries
 
 
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
 # Temporary files are named `.<target>.<pid>-<host>-<random>.netc-tmp`, beside the target.
 # A writer that is killed (SIGKILL, a power cut) cannot remove its own; the next netc that
 # writes into the folder removes those whose writer, on this machine, no longer runs. The host
@@ -407,6 +400,15 @@ class _Flusher:
             raise self.error
 
 
+_TEMP_FLAGS = (os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+               | getattr(os, "O_CLOEXEC", 0))
+
+
+def _temp_name(folder: str, base: str) -> str:
+    """A new name for a temporary file of target `base` in `folder`."""
+    return os.path.join(folder, f".{base}.{os.getpid()}-{_HOST}-{os.urandom(6).hex()}{TMP_SUFFIX}")
+
+
 def write_atomic(path: str, data, keep_tmp: bool = False):
     """Write `data` (bytes, or an iterable of bytes-like chunks) to `path` so that a crash
     leaves the old file or the new one, never half: a temporary file in the same folder,
@@ -419,10 +421,15 @@ def write_atomic(path: str, data, keep_tmp: bool = False):
     remove_stale_temps(folder)
     tmp = None
     try:
-        fd, tmp = tempfile.mkstemp(
-            dir=folder, prefix=f".{os.path.basename(path)}.{os.getpid()}-{_HOST}-",
-            suffix=TMP_SUFFIX)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes private files; outputs are ordinary
+        # the name first, then the file (not mkstemp, which creates the file and only then
+        # returns its name: a Ctrl-C between the two would leave a file nobody can name);
+        # mode 0666 less the umask, as for any output
+        while tmp is None:
+            tmp = _temp_name(folder, os.path.basename(path))
+            try:
+                fd = os.open(tmp, _TEMP_FLAGS, 0o666)
+            except FileExistsError:  # 48 random bits and our PID: in practice, never
+                tmp = None
         with os.fdopen(fd, "wb") as f:
             flusher = _Flusher(f)
             try:

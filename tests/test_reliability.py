@@ -402,16 +402,33 @@ def test_a_failed_sync_while_writing_is_a_write_error(tmp_path, capsys, monkeypa
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.skipif(os.name != "posix", reason="POSIX file modes")
+@pytest.mark.parametrize("umask", [0o022, 0o027])
+def test_outputs_are_ordinary_files(tmp_path, umask):
+    """A model gets mode 0666 less the umask, like any file a program writes (not the 0600 of
+    a private temporary file)."""
+    before = os.umask(umask)
+    try:
+        assert main(["compile", str(LENET), "-o", str(tmp_path / "m.onnx")]) == 0
+    finally:
+        os.umask(before)
+    assert (tmp_path / "m.onnx").stat().st_mode & 0o777 == 0o666 & ~umask
+
+
 def test_read_only_folder(tmp_path, capsys, monkeypatch):
     """Permission denied: a read-only folder (as root, which may write anywhere, the
     refusal is simulated where the temporary file is created)."""
     folder = tmp_path / "ro"
     folder.mkdir()
     if os.geteuid() == 0:
-        def mkstemp(*args, **kw):
-            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES))
+        real = os.open
 
-        monkeypatch.setattr(emit.tempfile, "mkstemp", mkstemp)
+        def refuse_temps(path, *args, **kw):
+            if str(path).endswith(emit.TMP_SUFFIX):
+                raise PermissionError(errno.EACCES, os.strerror(errno.EACCES))
+            return real(path, *args, **kw)
+
+        monkeypatch.setattr(emit.os, "open", refuse_temps)
     else:
         folder.chmod(0o555)
     try:
