@@ -38,6 +38,8 @@ import textwrap
 import time
 from pathlib import Path
 
+from common import commit, cpu_name
+
 ROOT = Path(__file__).resolve().parent.parent
 SPECS = ROOT / "specs"
 MiB = 1024 * 1024
@@ -225,7 +227,7 @@ def main() -> int:
     models = [m for m in args.models.split(",") if m]
     results: dict = {"machine": machine(), "compile": {}, "quick": {}}
 
-    print(f"netc:  {args.netc_python} -m netc from {netc_root} {git_commit(netc_root)}"
+    print(f"netc:  {args.netc_python} -m netc from {netc_root} {f'at {c} ' if (c := commit(netc_root)) else ''}"
           f"({version(args.netc_python, 'onnx')}, {version(args.netc_python, 'numpy')})")
     if not args.no_torch:
         print(f"torch: {args.torch_python} ({version(args.torch_python, 'torch')}, "
@@ -390,14 +392,6 @@ def summary_field(netc: list[str], env: dict, spec: Path, field: str):
     return json.loads(done.stdout)[field]
 
 
-def git_commit(root: Path) -> str:
-    if (root / "COMMIT").exists():  # a snapshot (git archive) says which commit it is
-        return f"at {(root / 'COMMIT').read_text().strip()} "
-    done = subprocess.run(["git", "-C", str(root), "describe", "--always", "--dirty"],
-                          capture_output=True, text=True)
-    return f"at {done.stdout.strip()} " if done.returncode == 0 and done.stdout.strip() else ""
-
-
 def version(python: str, module: str) -> str:
     done = subprocess.run([python, "-c", f"import importlib.metadata as m; print(m.version('{module}'))"],
                           capture_output=True, text=True)
@@ -405,15 +399,7 @@ def version(python: str, module: str) -> str:
 
 
 def machine() -> dict:
-    cpu = platform.processor()
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"cpu": cpu, "cpus": os.cpu_count(), "python": platform.python_version(),
+    return {"cpu": cpu_name(), "cpus": os.cpu_count(), "python": platform.python_version(),
             "date": time.strftime("%Y-%m-%d %H:%M")}
 
 

@@ -48,6 +48,8 @@ from pathlib import Path
 
 import numpy as np
 
+from common import commit, cpu_name
+
 # PyTorch's OpenMP threads would otherwise busy-wait after each call, into the next model's turn
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
@@ -698,8 +700,9 @@ def targets(results, base_label):
                             f"; vs both export sessions {got / (base * again) ** 0.5:.3f}")
                         lines.append((got / base, f"{name} b{batch}: {what} / "
                                       f"torch-export{layout} = {got / base:.3f}"
-                                      + (f" (paired by turn {paired:.3f}, 95% {low:.3f}-"
-                                         f"{high:.3f})" if paired == paired else "") + both))
+                                      + (f" (paired by turn {paired:.3f}" + (
+                                          f", 95% {low:.3f}-{high:.3f}" if low == low else "")
+                                         + ")" if paired == paired else "") + both))
             e16 = ms("torch eager fp16 cl")
             fp16 = [(ms(v), v) for v in ("netc fp16", "netc fp16 nhwc") if ms(v) == ms(v)]
             best = min(fp16) if fp16 else (float("nan"), "")
@@ -714,26 +717,10 @@ def targets(results, base_label):
             log(f"  {verdict(ratio)}  {text}")
 
 
-def commit(root: Path) -> str:
-    if (root / "COMMIT").exists():  # a snapshot (git archive) says which commit it is
-        return (root / "COMMIT").read_text().strip()
-    done = subprocess.run(["git", "-C", str(root), "describe", "--always", "--dirty"],
-                          capture_output=True, text=True)
-    return done.stdout.strip() if done.returncode == 0 else ""
-
-
 def machine(torch, ort, torchvision) -> dict:
     import onnx
 
-    cpu = platform.processor()
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    info = {"date": time.strftime("%Y-%m-%d %H:%M"), "cpu": cpu, "cpus": os.cpu_count(),
+    info = {"date": time.strftime("%Y-%m-%d %H:%M"), "cpu": cpu_name(), "cpus": os.cpu_count(),
             "python": platform.python_version(), "torch": torch.__version__,
             "torchvision": getattr(torchvision, "__version__", None), "onnx": onnx.__version__,
             "onnxruntime": ort.__version__}
