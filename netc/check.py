@@ -12,32 +12,17 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from .errors import Diagnostics, NetcError, Note, RuleError, closest, did_you_mean
-from .expand import FlatSpec, LayerUse, flatten
+from .errors import Diagnostics, Note, RuleError, closest, did_you_mean
+from .expand import FlatSpec, LayerUse
 from .ir import Graph, Node, Value, Weight
-from .layers import REGISTRY, AttrSpec, attributes, fmt_shape
+from .layers import REGISTRY, AttrSpec, Site, attributes, fmt_shape
 from .layers.base import INITIALISERS, INITIALISERS_WITH_VALUE, parse_init, volume
-from .layers.conv import pads_of
-from .layers.window import AXES, EDGE, exact_size, fmt_num, window
-from .load import YList, YMap, YNode, YScalar, kind_name, load_file
+from .limits import DEFAULT, Limits
+from .load import YList, YMap, YNode, YScalar, kind_name
 from .source import Span
 
-MAX_TENSOR = 1 << 31  # elements in one activation (per image) or one weight tensor
-MAX_PARAMS = 1 << 32  # elements of all weights together (16 GiB in fp32)
-
-
-def check_file(path, warnings: Diagnostics | None = None) -> Graph:
-    """Load, expand and check a spec file. Raises NetcError with every problem found;
-    warnings go to `warnings` when given."""
-    source, root = load_file(path)
-    spec, diags = flatten(source, root)
-    if spec is None:
-        raise NetcError(diags)
-    graph = Checker(spec, diags).run()
-    diags.raise_if_errors()
-    if warnings is not None:
-        warnings.extend(diags)
-    return graph
+MAX_TENSOR = DEFAULT.tensor  # the default limits (a run's own are in its `Limits`)
+MAX_PARAMS = DEFAULT.params
 
 
 @dataclass
@@ -48,23 +33,32 @@ class _Defined:
 
 
 class Checker:
-    """Checks one flat spec; `run` returns the graph (valid only if `diags` has no errors)."""
+    """Checks one flat spec; `run` returns the graph (valid only if `diags` has no errors).
 
-    def __init__(self, spec: FlatSpec, diags: Diagnostics) -> None:
+    `limits.tensor` and `limits.params` bound each tensor and all weights (E308). `cache`, when
+    given, keeps each layer use's attributes once read (by the use's id), for a caller that
+    checks the same spec many times at other input sizes (`netc sizes`): attributes don't
+    depend on the input's size."""
+
+    def __init__(self, spec: FlatSpec, diags: Diagnostics, limits: Limits = DEFAULT,
+                 cache: dict | None = None) -> None:
         self.spec = spec
         self.diags = diags
+        self.limits = limits
+        self.cache = cache
         self.defined: dict[str, _Defined] = {}
         self.nodes: list[Node] = []
-        self.weight_total = 0  # weight values so far, against MAX_PARAMS
+        self.weight_total = 0  # weight values so far, against limits.params
         self.attr_spans: dict[str, dict[str, Span]] = {}  # layer -> spans of its attributes
 
     def run(self) -> Graph:
         spec = self.spec
         for decl in spec.inputs:
             elements = volume(decl.shape[1:])
-            if elements > MAX_TENSOR:
+            if elements > self.limits.tensor:
                 self.diags.error("E308", f"input '{decl.name}' has {elements:,} elements per "
-                                 f"image, more than the limit of {MAX_TENSOR:,}", decl.span)
+                                 f"image, more than the limit of {self.limits.tensor:,}",
+                                 decl.span)
                 self.defined[decl.name] = _Defined(None, decl.span, -1)
             else:
                 self.defined[decl.name] = _Defined(Value(decl.name, decl.shape), decl.span, -1)
@@ -96,7 +90,7 @@ class Checker:
                              or [f"known types: {', '.join(sorted(REGISTRY))}"])
             self.defined[name] = _Defined(None, use.kind_span, index)
             return
-        layer, attr_spans = self._attributes(cls, use, name) if use.ok else (None, {})
+        layer, attr_spans = self._read_attributes(cls, use, name) if use.ok else (None, {})
         lo, hi = cls.arity
         if inputs is not None and not (lo <= len(inputs) <= (hi or len(inputs))):
             want = f"{lo} or more inputs" if hi is None else f"{lo} input{'s' * (lo > 1)}"
@@ -133,6 +127,18 @@ class Checker:
             return None
         found = [self.defined.get(ref) for ref, _ in use.inputs]
         return None if None in found else found
+
+    def _read_attributes(self, cls, use: LayerUse, name: str):
+        """`_attributes`, through the cache when there is one (only what read without errors
+        is kept, so that every run reports the errors)."""
+        if self.cache is None:
+            return self._attributes(cls, use, name)
+        found = self.cache.get(id(use))
+        if found is None:
+            found = self._attributes(cls, use, name)
+            if found[0] is not None:
+                self.cache[id(use)] = found
+        return found
 
     def _attributes(self, cls, use: LayerUse, name: str):
         """Read `use.attrs` against the class's fields; (layer or None, spans of given attrs)."""
@@ -318,18 +324,19 @@ class Checker:
 
     def _within_limits(self, use, name, out, weight_specs) -> bool:
         elements = volume(out[1:])
-        if elements > MAX_TENSOR:
+        limits = self.limits
+        if elements > limits.tensor:
             self.diags.error("E308", f"{use.kind} '{name}' outputs {elements:,} elements per "
-                             f"image, more than the limit of {MAX_TENSOR:,}", use.kind_span)
+                             f"image, more than the limit of {limits.tensor:,}", use.kind_span)
             return False
         for w in weight_specs:
             size = volume(w.shape)
             total = self.weight_total + size
-            if size > MAX_TENSOR or total > MAX_PARAMS:
+            if size > limits.tensor or total > limits.params:
                 self.diags.error(
                     "E308", f"{use.kind} '{name}' needs a {'×'.join(map(str, w.shape))} "
                     f"{w.param} tensor ({size:,} numbers), more than netc allows "
-                    f"({MAX_TENSOR:,} per tensor, {MAX_PARAMS:,} in all)", use.kind_span,
+                    f"({limits.tensor:,} per tensor, {limits.params:,} in all)", use.kind_span,
                     hints=["is a flatten or pooling layer missing before it?"])
                 return False
             self.weight_total = total
@@ -361,93 +368,22 @@ class Checker:
     # --- warnings about a valid network ---------------------------------------------------------
 
     def _lint(self, outputs: list[Value]) -> None:
-        """Warn about layers that are valid but probably not what was meant: W202 (a bias that
-        the batchnorm after it makes redundant), W203 (a stride that skips pixels) and W204
-        (`round: floor` dropping more than one row or column). docs/errors.md has the rules."""
+        """Warn about layers that are valid but probably not what was meant: each layer class
+        says what (its `lints`: W202-W204, docs/errors.md); this attaches the positions."""
         readers: dict[str, list[Node]] = {}
         for node in self.nodes:
             for ref in dict.fromkeys(x.name for x in node.inputs):
                 readers.setdefault(ref, []).append(node)
         output_names = {v.name for v in outputs}
         for node in self.nodes:
+            site = Site(node.name, tuple(x.shape for x in node.inputs), node.output.shape,
+                        tuple((r.name, r.layer) for r in readers.get(node.name, [])),
+                        node.name in output_names)
             spans = self.attr_spans.get(node.name, {})
             where = self.defined[node.name].span
-            if node.kind in ("conv", "dense") and node.layer.bias \
-                    and node.name not in output_names:
-                self._bias_before_batchnorm(node, readers.get(node.name, []), spans, where)
-            if node.kind in ("conv", "maxpool", "avgpool"):
-                self._window_lints(node, spans, where)
-
-    def _bias_before_batchnorm(self, node: Node, readers: list[Node], spans, where) -> None:
-        if not readers or any(r.kind != "batchnorm" for r in readers):
-            return
-        size = sum(w.size for w in node.weights if w.spec.param == "bias")
-        self.diags.warning(
-            "W202", f"{node.kind} '{node.name}' has a bias that batchnorm '{readers[0].name}' "
-            f"cancels: {size:,} redundant parameters", spans.get("bias", where),
-            details=[f"batchnorm subtracts each {'channel' if node.kind == 'conv' else 'feature'}"
-                     "'s mean, bias included, then adds its own shift (beta)"],
-            hints=[f"write `bias: false` (or `defaults: {{{node.kind}: {{bias: false}}}}` for "
-                   f"every {node.kind})"])
-
-    def _window_lints(self, node: Node, spans, where) -> None:
-        layer, hw = node.layer, node.inputs[0].shape[2:]
-        conv = node.kind == "conv"
-        kernel = layer.kernel
-        stride = layer.stride if conv else layer.steps
-        dilation = layer.dilation if conv else (1, 1)
-        keff = tuple(dilation[i] * (kernel[i] - 1) + 1 for i in (0, 1))
-        what = "filter" if conv else "window"
-        # a 1x1 kernel with a stride subsamples on purpose (ResNet's projection shortcuts)
-        gaps = [i for i in (0, 1) if kernel[i] > 1 and stride[i] > keff[i]]
-        if gaps:
-            both = len(gaps) == 2 and keff[0] == keff[1] and stride[0] == stride[1]
-            details = []
-            for i in gaps[:1] if both else gaps:
-                skipped, edge = stride[i] - keff[i], EDGE[AXES[i]]
-                plural = "s" * (skipped > 1)
-                lost = f"{skipped} {edge}{plural} and {skipped} column{plural}" if both \
-                    else f"{skipped} {edge}{plural}"
-                details.append(f"{'' if both else AXES[i] + ': '}windows span "
-                               f"{keff[i]} {'pixels' if both else edge + 's'} and start every "
-                               f"{stride[i]}: {lost} of every {stride[i]} "
-                               f"{'are' if both or skipped > 1 else 'is'} never read")
-            k = "x".join(map(str, kernel))
-            s = str(stride[0]) if stride[0] == stride[1] else "x".join(map(str, stride))
-            dilated = "" if keff == tuple(kernel) else f" (dilated to {keff[0]}x{keff[1]})"
-            self.diags.warning(
-                "W203", f"{node.kind} '{node.name}': stride {s} is larger than the {k}{dilated} "
-                f"{what}, so some input pixels are never read", spans.get("stride", where),
-                details=details,
-                hints=[f"use a stride of at most {min(keff[i] for i in gaps)}, or a larger "
-                       f"{what}; to subsample on purpose, use a 1x1 kernel"])
-        if layer.round != "floor":
-            return
-        pads = pads_of(layer.pad, hw, kernel, stride, dilation)
-        lost, details = [], []
-        for i in (0, 1):
-            before, after = pads[i], pads[i + 2]
-            padded = hw[i] + before + after
-            dropped = (padded - keff[i]) % stride[i] - after  # input rows after the last window
-            if dropped > max(1, stride[i] - keff[i]):  # more than the stride skips anyway
-                edge = EDGE[AXES[i]]
-                last = hw[i] - dropped
-                lost.append(f"{dropped} {edge}s")
-                size = exact_size(hw[i], kernel[i], stride[i], before, after, dilation[i])
-                details.append(
-                    f"{AXES[i]}: ({hw[i]} - {keff[i]} + {before + after}) / {stride[i]} + 1 = "
-                    f"{fmt_num(size)}, rounded down to {node.output.shape[2 + i]}: the last "
-                    f"window ends at {edge} {last}, so {edge}s {last + 1}-{hw[i]} are never read")
-        if lost:
-            ceil_hw = [window(hw[i], kernel[i], stride[i], pads[i], pads[i + 2], dilation[i],
-                              "ceil").out for i in (0, 1)]
-            self.diags.warning(
-                "W204", f"{node.kind} '{node.name}': `round: floor` drops the last "
-                f"{' and '.join(lost)} of the {hw[0]}x{hw[1]} input", spans.get("round", where),
-                details=details,
-                hints=[f"`round: ceil` reads them in a partial window ({ceil_hw[0]}x{ceil_hw[1]} "
-                       f"instead of {node.output.shape[2]}x{node.output.shape[3]}), or change the "
-                       "padding, kernel or stride so that the windows tile the input"])
+            for lint in node.layer.lints(site):
+                self.diags.warning(lint.code, lint.message, spans.get(lint.attr, where),
+                                   details=list(lint.details), hints=list(lint.hints))
 
     def _expect(self, outputs: list[Value]) -> None:
         node = self.spec.expect

@@ -1,4 +1,5 @@
-"""The command line: argument parsing and exit codes only; the work is in the pipeline modules.
+"""The command line: argument parsing and exit codes only. The work is in pipeline.py (load ->
+expand -> check -> emit) and, for the commands over a checked graph, in tools/.
 
 Exit codes: 0 success, 1 errors in the user's input, 2 bad command-line usage,
 70 an internal error (a netc bug), 130 interrupted.
@@ -7,15 +8,14 @@ Exit codes: 0 success, 1 errors in the user's input, 2 bad command-line usage,
 from __future__ import annotations
 
 import argparse
-import atexit
 import io
 import os
-import shutil
 import sys
 import traceback
 
-from . import __version__
 from .errors import NetcError, fail
+from .limits import BOUNDS, Limits
+from .version import __version__
 
 EXIT_OK, EXIT_ERRORS, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 70, 130
 
@@ -132,28 +132,16 @@ def _parser() -> argparse.ArgumentParser:
         command.add_argument(
             "--limit", action="append", default=[], type=_limit, metavar="NAME=N",
             help="raise (or lower) one of netc's safety limits for this run; repeatable. "
-            "Names: " + ", ".join(f"{k} ({v[2]})" for k, v in LIMITS.items())
+            "Names: " + ", ".join(f"{k} ({v})" for k, v in BOUNDS.items())
             + "; the defaults are in docs/robustness.md")
     return p
 
 
-# The safety limits (docs/robustness.md): name -> (module, constant, what it bounds). They are
-# defaults against hostile files; a user with a legitimately huge spec raises them.
-LIMITS = {
-    "bytes": ("netc.load", "MAX_BYTES", "spec file size"),
-    "depth": ("netc.load", "MAX_DEPTH", "YAML nesting"),
-    "nodes": ("netc.load", "MAX_NODES", "YAML nodes"),
-    "layers": ("netc.expand", "MAX_LAYERS", "layers after expansion"),
-    "nesting": ("netc.expand", "MAX_NESTING", "blocks inside blocks"),
-    "tensor": ("netc.check", "MAX_TENSOR", "elements of one tensor"),
-    "params": ("netc.check", "MAX_PARAMS", "weights in all"),
-}
-
-
 def _limit(text: str) -> tuple[str, int]:
+    """`--limit NAME=N`: one of netc's safety limits (limits.py), raised or lowered."""
     name, _, value = text.partition("=")
-    if name not in LIMITS:
-        raise argparse.ArgumentTypeError(f"unknown limit {name!r}; limits: {', '.join(LIMITS)}")
+    if name not in BOUNDS:
+        raise argparse.ArgumentTypeError(f"unknown limit {name!r}; limits: {', '.join(BOUNDS)}")
     try:
         number = int(value.replace("_", ""))
     except ValueError:
@@ -161,19 +149,6 @@ def _limit(text: str) -> tuple[str, int]:
     if number < 1:
         raise argparse.ArgumentTypeError(f"{name} must be at least 1")
     return name, number
-
-
-def _apply_limits(limits: list[tuple[str, int]]) -> list:
-    """Set the limits; returns what restores them (main() is also called in-process)."""
-    import importlib
-
-    saved = []
-    for name, number in limits:
-        module, constant, _ = LIMITS[name]
-        module = importlib.import_module(module)
-        saved.append((module, constant, getattr(module, constant)))
-        setattr(module, constant, number)
-    return saved
 
 
 def _emission_options(p) -> None:
@@ -224,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return EXIT_USAGE
-    saved = _apply_limits(args.limit)
+    args.limits = Limits(**dict(args.limit))  # the last --limit of a name wins
     try:
         return COMMANDS[args.command](args)
     except NetcError as e:
@@ -250,35 +225,38 @@ def main(argv: list[str] | None = None) -> int:
               "and this trace:", file=sys.stderr)
         traceback.print_exc()
         return EXIT_INTERNAL
-    finally:
-        for module, constant, value in reversed(saved):
-            setattr(module, constant, value)
 
 
-def _checked(path: str):
-    """Check a spec, printing its warnings to standard error."""
-    from .check import check_file
+def _checked(path: str, args):
+    """Check a spec (within the run's limits), printing its warnings to standard error."""
     from .errors import Diagnostics
+    from .pipeline import check_file
 
     warnings = Diagnostics()
-    graph = check_file(path, warnings)
+    graph = check_file(path, warnings, args.limits)
     if len(warnings):
         print(warnings.render(), file=sys.stderr)
     return graph
 
 
 def cmd_compile(args) -> int:
-    from .emit import write_model
+    from .pipeline import write
 
-    graph = _checked(args.spec)
+    graph = _checked(args.spec, args)
     out = args.output or f"{graph.name}.onnx"
-    files = write_model(graph, out, seed=args.seed, weights=_loaded(args, graph),
-                        external=True if args.external_data else None, dtype=args.dtype,
-                        fold_bn=args.fold_bn)
+    files = write(graph, out, _emission(args, graph),
+                  external=True if args.external_data else None)
     sizes = " + ".join(f"{os.path.getsize(f):,}" for f in files)
     extra = f", weights in {os.path.basename(files[1])}" if len(files) > 1 else ""
     print(f"wrote {out} ({graph.params:,} params, {sizes} bytes{extra})")
     return EXIT_OK
+
+
+def _emission(args, graph):
+    """The emission options of `compile` and `run` (weights loaded and checked here)."""
+    from .pipeline import Emission
+
+    return Emission(args.seed, _loaded(args, graph), args.dtype, args.fold_bn)
 
 
 def _loaded(args, graph):
@@ -304,7 +282,7 @@ def cmd_weights(args) -> int:
     if args.source.endswith(".onnx"):
         tensors = onnx_weights(args.source)
     else:
-        graph = _checked(args.source)
+        graph = _checked(args.source, args)
         tensors = initial_weights(graph, args.seed)
         tensors.update(_loaded(args, graph) or {})
     save_weights(args.output, tensors)
@@ -334,7 +312,7 @@ def spec_files(paths: list[str]) -> list[str]:
 def cmd_check(args) -> int:
     if args.update_expect:
         return _update_expect(args)
-    from .formats import Report, check_spec_file, render
+    from .tools.formats import Report, check_spec_file, render
 
     report = Report(strict=args.strict)
     for path in args.paths:
@@ -344,7 +322,7 @@ def cmd_check(args) -> int:
             report.add(path, e.diagnostics)
             continue
         for file in found:
-            report.add(file, check_spec_file(file))
+            report.add(file, check_spec_file(file, args.limits))
     text = render(report, args.format)
     if args.format == "text":  # diagnostics to standard error, the verdict to standard output
         if text:
@@ -357,9 +335,9 @@ def cmd_check(args) -> int:
 
 
 def cmd_summary(args) -> int:
-    from .report import summary_json, summary_text
+    from .tools.report import summary_json, summary_text
 
-    graph = _checked(args.spec)
+    graph = _checked(args.spec, args)
     print(summary_json(graph) if args.format == "json" else summary_text(graph))
     return EXIT_OK
 
@@ -401,16 +379,16 @@ def cmd_run(args) -> int:
 
 
 def cmd_expand(args) -> int:
-    from .unparse import flat_spec
+    from .tools.unparse import flat_spec
 
-    _write_text(flat_spec(_checked(args.spec)), args.output)
+    _write_text(flat_spec(_checked(args.spec, args)), args.output)
     return EXIT_OK
 
 
 def _write_text(text: str, output: str | None) -> None:
     """A command's document: to `output` (written atomically) or to standard output."""
     if output:
-        from .emit import write_atomic
+        from .files import write_atomic
 
         write_atomic(output, text.encode("utf-8"))
     else:
@@ -430,19 +408,10 @@ def _model_bytes(args):
         if args.weights:
             raise fail("E507", "--weights goes with a spec; an .onnx model has its weights", None)
         return args.model, None
-    from .emit import EXTERNAL_THRESHOLD, model_bytes, weight_bytes, write_model
+    from .pipeline import runnable
 
-    graph = _checked(args.model)
-    weights = _loaded(args, graph)
-    options = dict(dtype=args.dtype, fold_bn=args.fold_bn)
-    if weight_bytes(graph) <= EXTERNAL_THRESHOLD:
-        return model_bytes(graph, seed=args.seed, weights=weights, **options), graph
-    import tempfile  # too big for one protobuf message: through a model with external data
-
-    folder = tempfile.mkdtemp(prefix="netc-run-")
-    atexit.register(shutil.rmtree, folder, ignore_errors=True)
-    return write_model(graph, os.path.join(folder, "model.onnx"), args.seed, weights, True,
-                       **options)[0], graph
+    graph = _checked(args.model, args)
+    return runnable(graph, _emission(args, graph)), graph
 
 
 def _load_npy(path: str):
@@ -455,7 +424,7 @@ def _load_npy(path: str):
 
 
 def _save(path: str, outputs: dict, np) -> None:
-    from .emit import write_atomic
+    from .files import write_atomic
 
     buf = io.BytesIO()
     if path.endswith(".npz"):
@@ -530,12 +499,12 @@ def _seconds(text: str) -> float:
 
 
 def cmd_bench(args) -> int:
-    from . import bench
+    from .tools import bench
 
     options = bench.Options(
         provider=args.provider, batches=args.batch, dtype=args.dtype, fold_bn=args.fold_bn,
         warmup=args.warmup, iters=args.iters, seconds=args.seconds,
-        prefer_nhwc=args.prefer_nhwc, threads=args.threads)
+        prefer_nhwc=args.prefer_nhwc, threads=args.threads, limits=args.limits)
     problem = bench.usage_problem(args.model, options)
     if problem:
         print(f"netc bench: error: {problem}", file=sys.stderr)
@@ -560,12 +529,12 @@ def _explain_parser(sub) -> None:
 
 
 def cmd_explain(args) -> int:
-    from . import explain
+    from .tools import explain
 
     if args.target is None:
         sys.stdout.write(explain.code_index())
     elif args.layer is not None:
-        sys.stdout.write(explain.explain_layer(args.target, args.layer))
+        sys.stdout.write(explain.explain_layer(args.target, args.layer, args.limits))
     elif explain.CODE_RE.match(args.target) or not (
             args.target.endswith((".yaml", ".yml")) or os.path.isfile(args.target)):
         try:
@@ -583,8 +552,8 @@ def cmd_explain(args) -> int:
 def _update_expect(args) -> int:
     """`netc check --update-expect`: rewrite the `expect:` blocks (netc/expect.py)."""
     from .errors import Diagnostics
-    from .expect import update_expect
-    from .formats import Report, render
+    from .tools.expect import update_expect
+    from .tools.formats import Report, render
 
     report, changed, total = Report(), [], 0
     for path in args.paths:
@@ -597,7 +566,7 @@ def _update_expect(args) -> int:
             total += 1
             warnings = Diagnostics()
             try:
-                outcome = update_expect(file, warnings)
+                outcome = update_expect(file, warnings, limits=args.limits)
             except NetcError as e:  # other errors: the file is left as it is
                 report.add(file, e.diagnostics)
                 continue
@@ -666,16 +635,16 @@ def _size_range(text: str) -> tuple[int, int]:
 
 
 def cmd_schema(args) -> int:
-    from .schema import render
+    from .tools.schema import render
 
     sys.stdout.write(render())
     return EXIT_OK
 
 
 def cmd_graph(args) -> int:
-    from . import graph
+    from .tools import graph
 
-    diagram = graph.build(_checked(args.spec), args.depth)
+    diagram = graph.build(_checked(args.spec, args), args.depth)
     text = graph.text_of(diagram, args.format)
     note = graph.advice(diagram, args.format, args.depth)
     if note:
@@ -687,10 +656,10 @@ def cmd_graph(args) -> int:
 def cmd_sizes(args) -> int:
     import json
 
-    from . import sizes
+    from .tools import sizes
 
     low, high = args.range or (None, None)
-    found = sizes.solve(args.spec, low, high)
+    found = sizes.solve(args.spec, low, high, args.limits)
     print(json.dumps(sizes.to_dict(found), indent=2) if args.format == "json"
           else sizes.render_text(found))
     return EXIT_OK

@@ -284,6 +284,19 @@ class RuleError(Exception):
         super().__init__(self.message)
 
 
+@dataclass(frozen=True)
+class Lint:
+    """A warning from a pure rule about a valid layer (W2xx), as a layer class's `lints`
+    returns it: the whole message, and `attr`, the attribute whose position check.py
+    attaches (the layer's own position when the attribute was not written)."""
+
+    code: str
+    message: str
+    attr: str | None = None
+    details: tuple[str, ...] = ()
+    hints: tuple[str, ...] = ()
+
+
 def closest(word: str, choices, cutoff: float = 0.6) -> str | None:
     """The one choice a misspelled `word` most likely stands for, if any is close."""
     import difflib

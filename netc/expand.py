@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from .errors import Diagnostics, Note, closest, did_you_mean
 from .expr import ExprError, evaluate, is_expression
 from .layers import REGISTRY
+from .limits import DEFAULT, Limits
 from .load import YList, YMap, YNode, YScalar, kind_name
 from .source import SourceFile, Span, file_span
 
@@ -35,8 +36,8 @@ ARG_TYPES = ("int", "bool", "float")
 NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:[.\-][A-Za-z0-9_]+)*\Z")
 IDENT_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 MAX_NAME = 128
-MAX_LAYERS = 100_000  # after expansion
-MAX_NESTING = 16  # blocks inside blocks
+MAX_LAYERS = DEFAULT.layers  # the default limits (a run's own are in its `Limits`)
+MAX_NESTING = DEFAULT.nesting
 MAX_RANK_DIM = 1 << 20  # one dimension of an input
 
 
@@ -47,7 +48,8 @@ class LayerUse:
     `name` is the full hierarchical name; `inputs` the full names it reads (None when they are
     unknown because of an error already reported); `attrs` a mapping of attribute nodes with
     expressions evaluated and defaults merged (or a scalar shorthand, or None); `ok` is False
-    when the attributes could not be expanded (reported), so check.py skips the layer.
+    when the attributes could not be expanded (reported), so check.py skips the layer;
+    `joins_branches` is True for the concat that `branches:` adds after its branches.
     """
 
     kind: str
@@ -58,6 +60,7 @@ class LayerUse:
     inputs: tuple[tuple[str, Span], ...] | None
     span: Span
     ok: bool = True
+    joins_branches: bool = False
 
 
 @dataclass(frozen=True)
@@ -81,6 +84,10 @@ class FlatSpec:
     expect: YMap | None
     span: Span
     last: str | None = None  # the full name of the last layer's output
+    # every block instance by full name (`layer2.0`), and the `defaults:` per layer type: what
+    # `netc explain` needs to say where a value came from
+    instances: dict[str, BlockInstance] = field(default_factory=dict)
+    defaults: dict[str, YMap] = field(default_factory=dict)
 
 
 def check_name(diags: Diagnostics, node: YNode, what: str) -> str | None:
@@ -101,8 +108,12 @@ def check_name(diags: Diagnostics, node: YNode, what: str) -> str | None:
     return name
 
 
-def flatten(source: SourceFile, root: YNode | None) -> tuple[FlatSpec | None, Diagnostics]:
-    """Read and expand the document. Returns the flat spec (None if its structure is unusable)."""
+def flatten(source: SourceFile, root: YNode | None,
+            limits: Limits = DEFAULT) -> tuple[FlatSpec | None, Diagnostics]:
+    """Read and expand the document (the tree `load` made of `source`). Returns the flat spec
+    (None if its structure is unusable) and every diagnostic found; the spec is usable only if
+    they hold no errors. `limits.layers` and `limits.nesting` bound the expansion (E112, E115).
+    """
     diags = Diagnostics()
     if root is None:
         diags.error("E101", "the spec is empty", file_span(source),
@@ -139,8 +150,8 @@ def flatten(source: SourceFile, root: YNode | None) -> tuple[FlatSpec | None, Di
             diags.error("E103", f"description must be a string, not {kind_name(node)}", node.span)
 
     inputs = _inputs(diags, root.get("inputs")) if "inputs" in root else []
-    expander = Expander(diags, _defaults(diags, root.get("defaults")),
-                        _blocks(diags, root.get("blocks")))
+    defaults = _defaults(diags, root.get("defaults"))
+    expander = Expander(diags, defaults, _blocks(diags, root.get("blocks")), limits)
     layers, last, scope = [], None, None
     if "layers" in root:
         layers, last, scope = expander.top(root.get("layers"), inputs, bool(root.get("inputs")))
@@ -153,7 +164,7 @@ def flatten(source: SourceFile, root: YNode | None) -> tuple[FlatSpec | None, Di
         expect = None
 
     spec = FlatSpec(source, name or "", description, inputs, layers, outputs, expect, root.span,
-                    last if isinstance(last, str) else None)
+                    last if isinstance(last, str) else None, expander.instances, defaults)
     return spec, diags
 
 
@@ -412,15 +423,30 @@ class _TooMany(Exception):
     pass
 
 
+@dataclass
+class BlockInstance:
+    """One use of a block: its full name, the entry that used it, the block, the arguments as
+    given (`first:` merged into instance 0 of a repeat) and their values, defaults included."""
+
+    full: str
+    entry: Entry
+    block: BlockDef
+    attrs: YNode | None
+    values: dict = field(default_factory=dict)
+
+
 class Expander:
-    """Expands layer lists into `LayerUse`s; errors go to `diags`."""
+    """Expands layer lists into `LayerUse`s, recording each block instance; errors go to
+    `diags`."""
 
     def __init__(self, diags: Diagnostics, defaults: dict[str, YMap],
-                 blocks: dict[str, BlockDef]) -> None:
+                 blocks: dict[str, BlockDef], limits: Limits = DEFAULT) -> None:
         self.diags = diags
         self.defaults = defaults
         self.blocks = blocks
+        self.limits = limits
         self.out: list[LayerUse] = []
+        self.instances: dict[str, BlockInstance] = {}
 
     def top(self, node: YNode, inputs: list[InputDecl], declared: bool):
         """Expand the spec's `layers:`; returns (layers, last output, top scope)."""
@@ -561,8 +587,9 @@ class Expander:
             scope.names[local] = out
             return out
         count = self._value(e.repeat, scope, "int", "repeat")
-        if count is not UNKNOWN and not 1 <= count <= MAX_LAYERS:
-            self.diags.error("E105", f"repeat must be between 1 and {MAX_LAYERS:,}, not {count}",
+        if count is not UNKNOWN and not 1 <= count <= self.limits.layers:
+            self.diags.error("E105", f"repeat must be between 1 and {self.limits.layers:,}, "
+                             f"not {count}",
                              self._at(scope)(e.repeat.span))
             count = UNKNOWN
         first = self._first(e, scope)
@@ -641,8 +668,8 @@ class Expander:
 
     def _instance(self, e: Entry, attrs, local: str, inputs, scope: Scope):
         full = scope.prefix + local
-        if len(self.out) >= MAX_LAYERS:
-            self.diags.error("E112", f"the network expands to more than {MAX_LAYERS:,} layers",
+        if len(self.out) >= self.limits.layers:
+            self.diags.error("E112", f"the network expands to more than {self.limits.layers:,} layers",
                              e.kind_span)
             raise _TooMany
         if e.kind in self.blocks:
@@ -657,6 +684,7 @@ class Expander:
 
     def _block(self, e: Entry, attrs, full: str, inputs, scope: Scope):
         block = self.blocks[e.kind]
+        instance = self.instances[full] = BlockInstance(full, e, block, attrs)
         if not block.ok:  # its definition is wrong (reported): checking uses would only repeat it
             return UNKNOWN
         if e.kind in scope.stack:
@@ -664,12 +692,14 @@ class Expander:
             self.diags.error("E115", f"block '{e.kind}' uses itself ({chain})", e.kind_span,
                              notes=[Note(block.span, "defined here")])
             return UNKNOWN
-        if len(scope.stack) >= MAX_NESTING:
-            self.diags.error("E115", f"blocks are nested more than {MAX_NESTING} deep", e.kind_span)
+        if len(scope.stack) >= self.limits.nesting:
+            self.diags.error("E115", f"blocks are nested more than {self.limits.nesting} deep",
+                             e.kind_span)
             return UNKNOWN
         args = self._block_args(e, block, attrs, scope)
         if args is UNKNOWN:
             return UNKNOWN
+        instance.values = dict(args)
         if isinstance(inputs, tuple) and len(inputs) != 1:
             self.diags.error("E113", f"block '{e.kind}' takes 1 input, got {len(inputs)}",
                              inputs[0][1], hints=["a block reads one input, named `input` inside"])
@@ -762,7 +792,7 @@ class Expander:
             outs.append((out, at(branch.span)))
         known = all(isinstance(o, str) for o, _ in outs)
         self.out.append(LayerUse("concat", e.kind_span, None, full, e.name_span,
-                                 tuple(outs) if known else None, e.span))
+                                 tuple(outs) if known else None, e.span, joins_branches=True))
         return full
 
     # --- values --------------------------------------------------------------------------

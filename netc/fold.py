@@ -6,7 +6,9 @@ Folding removes the batchnorm node and its four tensors. The arithmetic is done 
 rounded once, so the folded model equals the unfolded one within float32 rounding.
 
 The folded conv keeps its own name and takes the batchnorm's output name, so every layer that
-read the batchnorm, and the model's outputs, are unchanged.
+read the batchnorm, and the model's outputs, are unchanged. Which layers fold is theirs to say:
+a layer that `is_affine` (batchnorm) folds into the layer before it when that one
+`absorbs_affine` (conv).
 """
 
 from __future__ import annotations
@@ -29,11 +31,11 @@ def fold_batchnorm(graph: Graph, value):
     producers = {n.output.name: n for n in graph.nodes}
     folded: dict[str, Node] = {}  # conv name -> its batchnorm
     for node in graph.nodes:
-        if node.kind != "batchnorm" or len(node.output.shape) != 4:
+        if not node.layer.is_affine or len(node.output.shape) != 4:
             continue
         source = producers.get(node.inputs[0].name)
-        if source is not None and source.kind == "conv" and readers[source.output.name] == 1 \
-                and source.output.name not in outputs:
+        if source is not None and source.layer.absorbs_affine \
+                and readers[source.output.name] == 1 and source.output.name not in outputs:
             folded[source.name] = node
     if not folded:
         return graph, value
@@ -47,7 +49,7 @@ def fold_batchnorm(graph: Graph, value):
             nodes.append(node)
             continue
         conv = node.layer
-        filters = conv.filters
+        filters = node.output.shape[1]
         weights = (node.weights[0],
                    Weight(f"{node.name}.bias", WeightSpec("bias", (filters,), "zeros")))
         nodes.append(dataclasses.replace(
@@ -58,12 +60,11 @@ def fold_batchnorm(graph: Graph, value):
     def scale_shift(conv: Node, bn: Node):
         if conv.name not in cache:
             tensors = {w.spec.param: value(w).astype(np.float64) for w in bn.weights}
-            scale = tensors["weight"] / np.sqrt(tensors["running_var"] + bn.layer.eps)
-            bias = np.zeros(conv.layer.filters)
+            mean, scale, shift = bn.layer.affine(tensors)
+            bias = np.zeros(conv.output.shape[1])
             if conv.layer.bias:
                 bias = value(conv.weights[1]).astype(np.float64)
-            cache[conv.name] = (scale, (bias - tensors["running_mean"]) * scale
-                                + tensors["bias"])
+            cache[conv.name] = (scale, (bias - mean) * scale + shift)
         return cache[conv.name]
 
     originals = {n.name: n for n in graph.nodes}
@@ -76,7 +77,7 @@ def fold_batchnorm(graph: Graph, value):
         scale, shift = scale_shift(conv, bn)
         if param == "bias":
             return shift.astype(np.float32)
-        kernel = value(conv.weights[0]).astype(np.float64)
-        return (kernel * scale[:, None, None, None]).astype(np.float32)
+        kernel = value(conv.weights[0]).astype(np.float64)  # output channels on axis 0
+        return (kernel * scale.reshape(-1, *[1] * (kernel.ndim - 1))).astype(np.float32)
 
     return dataclasses.replace(graph, nodes=tuple(nodes)), folded_value

@@ -23,11 +23,13 @@ from pathlib import Path
 import yaml
 
 from .errors import Diagnostics, NetcError, Note, fail
+from .limits import DEFAULT, Limits
 from .source import SourceFile, Span, file_span
 
-MAX_BYTES = 1 << 20  # 1 MiB: the largest zoo spec is a few KiB
-MAX_DEPTH = 64
-MAX_NODES = 100_000
+# The default limits (a run's own are in the `Limits` it passes; docs/robustness.md)
+MAX_BYTES = DEFAULT.bytes
+MAX_DEPTH = DEFAULT.depth
+MAX_NODES = DEFAULT.nodes
 
 
 @dataclass
@@ -87,23 +89,27 @@ def kind_name(node) -> str:
     return f"the string {v!r}"
 
 
-def load_file(path: str | Path) -> tuple[SourceFile, YNode | None]:
-    """Read and parse a spec file. Raises NetcError (E001, E002, E009, ...) on failure."""
+def load_file(path: str | Path, limits: Limits = DEFAULT) -> tuple[SourceFile, YNode | None]:
+    """Read and parse a spec file: its text and its tree (None for an empty document), every
+    node with its Span. Raises NetcError: E001 (unreadable), E002 (over `limits.bytes`), E009
+    (not UTF-8), E003-E011 (YAML that a spec may not hold, over `limits.depth` or
+    `limits.nodes`)."""
     path = str(path)
     try:
         with open(path, "rb") as f:
-            data = f.read(MAX_BYTES + 1)
+            data = f.read(limits.bytes + 1)
     except OSError as e:
         raise fail("E001", f"cannot read '{path}': {e.strerror or e}", None) from None
-    return load_bytes(data, path)
+    return load_bytes(data, path, limits)
 
 
-def load_bytes(data: bytes, path: str = "<spec>") -> tuple[SourceFile, YNode | None]:
-    """Decode and parse spec bytes (the file's contents)."""
-    if len(data) > MAX_BYTES:
+def load_bytes(data: bytes, path: str = "<spec>",
+               limits: Limits = DEFAULT) -> tuple[SourceFile, YNode | None]:
+    """Decode and parse spec bytes (the file's contents); errors as for `load_file`."""
+    if len(data) > limits.bytes:
         src = SourceFile(path, "")
         raise fail(
-            "E002", f"the file is larger than {MAX_BYTES // 1024} KiB", file_span(src),
+            "E002", f"the file is larger than {limits.bytes // 1024} KiB", file_span(src),
             hints=["a spec is a short text file; is this the right file? (if it is meant to "
                    "be this large, raise the limit: --limit bytes=N)"],
         )
@@ -120,7 +126,7 @@ def load_bytes(data: bytes, path: str = "<spec>") -> tuple[SourceFile, YNode | N
     if text.startswith("\ufeff"):  # a byte-order mark is harmless: drop it
         text = text[1:]
     source = SourceFile(path, text)
-    return source, parse(source)
+    return source, parse(source, limits)
 
 
 def position(text: str, offset: int) -> tuple[int, int]:
@@ -130,9 +136,9 @@ def position(text: str, offset: int) -> tuple[int, int]:
     return len(lines), len(lines[-1])
 
 
-def parse(source: SourceFile) -> YNode | None:
+def parse(source: SourceFile, limits: Limits = DEFAULT) -> YNode | None:
     """Parse `source.text` into a tree. Returns None for an empty document."""
-    return _Builder(source).build()
+    return _Builder(source, limits).build()
 
 
 def _syntax_hints(source: SourceFile, span: Span, message: str) -> list[str]:
@@ -231,8 +237,9 @@ class _Frame:
 
 
 class _Builder:
-    def __init__(self, source: SourceFile) -> None:
+    def __init__(self, source: SourceFile, limits: Limits) -> None:
         self.source = source
+        self.limits = limits
         self.diags = Diagnostics()
 
     def span(self, start, end) -> Span:
@@ -255,7 +262,7 @@ class _Builder:
             context = getattr(e, "context", None)
             message = f"{problem}" + (f" ({context})" if context else "")
             if "nesting depth" in message:  # libyaml's own limit (deeper than ours)
-                self.diags.error("E005", f"the file is nested more than {MAX_DEPTH} levels deep", span)
+                self.diags.error("E005", f"the file is nested more than {self.limits.depth} levels deep", span)
             else:
                 self.diags.error("E003", f"YAML syntax error: {message}", span,
                                  hints=_syntax_hints(self.source, span, message),
@@ -305,8 +312,8 @@ class _Builder:
                 continue
             # a node: scalar, mapping start or sequence start
             nodes += 1
-            if nodes > MAX_NODES:
-                self._stop("E010", f"the file has more than {MAX_NODES:,} YAML nodes",
+            if nodes > self.limits.nodes:
+                self._stop("E010", f"the file has more than {self.limits.nodes:,} YAML nodes",
                            ev.start_mark, ev.end_mark,
                            hints=["if the spec is meant to be this large, raise the limit: "
                                   "--limit nodes=N"])
@@ -329,8 +336,8 @@ class _Builder:
             else:
                 self._attach(stack[-1], node, ev)
             if not isinstance(node, YScalar):
-                if len(stack) >= MAX_DEPTH:
-                    self._stop("E005", f"the file is nested more than {MAX_DEPTH} levels deep",
+                if len(stack) >= self.limits.depth:
+                    self._stop("E005", f"the file is nested more than {self.limits.depth} levels deep",
                                ev.start_mark, ev.end_mark)
                 stack.append(_Frame(node, ev.start_mark))
         return root

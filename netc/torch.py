@@ -58,9 +58,9 @@ def build(spec_or_graph, seed: int = DEFAULT_SEED):
     if isinstance(spec_or_graph, Graph):
         graph = spec_or_graph
     elif isinstance(spec_or_graph, (str, os.PathLike)):
-        from . import check_spec
+        from .pipeline import check_file
 
-        graph = check_spec(spec_or_graph)
+        graph = check_file(spec_or_graph)
     else:
         raise TypeError(f"build() takes a spec path or a netc.ir.Graph, "
                         f"not {type(spec_or_graph).__name__}")

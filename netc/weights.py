@@ -379,7 +379,7 @@ def _npz_reader(path, member, header_len, dtype, shape, fortran):
 def save_weights(path: str, tensors: dict[str, np.ndarray]) -> None:
     """Write named float32 tensors to .safetensors (via the safetensors package) or .npz,
     atomically."""
-    from .emit import write_atomic
+    from .files import write_atomic
 
     if path.endswith(".safetensors"):
         from safetensors.numpy import save

@@ -64,7 +64,7 @@ def check(path):
     """netc's public check: the checked graph, or NetcError."""
     api = getattr(netc, "check_spec", None)
     if api is None:  # the name before the API settled
-        from netc.check import check_file as api
+        from netc.pipeline import check_file as api
     return api(path)
 
 

@@ -13,7 +13,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
-from netc import bench
+from netc.tools import bench
 from netc.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -29,7 +29,7 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, seed, settings
 
 from netc.errors import CODES
-from netc.formats import check_spec_file
+from netc.tools.formats import check_spec_file
 from test_fuzz import SEED, SPECS, budget, mutated_spec, spec_like
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -9,7 +9,7 @@ import pytest
 
 from netc.cli import main
 from netc.errors import NetcError
-from netc.expect import update_expect
+from netc.tools.expect import update_expect
 
 ROOT = Path(__file__).resolve().parent.parent
 LENET = (ROOT / "specs" / "lenet5.yaml").read_text(encoding="utf-8")

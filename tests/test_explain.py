@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from netc import explain
 from netc.cli import main
+from netc.tools import docs, explain
 from netc.errors import CODES
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -75,7 +75,7 @@ def test_the_index_table_lists_every_code_in_order():
 
 def test_the_package_ships_an_identical_copy():
     assert SHIPPED.read_text(encoding="utf-8") == docs_text(), \
-        "run `python -m netc.explain --write`"
+        "run `python -m netc.tools.docs --write`"
     assert explain.errors_markdown() == docs_text()
 
 
@@ -89,8 +89,8 @@ def test_the_examples_print_what_netc_prints_now():
     """Each example is run again (in a fresh folder, the YAML as spec.yaml) and must print
     what the docs show."""
     text = docs_text()
-    assert explain.run_examples(text, ROOT / "specs") == text, \
-        "an example's output changed: run `python -m netc.explain --write` and read the diff"
+    assert docs.run_examples(text, ROOT / "specs") == text, \
+        "an example's output changed: run `python -m netc.tools.docs --write` and read the diff"
 
 
 def test_every_code_is_produced_by_a_test():

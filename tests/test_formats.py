@@ -19,7 +19,7 @@ from test_bad_specs import FILES, expectations
 
 from netc.cli import main
 from netc.errors import CODES, Diagnostic
-from netc.formats import _escape_data, _escape_property, github_command
+from netc.tools.formats import _escape_data, _escape_property, github_command
 from netc.source import SourceFile, Span
 
 ROOT = Path(__file__).resolve().parent.parent

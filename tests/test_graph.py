@@ -10,7 +10,7 @@ import pytest
 
 import netc
 from netc.cli import main
-from netc.graph import build, dot, mermaid, render
+from netc.tools.graph import build, dot, mermaid, render
 
 ROOT = Path(__file__).resolve().parent.parent
 SPECS = sorted((ROOT / "specs").glob("*.yaml"))

@@ -28,7 +28,7 @@ from pathlib import Path
 import onnx
 import pytest
 
-from netc import emit
+from netc import files as emit
 from netc.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent

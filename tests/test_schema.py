@@ -12,7 +12,7 @@ import pytest
 from netc.cli import main
 from netc.layers import REGISTRY, attributes
 from netc.load import YList, YScalar, load_file, parse
-from netc.schema import render, spec_schema
+from netc.tools.schema import render, spec_schema
 from netc.source import SourceFile
 
 jsonschema = pytest.importorskip("jsonschema")  # the `test` extra installs it

@@ -11,7 +11,7 @@ import pytest
 import netc
 from netc.cli import main
 from netc.errors import NetcError
-from netc.sizes import ranges, solve
+from netc.tools.sizes import ranges, solve
 
 ROOT = Path(__file__).resolve().parent.parent
 PAPER = ROOT / "tests" / "data" / "alexnet_paper.yaml"

@@ -103,7 +103,7 @@ def test_weight_names_are_torchvision_state_dict_keys(fixture):
 
 def test_expand_round_trips_to_the_identical_model(compiled, tmp_path):
     """`netc expand` prints a flat spec that compiles to a byte-identical model."""
-    from netc.unparse import flat_spec
+    from netc.tools.unparse import flat_spec
 
     _, graph, model = compiled
     flat = tmp_path / "flat.yaml"

@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from ..errors import RuleError
-from .base import Layer, Shape, attr, layer
+from .base import Lowering, Shape, ShapePreserving, Tensor, attr, layer
 
 
 @dataclass(frozen=True)
-class _Elementwise(Layer):
+class _Elementwise(ShapePreserving):
     op = ""
     module = ""  # torch.nn's module of the same function
 
-    def infer(self, x: Shape) -> Shape:
-        return x
-
-    def lower(self, b, xs, w, out) -> None:
+    def lower(self, b: Lowering, xs: Sequence[Tensor], w: Mapping[str, str],
+              out: Tensor) -> None:
         b.node(self.op, [xs[0].name], out.name)
 
     def torch_module(self, x, nn, classes):
@@ -49,17 +48,15 @@ class Sigmoid(_Elementwise):
 
 @layer("leakyrelu")
 @dataclass(frozen=True)
-class LeakyReLU(Layer):
+class LeakyReLU(ShapePreserving):
     """x if x > 0 else alpha·x. `- leakyrelu: {alpha: 0.1}`"""
 
     alpha: float = attr(0.01, doc="slope for negative inputs")
 
     main = "alpha"
 
-    def infer(self, x: Shape) -> Shape:
-        return x
-
-    def lower(self, b, xs, w, out) -> None:
+    def lower(self, b: Lowering, xs: Sequence[Tensor], w: Mapping[str, str],
+              out: Tensor) -> None:
         b.node("LeakyRelu", [xs[0].name], out.name, alpha=self.alpha)
 
     def torch_module(self, x, nn, classes):
@@ -68,7 +65,7 @@ class LeakyReLU(Layer):
 
 @layer("softmax")
 @dataclass(frozen=True)
-class Softmax(Layer):
+class Softmax(ShapePreserving):
     """Softmax along an axis (default 1: the classes of (N, K), the channels of NCHW).
 
     `- softmax`"""
@@ -85,7 +82,8 @@ class Softmax(Layer):
                             hints=[f"use an axis from {-len(x)} to {len(x) - 1}"])
         return x
 
-    def lower(self, b, xs, w, out) -> None:
+    def lower(self, b: Lowering, xs: Sequence[Tensor], w: Mapping[str, str],
+              out: Tensor) -> None:
         b.node("Softmax", [xs[0].name], out.name, axis=self.axis)
 
     def torch_module(self, x, nn, classes):
@@ -94,7 +92,7 @@ class Softmax(Layer):
 
 @layer("dropout")
 @dataclass(frozen=True)
-class Dropout(Layer):
+class Dropout(ShapePreserving):
     """Dropout: active in training only, so the inference graph holds an Identity.
 
     `- dropout: 0.5`"""
@@ -104,10 +102,8 @@ class Dropout(Layer):
 
     main = "rate"
 
-    def infer(self, x: Shape) -> Shape:
-        return x
-
-    def lower(self, b, xs, w, out) -> None:
+    def lower(self, b: Lowering, xs: Sequence[Tensor], w: Mapping[str, str],
+              out: Tensor) -> None:
         b.node("Identity", [xs[0].name], out.name)
 
     def torch_module(self, x, nn, classes):

@@ -1,10 +1,19 @@
 """What every layer type is made of, and the registry that finds them by their YAML name.
 
-A layer type is one frozen dataclass, registered with `@layer("name")`. Its fields are its
-YAML attributes (type, default, and a doc string via `attr`); `infer` is its pure shape rule,
-`weights` names its tensors, `macs` counts its multiply-accumulates and `lower` emits its ONNX
-nodes. Attribute checking, `netc` docs and schemas are derived from the class: there is no
-second table to keep in sync.
+A layer type is one frozen dataclass, registered with `@layer("name")`. Everything netc knows
+or says about the type is in that class, so adding a type touches one place:
+
+- its fields are its YAML attributes (type, default, and a doc string via `attr`): attribute
+  checking, `netc schema` and the docs table are derived from them;
+- `infer` is its pure shape rule, `weights` names its tensors (PyTorch's names), `macs` counts
+  its multiply-accumulates, `lower` emits its ONNX nodes, `torch_module` builds its PyTorch
+  module (netc.torch);
+- what the commands say about it: `equation` (the shape arithmetic `netc explain` shows, with
+  the numbers), `macs_formula`, `label` (`netc graph`), `implied` (a default another attribute
+  gives), `lints` (the W2xx warnings about a valid layer), `rounds` (`netc sizes`).
+
+Rules are pure: they raise `RuleError` (or return `Lint`s) naming the attribute or input at
+fault, and check.py alone attaches positions.
 """
 
 from __future__ import annotations
@@ -13,9 +22,10 @@ import dataclasses
 import types
 import typing
 from dataclasses import dataclass
-from typing import ClassVar, Literal, Union
+from collections.abc import Mapping, Sequence
+from typing import ClassVar, Literal, Protocol, Union
 
-from ..errors import RuleError
+from ..errors import Lint, RuleError
 
 Dim = Union[int, str]  # a size, or a symbolic name (the batch)
 Shape = tuple  # of Dim
@@ -147,12 +157,51 @@ class WeightSpec:
     trainable: bool = True
 
 
+class Tensor(Protocol):
+    """A value of the graph as a layer sees it when lowering: `ir.Value` is one."""
+
+    name: str
+    shape: Shape
+
+
+class Lowering(Protocol):
+    """What a layer's `lower` emits ONNX nodes into (`emit.Builder`)."""
+
+    def node(self, op: str, inputs: list[str], output: str, **attrs) -> None:
+        """One ONNX node of operator `op` (opset 17) with its attributes."""
+
+    def constant(self, output: str, values: list[int]) -> None:
+        """A Constant node holding a 1-D int64 tensor (shapes, pads)."""
+
+
+@dataclass(frozen=True)
+class Site:
+    """Where a checked layer stands in its network, for its `lints`: its full name, its
+    inputs' and output's shapes, the layers that read its output (name, layer) and whether
+    the output is one of the network's."""
+
+    name: str
+    inputs: tuple[Shape, ...]
+    output: Shape
+    readers: tuple[tuple[str, Layer], ...]
+    is_output: bool
+
+
 class Layer:
     """Base class of the layer types (see the module doc)."""
 
     kind: ClassVar[str] = ""
     main: ClassVar[str | None] = None  # the attribute a scalar shorthand sets (`dense: 10`)
     arity: ClassVar[tuple[int, int | None]] = (1, 1)  # (min, max) number of inputs; None: any
+    # True for a layer that subtracts its input's mean per channel (or feature), so that a
+    # bias just before it has no effect (W202)
+    subtracts_mean: ClassVar[bool] = False
+    # True for a layer that is, at inference, a per-channel affine map (its `affine` says
+    # which), and so folds into the layer before it when that one `absorbs_affine` (--fold-bn)
+    is_affine: ClassVar[bool] = False
+    # True for a layer whose output channels a per-channel affine map after it folds into:
+    # its `weight` has the output channels on axis 0 and it has a `bias` switch
+    absorbs_affine: ClassVar[bool] = False
 
     def __post_init__(self) -> None:
         # accept the YAML shorthands when a layer is built directly (`Conv(kernel=3)`)
@@ -166,16 +215,28 @@ class Layer:
             elif isinstance(value, list):
                 object.__setattr__(self, spec.name, tuple(value))
 
+    # --- the rules ------------------------------------------------------------------------
+
     def infer(self, *xs: Shape) -> Shape:
+        """The output shape for inputs of shapes `xs` (NCHW or (N, features); N may be a name).
+        Pure; raises RuleError (E3xx, naming the attribute or input at fault) when the layer
+        can't apply to them."""
         raise NotImplementedError
 
     def weights(self, *xs: Shape) -> list[WeightSpec]:
+        """The tensors the layer owns for inputs `xs`, by PyTorch's names and layouts."""
         return []
 
     def macs(self, out: Shape, *xs: Shape) -> int:
+        """Multiply-accumulates per image (netc counts those of conv and dense layers, as
+        torchvision's GFLOPS column does: reference/numbers.md)."""
         return 0
 
-    def lower(self, b, xs, w: dict[str, str], out) -> None:
+    def lower(self, b: Lowering, xs: Sequence[Tensor], w: Mapping[str, str],
+              out: Tensor) -> None:
+        """Emit the ONNX nodes computing `out` from `xs`; `w` maps each weight's param name
+        (`weight`, `bias`...) to its initializer's name. The first node emitted carries the
+        layer's name, and its output must be `out.name`."""
         raise NotImplementedError
 
     def torch_module(self, x: Shape, nn, classes):
@@ -183,6 +244,53 @@ class Layer:
         `nn` is torch.nn, `classes` netc.torch's own module classes. Its parameters and
         buffers must be the layer's weights, by PyTorch's names."""
         raise NotImplementedError
+
+    def affine(self, tensors: Mapping) -> tuple:
+        """For a layer with `is_affine`: (mean, scale, shift), such that the layer computes
+        y = (x - mean) · scale + shift per channel, from its tensors (float64 arrays by param
+        name)."""
+        raise NotImplementedError
+
+    # --- what the commands say about the layer -------------------------------------------
+
+    def equation(self, out: Shape, *xs: Shape) -> list[str]:
+        """How the output shape comes about, with the numbers, as `netc explain` shows it: a
+        first line `shape: ...`, any further lines indented by two spaces."""
+        raise NotImplementedError
+
+    def macs_formula(self, out: Shape, *xs: Shape) -> str | None:
+        """`macs` written out as its factors (`6 filters × 28x28 positions × ...`) for `netc
+        explain`, or None for a layer whose multiply-accumulates netc doesn't count."""
+        return None
+
+    def label(self) -> str:
+        """The layer in a few characters for `netc graph`: its type and main numbers
+        (`conv 3×3/2, 64`)."""
+        return self.kind
+
+    def implied(self, name: str) -> tuple[object, str, str] | None:
+        """For attribute `name` left at None because another attribute implies its value (a
+        pool's stride is its kernel): (the value, a short note, a longer one); else None."""
+        return None
+
+    def lints(self, site: Site) -> list[Lint]:
+        """Warnings about this valid layer where it stands (W202-W204: docs/errors.md)."""
+        return []
+
+    def rounds(self, *xs: Shape) -> bool:
+        """Whether a declared `round: floor` or `ceil` actually rounds at inputs `xs`
+        (`netc sizes`)."""
+        return False
+
+
+class ShapePreserving(Layer):
+    """A layer whose output has its input's shape: activations, normalisation, dropout."""
+
+    def infer(self, x: Shape) -> Shape:
+        return x
+
+    def equation(self, out: Shape, x: Shape) -> list[str]:
+        return ["shape: the same as the input"]
 
 
 # --- small helpers shared by the layer families ---------------------------------------------
@@ -208,6 +316,24 @@ def need_rank(x: Shape, ranks: tuple[int, ...], what: str, hint: str | None = No
             f"needs a {want} input {names}, got {fmt_shape(x)}", code="E307", input=0,
             hints=[hint] if hint else [],
         )
+
+
+def bias_lint(layer: Layer, site: Site, unit: str) -> Lint | None:
+    """W202 for a layer with a `bias` switch: a bias that every layer reading it cancels (each
+    subtracts the mean per `unit`, "channel" or "feature"), unless it is an output."""
+    readers = site.readers
+    if not layer.bias or site.is_output or not readers \
+            or any(not r.subtracts_mean for _, r in readers):
+        return None
+    size = sum(volume(w.shape) for w in layer.weights(*site.inputs) if w.param == "bias")
+    first_name, first = readers[0]
+    return Lint(
+        "W202", f"{layer.kind} '{site.name}' has a bias that {first.kind} '{first_name}' "
+        f"cancels: {size:,} redundant parameters", "bias",
+        (f"{first.kind} subtracts each {unit}'s mean, bias included, then adds its own shift "
+         "(beta)",),
+        (f"write `bias: false` (or `defaults: {{{layer.kind}: {{bias: false}}}}` for every "
+         f"{layer.kind})",))
 
 
 def volume(shape) -> int:

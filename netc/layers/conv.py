@@ -2,33 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from ..errors import RuleError
-from .base import Init, Layer, Padding, Pair, Round, Shape, WeightSpec, attr, layer, need_rank
-from .window import same_padding, spatial
-
-
-def pads_of(pad, x_hw, kernel, stride, dilation) -> tuple[int, int, int, int]:
-    """(top, left, bottom, right) for a normalised `pad` attribute (a 4-tuple or same/valid)."""
-    if pad == "valid":
-        return (0, 0, 0, 0)
-    if pad == "same":
-        (t, b), (l, r) = (same_padding(x_hw[i], kernel[i], stride[i], dilation[i]) for i in (0, 1))
-        return (t, l, b, r)
-    return pad
-
-
-def rounding_of(pad, rounding: str) -> str:
-    """`same` promises ceil(N / stride), so it never needs rounding; but where the stride is
-    longer than the filter, the pixels after the last window are skipped (as in ONNX's
-    SAME_UPPER), which `exact` would reject: read `exact` as `floor` there."""
-    return "floor" if pad == "same" and rounding == "exact" else rounding
+from ..errors import Lint, RuleError
+from .base import (Init, Lowering, Padding, Pair, Round, Shape, Site, Tensor, WeightSpec, attr,
+                   bias_lint, layer, need_rank)
+from .window import EDGE, Windowed, pads_of, rounding_of, spatial
 
 
 @layer("conv")
 @dataclass(frozen=True)
-class Conv(Layer):
+class Conv(Windowed):
     """2-D convolution over an NCHW input; lowers to ONNX Conv.
 
     `- conv: {filters: 6, kernel: 5}` turns N×1×32×32 into N×6×28×28.
@@ -49,6 +34,16 @@ class Conv(Layer):
                       "glorot_uniform, zeros, ones, normal(STD), uniform(A) or constant(C)")
 
     main = "filters"
+    what = "filter"
+    absorbs_affine = True
+
+    @property
+    def window_stride(self) -> tuple[int, int]:
+        return self.stride
+
+    @property
+    def window_dilation(self) -> tuple[int, int]:
+        return self.dilation
 
     def _geometry(self, x: Shape):
         pads = pads_of(self.pad, x[2:], self.kernel, self.stride, self.dilation)
@@ -89,7 +84,8 @@ class Conv(Layer):
         kh, kw = self.kernel
         return self.filters * out[2] * out[3] * (x[1] // self.groups) * kh * kw
 
-    def lower(self, b, xs, w, out) -> None:
+    def lower(self, b: Lowering, xs: Sequence[Tensor], w: Mapping[str, str],
+              out: Tensor) -> None:
         _, pads = self._geometry(xs[0].shape)
         inputs = [xs[0].name, w["weight"]] + ([w["bias"]] if self.bias else [])
         b.node("Conv", inputs, out.name, kernel_shape=list(self.kernel),
@@ -100,3 +96,24 @@ class Conv(Layer):
         _, pads = self._geometry(x)  # the extra end padding of `round: ceil` included
         return classes.Conv2d(x[1], self.filters, self.kernel, self.stride, pads,
                               self.dilation, self.groups, self.bias)
+
+    def label(self) -> str:
+        return f"{super().label()}, {self.filters}"
+
+    def macs_formula(self, out: Shape, x: Shape) -> str:
+        kh, kw = self.kernel
+        per_group = x[1] // self.groups
+        return (f"{self.filters} filters × {out[2]}x{out[3]} positions × {per_group} input "
+                "channels"
+                + (f" (of {x[1]}, in {self.groups} groups)" if self.groups > 1 else "")
+                + f" × {kh}x{kw} taps")
+
+    def partial_window_note(self, axis: str, extra: int) -> list[str]:
+        edge = EDGE[axis] + "s" * (extra > 1)
+        return [f"  ({axis}: ONNX pads the partial last window with {extra} more {edge} of "
+                "zeros at the end)"]
+
+    def lints(self, site: Site) -> list[Lint]:
+        """W202 (a bias that the batchnorm after it cancels), then the window's lints."""
+        found = bias_lint(self, site, "channel")
+        return ([found] if found else []) + super().lints(site)

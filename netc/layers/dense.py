@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from ..errors import RuleError
-from .base import Init, Layer, Shape, WeightSpec, attr, fmt_shape, layer, volume
+from ..errors import Lint, RuleError
+from .base import (Init, Layer, Lowering, Shape, Site, Tensor, WeightSpec, attr, bias_lint,
+                   fmt_shape, layer, volume)
 
 
 @layer("dense")
@@ -42,7 +44,22 @@ class Dense(Layer):
     def macs(self, out: Shape, x: Shape) -> int:
         return x[1] * self.units
 
-    def lower(self, b, xs, w, out) -> None:
+    def equation(self, out: Shape, x: Shape) -> list[str]:
+        return [f"shape: (N, {x[1]:,} features) -> (N, {self.units:,} units)"]
+
+    def macs_formula(self, out: Shape, x: Shape) -> str:
+        return f"{x[1]:,} features × {self.units:,} units"
+
+    def label(self) -> str:
+        return f"{self.kind} {self.units}"
+
+    def lints(self, site: Site) -> list[Lint]:
+        """W202: a bias that the batchnorm after it cancels."""
+        found = bias_lint(self, site, "feature")
+        return [found] if found else []
+
+    def lower(self, b: Lowering, xs: Sequence[Tensor], w: Mapping[str, str],
+              out: Tensor) -> None:
         inputs = [xs[0].name, w["weight"]] + ([w["bias"]] if self.bias else [])
         b.node("Gemm", inputs, out.name, transB=1)
 
@@ -60,7 +77,12 @@ class Flatten(Layer):
     def infer(self, x: Shape) -> Shape:
         return (x[0], volume(x[1:]))
 
-    def lower(self, b, xs, w, out) -> None:
+    def equation(self, out: Shape, x: Shape) -> list[str]:
+        dims = " × ".join(str(d) for d in x[1:])
+        return [f"shape: every axis but the batch flattened: {dims} = {out[1]:,} features"]
+
+    def lower(self, b: Lowering, xs: Sequence[Tensor], w: Mapping[str, str],
+              out: Tensor) -> None:
         b.node("Flatten", [xs[0].name], out.name, axis=1)
 
     def torch_module(self, x, nn, classes):

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from ..errors import RuleError
-from .base import Layer, Shape, attr, fmt_shape, layer
+from .base import Layer, Lowering, Shape, Tensor, attr, fmt_shape, layer
 
 
 @layer("add")
@@ -29,7 +30,11 @@ class Add(Layer):
                 )
         return xs[0]
 
-    def lower(self, b, xs, w, out) -> None:
+    def equation(self, out: Shape, *xs: Shape) -> list[str]:
+        return [f"shape: the {len(xs)} inputs' common shape"]
+
+    def lower(self, b: Lowering, xs: Sequence[Tensor], w: Mapping[str, str],
+              out: Tensor) -> None:
         op = "Add" if len(xs) == 2 else "Sum"
         b.node(op, [x.name for x in xs], out.name)
 
@@ -68,7 +73,13 @@ class Concat(Layer):
         total = sum(x[axis] for x in xs)
         return tuple(total if j == axis else d for j, d in enumerate(xs[0]))
 
-    def lower(self, b, xs, w, out) -> None:
+    def equation(self, out: Shape, *xs: Shape) -> list[str]:
+        axis = self.axis % len(xs[0])
+        parts = " + ".join(str(x[axis]) for x in xs)
+        return [f"shape: joined along axis {axis}: {parts} = {out[axis]}"]
+
+    def lower(self, b: Lowering, xs: Sequence[Tensor], w: Mapping[str, str],
+              out: Tensor) -> None:
         b.node("Concat", [x.name for x in xs], out.name, axis=self.axis)
 
     def torch_module(self, x, nn, classes):

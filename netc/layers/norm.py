@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from ..errors import RuleError
-from .base import Layer, Shape, WeightSpec, attr, layer, need_rank
+from .base import Lowering, Shape, ShapePreserving, Tensor, WeightSpec, attr, layer, need_rank
 
 
 @layer("batchnorm")
 @dataclass(frozen=True)
-class BatchNorm(Layer):
+class BatchNorm(ShapePreserving):
     """Batch normalisation with running statistics (inference form); ONNX BatchNormalization.
 
     `- batchnorm`. Weights, as PyTorch names them: `weight` (gamma) and `bias` (beta), which
@@ -18,6 +19,9 @@ class BatchNorm(Layer):
     """
 
     eps: float = attr(1e-5, doc="added to the variance for numerical stability", min=0)
+
+    subtracts_mean = True
+    is_affine = True
 
     def infer(self, x: Shape) -> Shape:
         need_rank(x, (2, 4), "batchnorm")
@@ -32,7 +36,17 @@ class BatchNorm(Layer):
             WeightSpec("running_var", c, "ones", trainable=False),
         ]
 
-    def lower(self, b, xs, w, out) -> None:
+    def affine(self, tensors: Mapping) -> tuple:
+        """This layer as y = (x - mean) · scale + shift per channel, from its tensors (float64
+        arrays by param name): (mean, scale, shift), scale = weight / sqrt(running_var + eps)
+        (`--fold-bn` folds it into the conv before it)."""
+        import numpy as np
+
+        scale = tensors["weight"] / np.sqrt(tensors["running_var"] + self.eps)
+        return tensors["running_mean"], scale, tensors["bias"]
+
+    def lower(self, b: Lowering, xs: Sequence[Tensor], w: Mapping[str, str],
+              out: Tensor) -> None:
         b.node("BatchNormalization",
                [xs[0].name, w["weight"], w["bias"], w["running_mean"], w["running_var"]],
                out.name, epsilon=self.eps)
@@ -43,7 +57,7 @@ class BatchNorm(Layer):
 
 @layer("lrn")
 @dataclass(frozen=True)
-class LRN(Layer):
+class LRN(ShapePreserving):
     """Local response normalisation across channels (AlexNet); ONNX LRN.
 
     y = x / (bias + alpha / size · Σ x²)^beta over `size` neighbouring channels.
@@ -64,7 +78,8 @@ class LRN(Layer):
                             hints=[f"use {self.size - 1} or {self.size + 1}"])
         return x
 
-    def lower(self, b, xs, w, out) -> None:
+    def lower(self, b: Lowering, xs: Sequence[Tensor], w: Mapping[str, str],
+              out: Tensor) -> None:
         b.node("LRN", [xs[0].name], out.name, size=self.size, alpha=self.alpha, beta=self.beta,
                bias=self.bias)
 

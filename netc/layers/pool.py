@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from ..errors import RuleError
-from .base import Layer, Padding, Pair, Round, Shape, attr, layer, need_rank
-from .conv import pads_of, rounding_of
-from .window import spatial
+from .base import Layer, Lowering, Padding, Pair, Round, Shape, Tensor, attr, layer, need_rank
+from .window import Windowed, pads_of, rounding_of, spatial
 
 
 @dataclass(frozen=True)
-class _Pool(Layer):
+class _Pool(Windowed):
     kernel: Pair = attr(doc="window size: an int or [height, width]", min=1, max=4096)
     stride: Pair | None = attr(None, doc="step between windows (default: the kernel)",
                                min=1, max=4096)
@@ -24,7 +24,17 @@ class _Pool(Layer):
 
     @property
     def steps(self) -> tuple[int, int]:
+        """The stride, which defaults to the kernel (non-overlapping windows)."""
         return self.stride if self.stride is not None else self.kernel
+
+    @property
+    def window_stride(self) -> tuple[int, int]:
+        return self.steps
+
+    def implied(self, name: str) -> tuple[object, str, str] | None:
+        if name == "stride" and self.stride is None:
+            return self.steps, "the kernel", "the window's size"
+        return None
 
     def _geometry(self, x: Shape):
         pads = pads_of(self.pad, x[2:], self.kernel, self.steps, (1, 1))
@@ -73,7 +83,8 @@ class MaxPool(_Pool):
 
     `- maxpool: {kernel: 2, stride: 2}` halves the height and width."""
 
-    def lower(self, b, xs, w, out) -> None:
+    def lower(self, b: Lowering, xs: Sequence[Tensor], w: Mapping[str, str],
+              out: Tensor) -> None:
         b.node("MaxPool", [xs[0].name], out.name, **self._attrs(xs[0].shape))
 
     def torch_module(self, x, nn, classes):
@@ -89,7 +100,8 @@ class AvgPool(_Pool):
 
     include_pad: bool = attr(False, doc="count padded zeros in the average (PyTorch's default)")
 
-    def lower(self, b, xs, w, out) -> None:
+    def lower(self, b: Lowering, xs: Sequence[Tensor], w: Mapping[str, str],
+              out: Tensor) -> None:
         x = xs[0]
         pads, extra = self._torch_geometry(x.shape)
         if not (self.include_pad and any(extra)):
@@ -121,7 +133,11 @@ class GlobalAvgPool(Layer):
         need_rank(x, (4,), "globalavgpool")
         return (x[0], x[1], 1, 1)
 
-    def lower(self, b, xs, w, out) -> None:
+    def equation(self, out: Shape, x: Shape) -> list[str]:
+        return [f"shape: each {x[2]}x{x[3]} channel averaged to 1x1"]
+
+    def lower(self, b: Lowering, xs: Sequence[Tensor], w: Mapping[str, str],
+              out: Tensor) -> None:
         b.node("GlobalAveragePool", [xs[0].name], out.name)
 
     def torch_module(self, x, nn, classes):

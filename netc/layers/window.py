@@ -1,4 +1,5 @@
-"""The sliding-window arithmetic shared by every convolution and pooling layer.
+"""The sliding-window arithmetic shared by every convolution and pooling layer, and what netc
+says about a window (its equation, its lints, its label): the `Windowed` base of both.
 
     output = (N + pad_before + pad_after - F_eff) / stride + 1,   F_eff = dilation * (F - 1) + 1
 
@@ -9,11 +10,13 @@ ONNX Runtime, a last window that would start inside the end padding is dropped.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from fractions import Fraction
 from math import ceil, floor
 
-from ..errors import RuleError
+from ..errors import Lint, RuleError
+from .base import Layer, Shape, Site
 
 AXES = ("height", "width")
 EDGE = {"height": "row", "width": "column"}
@@ -36,6 +39,13 @@ def fmt_num(x: Fraction) -> str:
 
 def exact_size(n: int, k: int, s: int, pb: int, pa: int, d: int = 1) -> Fraction:
     return Fraction(n + pb + pa - (d * (k - 1) + 1), s) + 1
+
+
+def leftover(n: int, k: int, s: int, pb: int, pa: int, d: int = 1) -> tuple[int, int]:
+    """What `floor` leaves after the last window along one axis: (padded pixels after it,
+    of them pixels of the input itself; 0 or less when only end padding is left)."""
+    left = (n + pb + pa - (d * (k - 1) + 1)) % s
+    return left, left - pa
 
 
 def window(n: int, k: int, s: int, pb: int, pa: int, d: int, rounding: str) -> Window | None:
@@ -64,6 +74,23 @@ def same_padding(n: int, k: int, s: int, d: int) -> tuple[int, int]:
     out = -(-n // s)
     total = max((out - 1) * s + keff - n, 0)
     return total // 2, total - total // 2
+
+
+def pads_of(pad, x_hw, kernel, stride, dilation) -> tuple[int, int, int, int]:
+    """(top, left, bottom, right) for a normalised `pad` attribute (a 4-tuple or same/valid)."""
+    if pad == "valid":
+        return (0, 0, 0, 0)
+    if pad == "same":
+        (t, b), (l, r) = (same_padding(x_hw[i], kernel[i], stride[i], dilation[i]) for i in (0, 1))
+        return (t, l, b, r)
+    return pad
+
+
+def rounding_of(pad, rounding: str) -> str:
+    """`same` promises ceil(N / stride), so it never needs rounding; but where the stride is
+    longer than the filter, the pixels after the last window are skipped (as in ONNX's
+    SAME_UPPER), which `exact` would reject: read `exact` as `floor` there."""
+    return "floor" if pad == "same" and rounding == "exact" else rounding
 
 
 def spatial(x_hw: tuple[int, int], kernel, stride, pads, dilation, rounding: str,
@@ -173,3 +200,163 @@ def _fixes(x_hw, kernel, stride, pads, dilation, bad, what="filter") -> list[str
     rounding = (f"declare `round: floor` to drop the {lost} ({_size(floor_hw)}), or "
                 f"`round: ceil` to keep a partial window ({_size(ceil_hw)})")
     return ["; ".join(fixes), f"or {rounding}"] if fixes else [rounding]
+
+
+# --- what netc says about a window -------------------------------------------------------------
+
+
+class Windowed(Layer):
+    """The base of the layers that slide a window over the height and width (conv and the
+    pools). A subclass has the attributes `kernel`, `pad` and `round`, and says its stride and
+    dilation through `window_stride` and `window_dilation`; `what` names its window in
+    messages ("filter" or "window")."""
+
+    what = "window"
+
+    @property
+    def window_stride(self) -> tuple[int, int]:
+        raise NotImplementedError
+
+    @property
+    def window_dilation(self) -> tuple[int, int]:
+        return (1, 1)
+
+    def label(self) -> str:
+        """`maxpool 3×3/2`: the type, the kernel and a stride other than 1."""
+        kernel, stride = self.kernel, self.window_stride
+        text = f"{self.kind} {kernel[0]}×{kernel[1]}"
+        if stride != (1, 1):
+            text += f"/{stride[0]}" if stride[0] == stride[1] else f"/{stride[0]}×{stride[1]}"
+        return text
+
+    def rounds(self, x: Shape) -> bool:
+        """Whether `round: floor`/`ceil` rounds at input `x` (an exact window would not fit)."""
+        if self.round == "exact":
+            return False
+        try:
+            dataclasses.replace(self, round="exact").infer(x)
+        except RuleError as e:
+            return e.code == "E301"
+        return False
+
+    def equation(self, out: Shape, x: Shape) -> list[str]:
+        """The window arithmetic per axis, with the padding `same` chose and what rounding
+        did (the formula: the module doc)."""
+        stride, dilation = self.window_stride, self.window_dilation
+        pads = pads_of(self.pad, x[2:], self.kernel, stride, dilation)
+        rounding = rounding_of(self.pad, self.round)
+        keff = [dilation[i] * (self.kernel[i] - 1) + 1 for i in (0, 1)]
+        lines = ["shape: output = (N + pad_before + pad_after - F) / stride + 1, per axis"]
+        if any(d > 1 for d in dilation):
+            lines.append(f"  the dilated filter spans F = dilation × (F - 1) + 1 = "
+                         f"{keff[0]}x{keff[1]} pixels")
+        if self.pad == "same":
+            lines.append(f"  pad: same pads (top, left, bottom, right) = {list(pads)}, for an "
+                         f"output of ceil(N / stride)")
+        before, after = (pads[0], pads[1]), (pads[2], pads[3])
+        extras = []
+        for i in (0, 1):
+            n, k, s = x[2 + i], self.kernel[i], stride[i]
+            q = exact_size(n, k, s, before[i], after[i], dilation[i])
+            got = window(n, k, s, before[i], after[i], dilation[i], rounding)
+            eq = f"({n} + {before[i]} + {after[i]} - {keff[i]}) / {s} + 1 = {fmt_num(q)}"
+            if q.denominator == 1:
+                note = "a whole number"
+            elif rounding == "floor":
+                left, dropped = leftover(n, k, s, before[i], after[i], dilation[i])
+                why = "`pad: same` (read as floor)" if self.pad == "same" else "`round: floor`"
+                note = f"rounded down by {why} to {got.out}"
+                if dropped > 0:
+                    edge = EDGE[AXES[i]] + "s" * (dropped > 1)
+                    note += (f": the last {dropped} {edge} of the input "
+                             f"{'are' if dropped > 1 else 'is'} in no window")
+                else:
+                    edge = EDGE[AXES[i]] + "s" * (left > 1)
+                    note += (f": the {left} leftover {edge} {'are' if left > 1 else 'is'} end "
+                             "padding")
+            else:
+                note = f"rounded up by `round: ceil` to {got.out}"
+                if got.out < ceil(q):  # ceil(q - 1) + 1 = ceil(q)
+                    note = (f"`round: ceil` would give {ceil(q)}, but the last window would "
+                            f"start in the end padding, so it is dropped (as PyTorch does): "
+                            f"{got.out}")
+                if got.extra_end:
+                    extras.append((AXES[i], got.extra_end))
+            lines.append(f"  {AXES[i] + ':':7} {eq}, {note}")
+        for axis, extra in extras:
+            lines += self.partial_window_note(axis, extra)
+        return lines
+
+    def partial_window_note(self, axis: str, extra: int) -> list[str]:
+        """Lines saying how the lowering pads a `round: ceil` window that hangs over the end
+        of `axis` by `extra` pixels (none by default)."""
+        return []
+
+    def lints(self, site: Site) -> list[Lint]:
+        """W203 (a stride that skips pixels) and W204 (`round: floor` dropping more than one
+        row or column)."""
+        found = []
+        gap = self._stride_gap(site.name)
+        if gap is not None:
+            found.append(gap)
+        dropped = self._floor_drops(site.name, site.inputs[0][2:], site.output)
+        if dropped is not None:
+            found.append(dropped)
+        return found
+
+    def _stride_gap(self, name: str) -> Lint | None:
+        kernel, stride, dilation = self.kernel, self.window_stride, self.window_dilation
+        keff = tuple(dilation[i] * (kernel[i] - 1) + 1 for i in (0, 1))
+        # a 1x1 kernel with a stride subsamples on purpose (ResNet's projection shortcuts)
+        gaps = [i for i in (0, 1) if kernel[i] > 1 and stride[i] > keff[i]]
+        if not gaps:
+            return None
+        both = len(gaps) == 2 and keff[0] == keff[1] and stride[0] == stride[1]
+        details = []
+        for i in gaps[:1] if both else gaps:
+            skipped, edge = stride[i] - keff[i], EDGE[AXES[i]]
+            plural = "s" * (skipped > 1)
+            lost = f"{skipped} {edge}{plural} and {skipped} column{plural}" if both \
+                else f"{skipped} {edge}{plural}"
+            details.append(f"{'' if both else AXES[i] + ': '}windows span "
+                           f"{keff[i]} {'pixels' if both else edge + 's'} and start every "
+                           f"{stride[i]}: {lost} of every {stride[i]} "
+                           f"{'are' if both or skipped > 1 else 'is'} never read")
+        k = "x".join(map(str, kernel))
+        s = str(stride[0]) if stride[0] == stride[1] else "x".join(map(str, stride))
+        dilated = "" if keff == tuple(kernel) else f" (dilated to {keff[0]}x{keff[1]})"
+        return Lint("W203", f"{self.kind} '{name}': stride {s} is larger than the {k}{dilated} "
+                    f"{self.what}, so some input pixels are never read", "stride",
+                    tuple(details),
+                    (f"use a stride of at most {min(keff[i] for i in gaps)}, or a larger "
+                     f"{self.what}; to subsample on purpose, use a 1x1 kernel",))
+
+    def _floor_drops(self, name: str, hw, out: Shape) -> Lint | None:
+        if self.round != "floor":
+            return None
+        kernel, stride, dilation = self.kernel, self.window_stride, self.window_dilation
+        keff = tuple(dilation[i] * (kernel[i] - 1) + 1 for i in (0, 1))
+        pads = pads_of(self.pad, hw, kernel, stride, dilation)
+        lost, details = [], []
+        for i in (0, 1):
+            before, after = pads[i], pads[i + 2]
+            _, dropped = leftover(hw[i], kernel[i], stride[i], before, after, dilation[i])
+            if dropped > max(1, stride[i] - keff[i]):  # more than the stride skips anyway
+                edge = EDGE[AXES[i]]
+                last = hw[i] - dropped
+                lost.append(f"{dropped} {edge}s")
+                size = exact_size(hw[i], kernel[i], stride[i], before, after, dilation[i])
+                details.append(
+                    f"{AXES[i]}: ({hw[i]} - {keff[i]} + {before + after}) / {stride[i]} + 1 = "
+                    f"{fmt_num(size)}, rounded down to {out[2 + i]}: the last "
+                    f"window ends at {edge} {last}, so {edge}s {last + 1}-{hw[i]} are never read")
+        if not lost:
+            return None
+        ceil_hw = [window(hw[i], kernel[i], stride[i], pads[i], pads[i + 2], dilation[i],
+                          "ceil").out for i in (0, 1)]
+        return Lint("W204", f"{self.kind} '{name}': `round: floor` drops the last "
+                    f"{' and '.join(lost)} of the {hw[0]}x{hw[1]} input", "round",
+                    tuple(details),
+                    (f"`round: ceil` reads them in a partial window ({ceil_hw[0]}x{ceil_hw[1]} "
+                     f"instead of {out[2]}x{out[3]}), or change the padding, kernel or stride "
+                     "so that the windows tile the input",))

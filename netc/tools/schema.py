@@ -18,10 +18,10 @@ from __future__ import annotations
 import inspect
 import json
 
-from .expand import ARG_TYPES, BLOCK_KEYS, COMMON_KEYS, FORMAT_VERSION, MAX_NAME, MAX_RANK_DIM, \
+from ..expand import ARG_TYPES, BLOCK_KEYS, COMMON_KEYS, FORMAT_VERSION, MAX_NAME, MAX_RANK_DIM, \
     TOP_KEYS
-from .layers import REGISTRY, AttrSpec, attributes
-from .layers.base import INITIALISERS, INITIALISERS_WITH_VALUE
+from ..layers import REGISTRY, AttrSpec, attributes
+from ..layers.base import INITIALISERS, INITIALISERS_WITH_VALUE
 
 DRAFT = "http://json-schema.org/draft-07/schema#"
 NAME = r"^[A-Za-z_][A-Za-z0-9_]*([.\-][A-Za-z0-9_]+)*$"  # expand.NAME_RE, in JSON's dialect

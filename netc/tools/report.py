@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import json
 
-from .ir import Graph
-from .layers.base import fmt_shape, volume
+from ..ir import Graph
+from ..layers.base import fmt_shape, volume
 
 BYTES_PER_VALUE = 4  # float32
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import json
 
-from .expand import FORMAT_VERSION, NAME_RE
-from .ir import Graph
-from .layers import attributes
-from .load import resolve_plain, yaml11_trap
+from ..expand import FORMAT_VERSION, NAME_RE
+from ..ir import Graph
+from ..layers import attributes
+from ..load import resolve_plain, yaml11_trap
 
 
 def scalar(value) -> str:

@@ -26,7 +26,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import fail
+from ..errors import fail
+from ..limits import DEFAULT, Limits
 
 DEFAULT_SECONDS = 3.0  # without --iters or --seconds: run for at least this long ...
 DEFAULT_MIN_RUNS = 20  # ... and at least this many times
@@ -47,6 +48,7 @@ class Options:
     prefer_nhwc: bool = False
     threads: int | None = None  # intra-op threads; None leaves ONNX Runtime's default
     seed: int = 0
+    limits: Limits = DEFAULT  # the safety limits a spec is checked within
 
 
 def is_onnx(path: str) -> bool:
@@ -84,22 +86,16 @@ def load_model(path: str, options: Options, folder: str) -> Model:
     """Compile a spec in memory (or into `folder` when it is too big), or take an .onnx file."""
     if is_onnx(path):
         return _onnx_model(path, options.dtype)
-    from .check import check_file
-    from .emit import EXTERNAL_THRESHOLD, model_bytes, weight_bytes, write_model
-    from .errors import Diagnostics
+    from ..errors import Diagnostics
+    from ..pipeline import Emission, check_file, runnable
 
     started = time.perf_counter()
     warnings = Diagnostics()
-    graph = check_file(path, warnings)
+    graph = check_file(path, warnings, options.limits)
     if len(warnings):
         print(warnings.render(), file=sys.stderr)
     dtype = options.dtype or "float32"
-    emission = dict(dtype=dtype, fold_bn=options.fold_bn)
-    if weight_bytes(graph) <= EXTERNAL_THRESHOLD:
-        model = model_bytes(graph, seed=options.seed, **emission)
-    else:  # too big for one protobuf message: through a model with external data
-        model = write_model(graph, os.path.join(folder, "model.onnx"), options.seed, None,
-                            True, **emission)[0]
+    model = runnable(graph, Emission(options.seed, None, dtype, options.fold_bn), folder)
     return Model(model, graph.name, "spec", dtype, graph.params, graph.macs,
                  time.perf_counter() - started, graph)
 
@@ -145,7 +141,7 @@ def _onnx_precision(path: str) -> str:
 
 def open_session(model: Model, options: Options):
     """(session, seconds it took to create)."""
-    from . import run
+    from .. import run
 
     ort = run._ort()
     so = ort.SessionOptions()
@@ -198,7 +194,7 @@ def runner(sess, feeds: dict[str, np.ndarray], provider: str):
     allocated are bound again, so timed runs neither copy nor allocate."""
     if provider == "cpu":
         return lambda: sess.run(None, feeds)
-    from . import run
+    from .. import run
 
     ort = run._ort()
     binding = sess.io_binding()
@@ -343,7 +339,7 @@ def bench(path: str, options: Options = Options(), progress: Progress | None = N
         model = load_model(path, options, folder)
         sess, load_s = open_session(model, options)
         dtypes = input_dtypes(sess)
-        from . import run
+        from .. import run
 
         result = {
             "model": path,

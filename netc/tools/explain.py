@@ -2,7 +2,7 @@
 
 `netc explain E301` prints the entry of docs/errors.md for that code, as `rustc --explain`
 does. The text ships inside the package as `netc/errors.md`, an exact copy of docs/errors.md
-(`python -m netc.explain --write` refreshes the example outputs in docs/errors.md by running
+(`python -m netc.tools.docs --write` refreshes the example outputs in docs/errors.md by running
 netc on them, then copies the file; a test keeps both true).
 
 `netc explain SPEC LAYER` prints one layer of a spec: its type, each attribute's value and
@@ -13,18 +13,19 @@ pools, its output, its tensors and its MACs.
 Provenance comes from spans: expand.py keeps the span of every value it places (with
 `Span.origin` inside blocks) and merges `defaults:` by reusing the defaults section's own
 nodes. A value written as `$stride` is traced through the block instance that gave the
-argument; to know those, the spec is expanded a second time by an Expander that records each
-block instance with the (merged `first:`) arguments it was given.
+argument: the expander records each block instance with the (merged `first:`) arguments it
+was given (`FlatSpec.instances`). What is said about the layer itself (its shape equation, its
+MAC formula) comes from its class.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
-from math import ceil
 
-from .errors import CODES, Diagnostics, closest, fail
-from .load import YList, YMap, YNode, YScalar
+from ..errors import CODES, closest, fail
+from ..expand import BlockInstance
+from ..limits import DEFAULT, Limits
+from ..load import YList, YMap, YNode, YScalar
 
 CODE_RE = re.compile(r"[EWew]\d{3}\Z")
 _HEADING = re.compile(r"## ([EW]\d{3}): (.+)")
@@ -132,58 +133,6 @@ def code_index() -> str:
 # --- one layer -----------------------------------------------------------------------------
 
 
-@dataclass
-class _Instance:
-    """One use of a block: where, with which (merged) arguments."""
-
-    full: str
-    entry: object  # expand.Entry
-    block: object  # expand.BlockDef
-    attrs: YNode | None  # the arguments as given (with `first:` merged into instance 0)
-    values: dict = field(default_factory=dict)  # argument values (defaults included)
-
-
-def _recorder_class():
-    from .expand import Expander
-
-    class Recorder(Expander):
-        """An Expander that remembers every block instance and its arguments."""
-
-        def __init__(self, *args, **kw) -> None:
-            super().__init__(*args, **kw)
-            self.instances: dict[str, _Instance] = {}
-            self._current: list[_Instance] = []
-
-        def _block(self, e, attrs, full, *rest, **kw):
-            inst = _Instance(full, e, self.blocks.get(e.kind), attrs)
-            self.instances[full] = inst
-            self._current.append(inst)
-            try:
-                return super()._block(e, attrs, full, *rest, **kw)
-            finally:
-                self._current.pop()
-
-        def _block_args(self, *args, **kw):
-            values = super()._block_args(*args, **kw)
-            if self._current and isinstance(values, dict):
-                self._current[-1].values = dict(values)
-            return values
-
-    return Recorder
-
-
-def _expand_recording(root):
-    """The layer uses of a (valid) spec and its block instances, by full name."""
-    from .expand import _blocks, _defaults, _inputs
-
-    diags = Diagnostics()
-    inputs = _inputs(diags, root.get("inputs"))
-    defaults = _defaults(diags, root.get("defaults"))
-    rec = _recorder_class()(diags, defaults, _blocks(diags, root.get("blocks")))
-    layers, _, _ = rec.top(root.get("layers"), inputs, bool(root.get("inputs")))
-    return {u.name: u for u in layers}, rec.instances, defaults
-
-
 def _index(node, path=(), found=None) -> dict:
     """(line, col, end_line, end_col) of every node of the document -> (path, node)."""
     found = {} if found is None else found
@@ -227,12 +176,12 @@ def _yaml(value) -> str:
 class _Provenance:
     """Says where a value of the expanded spec came from."""
 
-    def __init__(self, index: dict, instances: dict, defaults: dict) -> None:
+    def __init__(self, index: dict, instances: dict[str, BlockInstance], defaults: dict) -> None:
         self.index = index
         self.instances = instances
         self.defaults = defaults
 
-    def enclosing(self, name: str) -> _Instance | None:
+    def enclosing(self, name: str) -> BlockInstance | None:
         """The innermost block instance whose body holds the layer (or instance) `name`."""
         best = None
         for full, inst in self.instances.items():
@@ -247,7 +196,7 @@ class _Provenance:
             return [f"from `defaults:` at {_at(node.span)}"]
         path, raw = self.index.get(_coords(node.span), ((), None))
         text = raw.value if isinstance(raw, YScalar) else None
-        from .expr import is_expression, references
+        from ..expr import is_expression, references
 
         if is_expression(text):
             inst = self.enclosing(owner)
@@ -268,7 +217,7 @@ class _Provenance:
             return f"from `defaults:` at {at}"
         return f"written in the spec at {at}"
 
-    def argument(self, inst: _Instance | None, arg: str) -> list[str]:
+    def argument(self, inst: BlockInstance | None, arg: str) -> list[str]:
         """Where block argument `arg` of instance `inst` came from, as indented lines."""
         if inst is None:
             return [f"  ${arg}: a block argument"]
@@ -281,7 +230,7 @@ class _Provenance:
         to = f"given to {inst.full}"
         path, raw = self.index.get(_coords(given.span), ((), None))
         text = raw.value if isinstance(raw, YScalar) else None
-        from .expr import is_expression
+        from ..expr import is_expression
 
         if is_expression(text):  # an argument of the enclosing block, passed on
             sub = self.describe(given, inst.entry.kind, inst.full)
@@ -294,26 +243,27 @@ class _Provenance:
         return [f"{shown}, {to} at {at}"]
 
 
-def explain_layer(path: str, name: str) -> str:
+def explain_layer(path: str, name: str, limits: Limits = DEFAULT) -> str:
     """Everything about layer `name` of the spec at `path`. Raises NetcError if the spec has
     errors or no such layer."""
-    return Explainer(path).layer(name)
+    return Explainer(path, limits).layer(name)
 
 
 class Explainer:
-    """One spec, checked and expanded once, to explain any of its layers."""
+    """One spec, checked once, to explain any of its layers."""
 
-    def __init__(self, path: str) -> None:
-        from .check import check_file
-        from .load import load_file
+    def __init__(self, path: str, limits: Limits = DEFAULT) -> None:
+        from ..pipeline import checked, parse
 
         self.path = str(path)
-        self.graph = check_file(path)  # raises NetcError with the spec's errors
+        parsed = parse(path, limits)
+        self.graph = checked(parsed, limits)  # raises NetcError with the spec's errors
         self.nodes = {n.name: n for n in self.graph.nodes}
         self.inputs = {v.name: v for v in self.graph.inputs}
-        _, self.root = load_file(path)
-        self.uses, self.instances, defaults = _expand_recording(self.root)
-        self.prov = _Provenance(_index(self.root), self.instances, defaults)
+        self.root = parsed.root
+        self.uses = {u.name: u for u in parsed.spec.layers}
+        self.instances = parsed.spec.instances
+        self.prov = _Provenance(_index(self.root), self.instances, parsed.spec.defaults)
 
     def layer(self, name: str) -> str:
         if name in self.inputs and name not in self.nodes:
@@ -326,7 +276,7 @@ class Explainer:
 
 
 def _explain_node(node, use, prov: _Provenance, inputs: dict) -> str:
-    from .layers import REGISTRY, attributes
+    from ..layers import REGISTRY, attributes
 
     name = node.name
     cls = REGISTRY[use.kind]
@@ -346,9 +296,11 @@ def _explain_node(node, use, prov: _Provenance, inputs: dict) -> str:
             else:
                 where = [f"the default of {use.kind}"]
             shown = _yaml(value)
-            if value is None and spec.name == "stride" and hasattr(node.layer, "steps"):
-                shown = f"{_yaml(node.layer.steps)} (the kernel)"
-                where = [f"the default of {use.kind}: the window's size"]
+            implied = node.layer.implied(spec.name) if value is None else None
+            if implied is not None:  # a default that another attribute gives
+                value, short, long = implied
+                shown = f"{_yaml(value)} ({short})"
+                where = [f"the default of {use.kind}: {long}"]
             rows.append((spec.name, shown, where))
         w1 = max(len(r[0]) for r in rows)
         w2 = max(len(r[1]) for r in rows)
@@ -363,7 +315,8 @@ def _explain_node(node, use, prov: _Provenance, inputs: dict) -> str:
         what = " (an input of the spec)" if x.name in inputs else ""
         out.append(f"  {x.name.ljust(width)}  {_shape(x.shape)}{what}")
     out.append("")
-    out += _shape_section(node)
+    xs = [x.shape for x in node.inputs]
+    out += node.layer.equation(node.output.shape, *xs) + [""]
     out.append(f"output: {_shape(node.output.shape)}")
     out.append("")
     out += _tensors(node)
@@ -389,7 +342,7 @@ def _location(use, prov: _Provenance) -> list[str]:
         lines.append(f"  in {block}, used at {span.origin}{owner}")
         span = span.origin
         inst = prov.enclosing(inst.full) if inst is not None else None
-    if use.kind == "concat" and use.attrs is None and use.name_span is None:
+    if use.joins_branches and use.name_span is None:
         lines.append("  (the concatenation that `branches:` makes of its branches)")
     return lines
 
@@ -402,7 +355,7 @@ def _explain_input(value, root) -> str:
             f"shape: {_shape(value.shape)}\n")
 
 
-def _explain_instance(inst: _Instance, nodes: dict, prov: _Provenance) -> str:
+def _explain_instance(inst: BlockInstance, nodes: dict, prov: _Provenance) -> str:
     """A block instance (`layer2.0`, `inception3a`): its arguments and its layers."""
     inside = [n for name, n in nodes.items() if name.startswith(inst.full + ".")]
     out = [f"{inst.full}: a use of block '{inst.block.name}'",
@@ -447,95 +400,15 @@ def _unknown_layer(name: str, names: list[str], path: str):
 
 
 def _shape(shape) -> str:
-    from .layers import fmt_shape
+    from ..layers import fmt_shape
 
     return fmt_shape(shape)
-
-
-# --- the arithmetic ------------------------------------------------------------------------
-
-
-def _shape_section(node) -> list[str]:
-    layer = node.layer
-    xs = [x.shape for x in node.inputs]
-    if hasattr(layer, "kernel") and hasattr(layer, "_geometry") and len(xs[0]) == 4:
-        return _window_lines(layer, xs[0])
-    kind = layer.kind
-    out = node.output.shape
-    if kind == "dense":
-        return [f"shape: (N, {xs[0][1]:,} features) -> (N, {layer.units:,} units)", ""]
-    if kind == "flatten":
-        dims = " × ".join(str(d) for d in xs[0][1:])
-        return [f"shape: every axis but the batch flattened: {dims} = {out[1]:,} features", ""]
-    if kind == "concat":
-        axis = layer.axis % len(xs[0])
-        parts = " + ".join(str(x[axis]) for x in xs)
-        return [f"shape: joined along axis {axis}: {parts} = {out[axis]}", ""]
-    if kind == "globalavgpool":
-        return [f"shape: each {xs[0][2]}x{xs[0][3]} channel averaged to 1x1", ""]
-    if kind == "add":
-        return [f"shape: the {len(xs)} inputs' common shape", ""]
-    return ["shape: the same as the input", ""]
-
-
-def _window_lines(layer, x) -> list[str]:
-    from .layers.conv import pads_of, rounding_of
-    from .layers.window import AXES, EDGE, exact_size, fmt_num, window
-
-    stride = layer.steps if hasattr(layer, "steps") else layer.stride
-    dilation = getattr(layer, "dilation", (1, 1))
-    pads = pads_of(layer.pad, x[2:], layer.kernel, stride, dilation)
-    rounding = rounding_of(layer.pad, layer.round)
-    keff = [dilation[i] * (layer.kernel[i] - 1) + 1 for i in (0, 1)]
-    lines = ["shape: output = (N + pad_before + pad_after - F) / stride + 1, per axis"]
-    if any(d > 1 for d in dilation):
-        lines.append(f"  the dilated filter spans F = dilation × (F - 1) + 1 = "
-                     f"{keff[0]}x{keff[1]} pixels")
-    if layer.pad == "same":
-        lines.append(f"  pad: same pads (top, left, bottom, right) = {list(pads)}, for an output "
-                     f"of ceil(N / stride)")
-    before, after = (pads[0], pads[1]), (pads[2], pads[3])
-    extras = []
-    for i in (0, 1):
-        n, k, s = x[2 + i], layer.kernel[i], stride[i]
-        q = exact_size(n, layer.kernel[i], s, before[i], after[i], dilation[i])
-        got = window(n, k, s, before[i], after[i], dilation[i], rounding)
-        eq = f"({n} + {before[i]} + {after[i]} - {keff[i]}) / {s} + 1 = {fmt_num(q)}"
-        if q.denominator == 1:
-            note = "a whole number"
-        elif rounding == "floor":
-            left = (n + before[i] + after[i] - keff[i]) % s  # padded rows after the last window
-            dropped = left - after[i]  # of them, rows of the input itself
-            why = "`pad: same` (read as floor)" if layer.pad == "same" else "`round: floor`"
-            note = f"rounded down by {why} to {got.out}"
-            if dropped > 0:
-                edge = EDGE[AXES[i]] + "s" * (dropped > 1)
-                note += (f": the last {dropped} {edge} of the input "
-                         f"{'are' if dropped > 1 else 'is'} in no window")
-            else:
-                edge = EDGE[AXES[i]] + "s" * (left > 1)
-                note += f": the {left} leftover {edge} {'are' if left > 1 else 'is'} end padding"
-        else:
-            note = f"rounded up by `round: ceil` to {got.out}"
-            if got.out < ceil(q):  # ceil(q - 1) + 1 = ceil(q)
-                note = (f"`round: ceil` would give {ceil(q)}, but the last window would start "
-                        f"in the end padding, so it is dropped (as PyTorch does): {got.out}")
-            if got.extra_end:
-                extras.append((AXES[i], got.extra_end))
-        lines.append(f"  {AXES[i] + ':':7} {eq}, {note}")
-    for axis, extra in extras:
-        if layer.kind == "conv":
-            edge = EDGE[axis] + "s" * (extra > 1)
-            lines.append(f"  ({axis}: ONNX pads the partial last window with {extra} more "
-                         f"{edge} of zeros at the end)")
-    lines.append("")
-    return lines
 
 
 def _tensors(node) -> list[str]:
     if not node.weights:
         return ["params: 0 (no tensors)", ""]
-    from .layers import fmt_shape
+    from ..layers import fmt_shape
 
     rows = []
     for w in node.weights:
@@ -550,106 +423,8 @@ def _tensors(node) -> list[str]:
 
 
 def _macs(node) -> list[str]:
-    layer, x, out = node.layer, node.inputs[0].shape, node.output.shape
-    if layer.kind == "conv":
-        kh, kw = layer.kernel
-        per_group = x[1] // layer.groups
-        return [f"MACs: {node.macs:,} per image = {layer.filters} filters × {out[2]}x{out[3]} "
-                f"positions × {per_group} input channels"
-                + (f" (of {x[1]}, in {layer.groups} groups)" if layer.groups > 1 else "")
-                + f" × {kh}x{kw} taps"]
-    if layer.kind == "dense":
-        return [f"MACs: {node.macs:,} per image = {x[1]:,} features × {layer.units:,} units"]
+    formula = node.layer.macs_formula(node.output.shape, *(x.shape for x in node.inputs))
+    if formula is not None:
+        return [f"MACs: {node.macs:,} per image = {formula}"]
     return [f"MACs: {node.macs:,} (netc counts the multiply-accumulates of conv and dense "
             "layers only)"]
-
-
-# --- keeping the shipped copy of docs/errors.md true ----------------------------------------
-
-
-NOT_CHECKED = "<!-- not checked"
-
-
-def run_examples(text: str, specs_folder) -> str:
-    """docs/errors.md with the output of every ```console example replaced by what its
-    commands print now. Each example runs in a fresh folder holding a copy of `specs_folder`
-    (as specs/) and, as spec.yaml, the ```yaml block of the same entry; `netc ...` commands run
-    in this process, others in bash. An example right after a `<!-- not checked` comment is
-    kept as it is (its output depends on the machine)."""
-    lines = text.splitlines(keepends=True)
-    out, spec, i = [], None, 0
-    while i < len(lines):
-        line = lines[i]
-        if line.startswith("## "):
-            spec = None
-        if line.startswith("```yaml"):
-            end = lines.index("```\n", i + 1)
-            spec = "".join(lines[i + 1:end])
-        elif line.startswith("```console") and not (out and out[-1].startswith(NOT_CHECKED)):
-            end = lines.index("```\n", i + 1)
-            commands = [c[2:].rstrip("\n") for c in lines[i + 1:end] if c.startswith("$ ")]
-            out.append(line)
-            for command, printed in zip(commands, _run(commands, spec, specs_folder)):
-                out.append(f"$ {command}\n")
-                out.append(printed)
-            out.append("```\n")
-            i = end + 1
-            continue
-        out.append(line)
-        i += 1
-    return "".join(out)
-
-
-def _run(commands: list[str], spec: str | None, specs_folder) -> list[str]:
-    """What each command prints (standard output and error together), run in order."""
-    import contextlib
-    import io
-    import os
-    import shlex
-    import shutil
-    import subprocess
-    import sys
-    import tempfile
-
-    from .cli import main
-
-    printed = []
-    with tempfile.TemporaryDirectory() as folder:
-        shutil.copytree(specs_folder, os.path.join(folder, "specs"))
-        if spec is not None:
-            with open(os.path.join(folder, "spec.yaml"), "w", encoding="utf-8") as f:
-                f.write(spec)
-        for command in commands:
-            if command.startswith("netc "):
-                here, buf = os.getcwd(), io.StringIO()
-                os.chdir(folder)
-                try:
-                    with contextlib.redirect_stdout(buf), contextlib.redirect_stderr(buf):
-                        main(shlex.split(command)[1:])
-                finally:
-                    os.chdir(here)
-                result = buf.getvalue()
-            else:
-                env = {**os.environ, "PATH": os.path.dirname(sys.executable) + os.pathsep
-                       + os.environ.get("PATH", "")}
-                proc = subprocess.run(["bash", "-c", command], cwd=folder, env=env, text=True,
-                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                      timeout=120)
-                result = proc.stdout
-            printed.append(result if not result or result.endswith("\n") else result + "\n")
-    return printed
-
-
-if __name__ == "__main__":
-    import sys
-    from pathlib import Path
-
-    root = Path(__file__).resolve().parent.parent
-    docs, shipped = root / "docs" / "errors.md", Path(__file__).resolve().parent / "errors.md"
-    if sys.argv[1:] != ["--write"]:
-        sys.exit("usage: python -m netc.explain --write  (refresh the example outputs in "
-                 "docs/errors.md and copy it to netc/errors.md)")
-    text = run_examples(docs.read_text(encoding="utf-8"), root / "specs")
-    docs.write_text(text, encoding="utf-8")
-    shipped.write_text(text, encoding="utf-8")
-    print(f"wrote {docs} and {shipped}")

@@ -17,9 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
 
-from . import __version__
-from .errors import CODES, Diagnostic, Diagnostics, NetcError
-from .source import Span
+from ..version import __version__
+from ..errors import CODES, Diagnostic, Diagnostics, NetcError
+from ..limits import DEFAULT, Limits
+from ..source import Span
 
 FORMATS = ("text", "json", "github", "sarif")
 JSON_VERSION = 1  # of the JSON document's layout; bumped only on an incompatible change
@@ -82,13 +83,13 @@ class Report:
         return f"netc: {failing} of {n} {noun} {verb} warnings, which --strict makes errors"
 
 
-def check_spec_file(path: str) -> Diagnostics:
+def check_spec_file(path: str, limits: Limits = DEFAULT) -> Diagnostics:
     """Check one spec file; every diagnostic found (errors and warnings)."""
-    from .check import check_file
+    from ..pipeline import check_file
 
     found = Diagnostics()
     try:
-        check_file(path, found)
+        check_file(path, found, limits)
     except NetcError as e:
         return e.diagnostics
     return found

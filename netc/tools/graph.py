@@ -15,8 +15,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from .ir import Graph, Node
-from .layers.base import fmt_shape
+from ..ir import Graph, Node
+from ..layers.base import fmt_shape
 
 FORMATS = ("mermaid", "dot")
 
@@ -186,24 +186,7 @@ def _layer_lines(node: Node, group: str) -> list[str]:
         local = _parts(node.name)[-1]
     else:
         local = node.name[len(group) + 1:] if group else node.name
-    return [local, _describe(node)]
-
-
-def _describe(node: Node) -> str:
-    """`conv 3×3/2, 64`, `maxpool 3×3/2`, `dense 1000`, `relu`."""
-    layer, kind = node.layer, node.kind
-    kernel = getattr(layer, "kernel", None)
-    text = kind
-    if isinstance(kernel, tuple):
-        text += f" {kernel[0]}×{kernel[1]}"
-        stride = getattr(layer, "steps", None) or getattr(layer, "stride", None)
-        if isinstance(stride, tuple) and stride != (1, 1):
-            text += f"/{stride[0]}" if stride[0] == stride[1] else f"/{stride[0]}×{stride[1]}"
-    if hasattr(layer, "filters"):
-        text += f", {layer.filters}"
-    if hasattr(layer, "units"):
-        text += f" {layer.units}"
-    return text
+    return [local, node.layer.label()]
 
 
 class _Ids:

@@ -14,12 +14,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .check import Checker
-from .errors import Diagnostics, NetcError
-from .expand import flatten
-from .ir import Graph
-from .load import YList, YMap, YNode, YScalar, load_bytes, load_file
-from .source import SourceFile, Span
+from ..errors import Diagnostics, NetcError
+from ..ir import Graph
+from ..limits import DEFAULT, Limits
+from ..load import YList, YMap, YNode, YScalar
+from ..pipeline import check_spec, parse, parse_bytes
+from ..source import SourceFile, Span
 from .unparse import scalar
 
 KEYS = ("params", "macs", "outputs")
@@ -44,15 +44,17 @@ class Outcome:
         return [key for key in KEYS if self.old.get(key) != self.new[key]]
 
 
-def update_expect(path: str, warnings: Diagnostics | None = None, write: bool = True) -> Outcome:
+def update_expect(path: str, warnings: Diagnostics | None = None, write: bool = True,
+                  limits: Limits = DEFAULT) -> Outcome:
     """Rewrite the `expect:` block of the spec at `path` with its actual params, MACs and
     output shapes. Raises NetcError (and writes nothing) if the spec has other errors."""
-    source, root = load_file(path)
-    spec, diags = flatten(source, root)
+    parsed = parse(path, limits)
+    source, root, spec, diags = parsed.source, parsed.root, parsed.spec, parsed.diags
     if spec is None:
         raise NetcError(diags)
     expect = _expect_entry(root)
-    graph = Checker(spec, diags).run()  # complete unless there are errors outside `expect:`
+    # complete unless there are errors outside `expect:`
+    graph = check_spec(spec, diags, limits)
     others = Diagnostics()
     for d in diags:
         if d.severity == "error" and not _fixable(d, expect):
@@ -65,10 +67,10 @@ def update_expect(path: str, warnings: Diagnostics | None = None, write: bool = 
                 warnings.add(d)
     actual = numbers(graph)
     text = rewrite(source, expect, actual)
-    _recheck(text, source.path)
+    _recheck(text, source.path, limits)
     changed = text != source.text
     if changed and write:
-        from .emit import write_atomic
+        from ..files import write_atomic
 
         with open(path, "rb") as f:  # the loader drops a byte-order mark; keep it
             prefix = BOM if f.read(len(BOM)) == BOM else b""
@@ -113,12 +115,12 @@ def _plain(node: YNode):
     return {key: _plain(value) for key, value in node.items()}
 
 
-def _recheck(text: str, path: str) -> None:
+def _recheck(text: str, path: str, limits: Limits) -> None:
     """The rewritten spec must check without errors: anything else is a netc bug."""
-    source, root = load_bytes(text.encode("utf-8"), path)
-    spec, diags = flatten(source, root)
+    parsed = parse_bytes(text.encode("utf-8"), path, limits)
+    spec, diags = parsed.spec, parsed.diags
     if spec is not None:
-        Checker(spec, diags).run()
+        check_spec(spec, diags, limits)
     if spec is None or diags.has_errors():
         raise AssertionError("netc check --update-expect produced a spec with errors:\n"
                              + diags.render())

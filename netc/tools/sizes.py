@@ -16,11 +16,11 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from .check import Checker
-from .errors import Diagnostics, NetcError, RuleError, fail
-from .expand import FlatSpec, InputDecl, flatten
-from .layers.base import fmt_shape
-from .load import load_file
+from ..errors import Diagnostics, NetcError, fail
+from ..expand import FlatSpec
+from ..layers.base import fmt_shape
+from ..limits import DEFAULT, Limits
+from ..pipeline import check_spec, parse
 
 
 @dataclass(frozen=True)
@@ -60,7 +60,7 @@ class Sizes:
 class _Solver:
     """Checks one flat spec at other input sizes."""
 
-    def __init__(self, spec: FlatSpec) -> None:
+    def __init__(self, spec: FlatSpec, limits: Limits) -> None:
         images = [d for d in spec.inputs if len(d.shape) == 4]
         if len(images) != 1 or len(spec.inputs) != 1:
             names = ", ".join(f"'{d.name}' ({fmt_shape(d.shape)})" for d in spec.inputs)
@@ -71,6 +71,7 @@ class _Solver:
             raise fail("E113", f"netc sizes varies one image input; this spec has "
                        f"{len(spec.inputs)}: {names}", spec.inputs[0].span)
         self.spec = spec
+        self.limits = limits
         self.decl = images[0]
         self.cache: dict = {}  # attributes read once per layer use, for every size
 
@@ -83,55 +84,28 @@ class _Solver:
         decl = dataclasses.replace(self.decl, shape=shape)
         spec = dataclasses.replace(self.spec, inputs=[decl], expect=None)
         diags = Diagnostics()
-        graph = _CachedChecker(spec, diags, self.cache).run()
+        graph = check_spec(spec, diags, self.limits, self.cache)
         errors = sorted(diags.errors, key=lambda d: d.sort_key())
         if errors:
             first = errors[0]
             return SizeResult(size, False, error=f"{first.code}: {first.message}"), diags
-        return SizeResult(size, True, tuple(n.name for n in graph.nodes if _rounds(n))), diags
+        rounding = tuple(n.name for n in graph.nodes
+                         if n.layer.rounds(*(x.shape for x in n.inputs)))
+        return SizeResult(size, True, rounding), diags
 
 
-class _CachedChecker(Checker):
-    """A Checker that reads each layer's attributes once for all the sizes tried: they don't
-    depend on the input size. (Attributes with errors are read again, so that every run
-    reports them.)"""
-
-    def __init__(self, spec, diags, cache: dict) -> None:
-        super().__init__(spec, diags)
-        self.cache = cache
-
-    def _attributes(self, cls, use, name):
-        found = self.cache.get(id(use))
-        if found is None:
-            found = super()._attributes(cls, use, name)
-            if found[0] is not None:
-                self.cache[id(use)] = found
-        return found
-
-
-def _rounds(node) -> bool:
-    """Does a layer declared `round: floor` or `ceil` actually round at its input?"""
-    layer = node.layer
-    if getattr(layer, "round", "exact") == "exact":
-        return False
-    try:
-        dataclasses.replace(layer, round="exact").infer(*(x.shape for x in node.inputs))
-    except RuleError as e:
-        return e.code == "E301"
-    return False
-
-
-def solve(path: str, low: int | None = None, high: int | None = None) -> Sizes:
+def solve(path: str, low: int | None = None, high: int | None = None,
+          limits: Limits = DEFAULT) -> Sizes:
     """Check the spec at every input size from `low` to `high` (inclusive; by default the
     declared size ± 32) and find the smallest size at which it checks.
 
     Raises NetcError if the spec has errors that no input size can fix (a misspelt attribute,
     an unknown layer), or if it has no single image input."""
-    source, root = load_file(path)
-    spec, diags = flatten(source, root)
+    parsed = parse(path, limits)
+    spec, diags = parsed.spec, parsed.diags
     if spec is None or diags.has_errors():
         raise NetcError(diags)
-    solver = _Solver(spec)
+    solver = _Solver(spec, limits)
     declared_size = solver.decl.shape[2]
     declared, diags = solver.run(declared_size)
     fatal = Diagnostics()

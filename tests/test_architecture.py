@@ -1,0 +1,269 @@
+"""The layout of the package, checked from its source with `ast` (docs/architecture.md):
+
+- netc's import graph (imports inside functions included) has no cycle;
+- no pipeline stage imports the tools (`netc/tools/`), and nothing at run time imports the
+  docs-generation tooling;
+- load -> expand -> check -> emit is wired in one place: only pipeline.py calls the stages'
+  entry points;
+- no module outside `netc/layers/` tests layer kinds (`.kind == "conv"`) or their classes: what
+  a command says about a layer comes from the layer's class.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parent.parent / "netc"
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+MODULES = {module_name(p): p for p in sorted(PACKAGE.rglob("*.py"))}
+
+
+def resolve(module: str, node: ast.ImportFrom) -> str:
+    """The absolute name of the module a `from ... import` names (relative ones resolved)."""
+    if node.level == 0:
+        return node.module or ""
+    is_package = MODULES[module].name == "__init__.py"
+    base = module.split(".")
+    base = base[:len(base) - node.level + (1 if is_package else 0)]
+    return ".".join(base + ([node.module] if node.module else []))
+
+
+def imports(module: str) -> set[str]:
+    """The netc modules that `module` imports, anywhere in its body (functions included). A
+    `from X import name` imports X.name when that is a module, else X."""
+    tree = ast.parse(MODULES[module].read_text(encoding="utf-8"))
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            target = resolve(module, node)
+            names = [f"{target}.{a.name}" if f"{target}.{a.name}" in MODULES else target
+                     for a in node.names]
+        else:
+            continue
+        for name in names:
+            # `import netc.torch` names the module; `import netc.x.y` imports netc.x too, but
+            # that package's own imports are its edges, not this module's
+            while name and name not in MODULES:
+                name = name.rpartition(".")[0]
+            if name.startswith("netc") and name != module:
+                found.add(name)
+    return found
+
+
+GRAPH = {m: imports(m) for m in MODULES}
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Every strongly connected component of more than one module (Tarjan), as a list."""
+    index, low, on_stack, stack, found = {}, {}, set(), [], []
+    counter = [0]
+
+    def visit(v):
+        index[v] = low[v] = counter[0]
+        counter[0] += 1
+        stack.append(v)
+        on_stack.add(v)
+        for w in sorted(graph.get(v, ())):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return found
+
+
+def path_between(graph, start: str, goal: str) -> list[str]:
+    """A shortest import chain from start to goal (for the failure message)."""
+    previous, queue = {start: None}, [start]
+    while queue:
+        v = queue.pop(0)
+        if v == goal:
+            chain = []
+            while v is not None:
+                chain.append(v)
+                v = previous[v]
+            return chain[::-1]
+        for w in sorted(graph.get(v, ())):
+            if w not in previous:
+                previous[w] = v
+                queue.append(w)
+    return []
+
+
+def test_the_graph_is_read_from_every_module():
+    assert {"netc", "netc.cli", "netc.pipeline", "netc.layers", "netc.layers.conv",
+            "netc.tools", "netc.tools.explain"} <= set(MODULES)
+    # a lazy import (inside a function) is an edge too
+    assert "netc.tools.explain" in GRAPH["netc.cli"]
+    assert "netc.pipeline" in GRAPH["netc"]
+
+
+def test_the_detector_finds_a_cycle():
+    """The cycle finder itself, on a graph with a known circle (and a harmless branch)."""
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"a", "d"}, "d": set(), "e": {"a"}}
+    assert cycles(graph) == [["a", "b", "c"]]
+    assert cycles({"a": {"b"}, "b": set()}) == []
+
+
+def test_no_import_cycles():
+    found = cycles(GRAPH)
+    chains = [" -> ".join(path_between(GRAPH, c[0], c[1]) + path_between(GRAPH, c[1], c[0])[1:])
+              for c in found]
+    assert not found, "import cycles:\n" + "\n".join(chains)
+
+
+STAGES = ["netc.source", "netc.errors", "netc.limits", "netc.load", "netc.expr", "netc.expand",
+          "netc.check", "netc.ir", "netc.fold", "netc.emit", "netc.proto", "netc.weights",
+          "netc.files", "netc.run", "netc.pipeline"]
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_no_stage_imports_the_tools(stage):
+    """The commands over a checked graph live in netc/tools/; the stages never need them."""
+    reached, todo = set(), [stage]
+    while todo:
+        for w in GRAPH[todo.pop()]:
+            if w not in reached:
+                reached.add(w)
+                todo.append(w)
+    tools = sorted(m for m in reached if m.startswith("netc.tools"))
+    assert not tools, f"{stage} reaches {tools}"
+
+
+def test_nothing_imports_the_docs_tooling():
+    """netc.tools.docs runs the CLI to regenerate the docs; netc itself never imports it."""
+    importers = sorted(m for m, deps in GRAPH.items() if "netc.tools.docs" in deps)
+    assert importers == []
+
+
+# The stages' entry points, by the module that defines each. Only pipeline.py uses them (and
+# the module itself; emit.py runs the batchnorm fold, an option of emission).
+DEFINED_IN = {"load_file": "netc.load", "load_bytes": "netc.load", "flatten": "netc.expand",
+              "Checker": "netc.check", "lower": "netc.emit", "model_bytes": "netc.emit",
+              "write_model": "netc.emit", "emit": "netc.emit", "fold_batchnorm": "netc.fold"}
+ALLOWED = {"fold_batchnorm": {"netc.emit"}}
+
+
+def entry_points_used(module: str) -> set[str]:
+    """The stage entry points `module` imports (`from netc.load import load_file`) or reaches
+    through an imported stage module (`load.load_file`)."""
+    tree = ast.parse(MODULES[module].read_text(encoding="utf-8"))
+    used, aliases = set(), {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            target = resolve(module, node)
+            for alias in node.names:
+                if DEFINED_IN.get(alias.name) == target:
+                    used.add(alias.name)
+                elif f"{target}.{alias.name}" in MODULES:
+                    aliases[alias.asname or alias.name] = f"{target}.{alias.name}"
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.asname:
+                    aliases[alias.asname] = alias.name
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and node.attr in DEFINED_IN \
+                and isinstance(node.value, ast.Name) \
+                and DEFINED_IN.get(node.attr) == aliases.get(node.value.id):
+            used.add(node.attr)
+    return used
+
+
+def test_the_entry_point_finder_sees_both_forms():
+    assert entry_points_used("netc.pipeline") >= {"load_file", "load_bytes", "flatten",
+                                                  "Checker", "write_model", "model_bytes",
+                                                  "emit"}
+
+
+def test_the_pipeline_is_wired_in_one_place():
+    """load -> expand -> check -> emit: every command goes through pipeline.py."""
+    wired = {}
+    for module in MODULES:
+        for name in entry_points_used(module):
+            if module not in {"netc.pipeline", DEFINED_IN[name]} | ALLOWED.get(name, set()):
+                wired.setdefault(module, set()).add(name)
+    assert not wired, f"stages called outside pipeline.py: {wired}"
+
+
+def layer_names() -> tuple[set[str], set[str]]:
+    """The registered layer kinds, and the names of every layer class in netc.layers."""
+    import inspect
+
+    from netc import layers
+    from netc.layers.base import Layer
+
+    classes = set()
+    for name in ("activation", "base", "conv", "dense", "merge", "norm", "pool", "window"):
+        module = getattr(layers, name)
+        classes |= {n for n, obj in vars(module).items()
+                    if inspect.isclass(obj) and issubclass(obj, Layer)}
+    return set(layers.REGISTRY), classes
+
+
+def kind_tests(source: str) -> list[str]:
+    """Comparisons of something's `.kind` with a layer type's name, and isinstance tests on
+    layer classes: a second table of layer knowledge outside the layer classes."""
+    kinds, classes = layer_names()
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Compare):
+            sides = [node.left, *node.comparators]
+            strings = {s.value for side in sides for s in ast.walk(side)
+                       if isinstance(s, ast.Constant) and isinstance(s.value, str)}
+            kind_side = any(isinstance(s, ast.Attribute) and s.attr == "kind" for s in sides)
+            if kind_side and strings & kinds:
+                found.append(f"line {node.lineno}: compares .kind with {sorted(strings & kinds)}")
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) \
+                and node.func.id in ("isinstance", "issubclass") and len(node.args) == 2:
+            names = {n.id for n in ast.walk(node.args[1]) if isinstance(n, ast.Name)}
+            names |= {n.attr for n in ast.walk(node.args[1]) if isinstance(n, ast.Attribute)}
+            if names & classes:
+                found.append(f"line {node.lineno}: isinstance with {sorted(names & classes)}")
+    return found
+
+
+def test_the_kind_detector_finds_kind_tests():
+    assert len(kind_tests('if node.kind == "conv" or isinstance(layer, Conv): pass\n')) == 2
+    assert len(kind_tests('x = n.kind in ("maxpool", "avgpool")\n')) == 1
+    assert kind_tests('if spec.kind == "int": pass\n') == []  # an attribute kind, not a layer
+
+
+@pytest.mark.parametrize("module", sorted(m for m in MODULES if not m.startswith("netc.layers")))
+def test_no_layer_kind_tests_outside_the_layers(module):
+    assert kind_tests(MODULES[module].read_text(encoding="utf-8")) == []
+
+
+def test_every_layer_type_defines_what_the_commands_need():
+    """A layer type that leaves out its shape rule, lowering, torch module or equation would
+    fail in the middle of a command: every registered class defines them."""
+    from netc.layers import REGISTRY, Layer
+
+    for kind, cls in REGISTRY.items():
+        for method in ("infer", "lower", "torch_module", "equation"):
+            assert getattr(cls, method) is not getattr(Layer, method), f"{kind}.{method}"
+        assert cls.__doc__ and "`- " in cls.__doc__, f"{kind}: a docstring with a YAML example"
