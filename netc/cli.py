@@ -550,7 +550,7 @@ def cmd_explain(args) -> int:
 
 
 def _update_expect(args) -> int:
-    """`netc check --update-expect`: rewrite the `expect:` blocks (netc/expect.py)."""
+    """`netc check --update-expect`: rewrite the `expect:` blocks (netc/tools/expect.py)."""
     from .errors import Diagnostics
     from .tools.expect import update_expect
     from .tools.formats import Report, render

@@ -32,10 +32,11 @@ OPSET = 17
 class Builder:
     """Collects ONNX nodes as layers lower themselves; names each after the current layer."""
 
-    def __init__(self) -> None:
+    def __init__(self, elem_type: int = proto.FLOAT, storage: str = "<f4") -> None:
         self.nodes: list[proto.Node] = []
         self.layer = ""
         self.count = 0
+        self.elem_type, self.storage = elem_type, storage  # the model's float precision
 
     def begin(self, layer: str) -> None:
         self.layer, self.count = layer, 0
@@ -45,6 +46,15 @@ class Builder:
         values = tuple(int(v) for v in values)
         self.node("Constant", [], output,
                   value=proto.Tensor(output, proto.INT64, (len(values),), int64s=values))
+
+    def float_constant(self, output: str, values, shape: tuple[int, ...] | None = None) -> None:
+        """A Constant node holding float `values` (1-D, or of `shape`) in the model's precision
+        (float32, or float16 with --dtype float16), for the current layer."""
+        array = np.asarray(values, dtype=self.storage)
+        dims = tuple(array.shape) if shape is None else tuple(shape)
+        array = array.reshape(dims)
+        self.node("Constant", [], output,
+                  value=proto.Tensor(output, self.elem_type, dims, raw=array.tobytes()))
 
     def node(self, op: str, inputs: list[str], output: str, **attrs) -> None:
         # the first node of a layer carries the layer's name; any helper nodes get a suffix
@@ -105,7 +115,7 @@ def lower(graph: Graph, seed: int = DEFAULT_SEED, weights=None, dtype: str = "fl
     """Lower a checked graph to ONNX nodes and value infos (see `emit` for the options)."""
     graph, value = weight_values(graph, seed, weights, fold_bn)
     elem, storage = DTYPES[dtype]
-    b = Builder()
+    b = Builder(elem, storage)
     # with float16, graph inputs and outputs are converted at the edges of the graph
     rename = {}
     if dtype != "float32":

@@ -109,7 +109,7 @@ def load_bytes(data: bytes, path: str = "<spec>",
     if len(data) > limits.bytes:
         src = SourceFile(path, "")
         raise fail(
-            "E002", f"the file is larger than {limits.bytes // 1024} KiB", file_span(src),
+            "E002", f"the file is larger than {_size(limits.bytes)}", file_span(src),
             hints=["a spec is a short text file; is this the right file? (if it is meant to "
                    "be this large, raise the limit: --limit bytes=N)"],
         )
@@ -127,6 +127,11 @@ def load_bytes(data: bytes, path: str = "<spec>",
         text = text[1:]
     source = SourceFile(path, text)
     return source, parse(source, limits)
+
+
+def _size(n: int) -> str:
+    """1024 KiB, or 1,500 bytes: a limit on the file's size as the user would write it."""
+    return f"{n // 1024} KiB" if n % 1024 == 0 else f"{n:,} bytes"
 
 
 def position(text: str, offset: int) -> tuple[int, int]:

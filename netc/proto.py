@@ -33,14 +33,16 @@ TENSOR_RAW_DATA = 9
 
 @dataclass(frozen=True)
 class Tensor:
-    """A TensorProto: `int64s` are stored as int64_data, `external` as (key, value) pairs
-    with data_location EXTERNAL; raw data is streamed by the caller (`initializer_head`)."""
+    """A TensorProto: `int64s` are stored as int64_data, `raw` (little-endian bytes, for
+    constants) as raw_data, `external` as (key, value) pairs with data_location EXTERNAL; an
+    initializer's raw data is streamed by the caller (`initializer_head`)."""
 
     name: str
     elem_type: int
     dims: tuple[int, ...]
     int64s: tuple[int, ...] | None = None
     external: tuple[tuple[str, str], ...] = ()
+    raw: bytes | None = None
 
 
 @dataclass
@@ -91,6 +93,8 @@ def tensor(t: Tensor) -> bytes:
     if t.int64s:  # int64_data is [packed = true]; an empty repeated field is not written
         out += _bytes(7, b"".join(varint(v) for v in t.int64s))
     out += _str(8, t.name)
+    if t.raw:
+        out += _bytes(9, t.raw)
     if t.external:
         out += b"".join(_bytes(13, _str(1, k) + _str(2, v)) for k, v in t.external)
         out += _int(14, EXTERNAL)

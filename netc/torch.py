@@ -15,9 +15,10 @@ are not always PyTorch's own: a `round: ceil` window, asymmetric or large paddin
 average that leaves padding out, is computed here from the exact pads netc's layers give.
 
 PyTorch is imported lazily, the first time a module is built: `import netc` and
-`import netc.torch` work without it. The module classes are made on first use too; the
-module-level `__getattr__` at the end gives them stable names (`netc.torch.Conv2d`), so a
-whole model can still be pickled with `torch.save`.
+`import netc.torch` work without it. Each layer type says which module computes it
+(`torch_module`), and defines the module classes torch.nn lacks (`torch_classes`, made on first
+use); the module-level `__getattr__` at the end gives them stable names (`netc.torch.Conv2d`),
+so a whole model can still be pickled with `torch.save`.
 """
 
 from __future__ import annotations
@@ -27,10 +28,9 @@ from functools import lru_cache
 from types import SimpleNamespace
 
 from .ir import Graph, Node
+from .layers import REGISTRY
 from .weights import DEFAULT_SEED, initial_value
 
-# the module classes this file defines (on first use, once torch is imported)
-CLASSES = ("Network", "Conv2d", "MaxPool2d", "AvgPool2d", "GlobalAvgPool2d", "Add", "Concat")
 
 
 def _torch():
@@ -112,11 +112,25 @@ def _add_child(parent, name: str, child) -> None:
 # --- the module classes ---------------------------------------------------------------------
 
 
-@lru_cache(maxsize=None)
 def _classes():
-    """Define the module classes (they subclass torch's, so they wait for torch's import)."""
+    """The module classes: Network, and those the layer types define (`torch_classes`: they
+    subclass torch's, so they wait for torch's import). Collected at each call, so that a layer
+    type registered later is found; each class is made once."""
     torch = _torch()
-    nn, F = torch.nn, torch.nn.functional
+    made = {"Network": _network(torch)}
+    for kind in sorted(REGISTRY):
+        for name, cls in REGISTRY[kind].torch_classes(torch).items():
+            if made.setdefault(name, cls) is not cls:
+                raise AssertionError(f"netc.torch: two layer types define a module {name!r}")
+    for name, cls in made.items():
+        # pickle finds a class by module and qualified name: netc.torch.<name> (see below)
+        cls.__module__, cls.__qualname__ = __name__, name
+    return SimpleNamespace(**made)
+
+
+@lru_cache(maxsize=None)
+def _network(torch):
+    nn = torch.nn
 
     class Network(nn.Module):
         """A netc graph as a module: children follow the dotted layer names; forward runs
@@ -194,139 +208,15 @@ def _classes():
         def extra_repr(self) -> str:
             return f"name={self.graph.name!r}"
 
-    class Conv2d(nn.Conv2d):
-        """nn.Conv2d with netc's pads (top, left, bottom, right), the extra end padding of
-        `round: ceil` included: symmetric pads go to the convolution, others to F.pad."""
-
-        def __init__(self, channels, filters, kernel, stride, pads, dilation, groups, bias):
-            top, left, bottom, right = pads
-            symmetric = top == bottom and left == right
-            super().__init__(channels, filters, tuple(kernel), tuple(stride),
-                             padding=(top, left) if symmetric else 0,
-                             dilation=tuple(dilation), groups=groups, bias=bias)
-            self.pads = tuple(pads)
-            self.pad_first = None if symmetric else (left, right, top, bottom)
-
-        def forward(self, x):
-            if self.pad_first is not None:
-                x = F.pad(x, self.pad_first)
-            return super().forward(x)
-
-        def extra_repr(self) -> str:
-            text = super().extra_repr()
-            return text if self.pad_first is None else f"{text}, pads={self.pads}"
-
-    class _Pool(nn.Module):
-        def __init__(self, kernel, stride, pads, extra):
-            super().__init__()
-            self.kernel_size, self.stride = tuple(kernel), tuple(stride)
-            self.pads = tuple(pads)  # (top, left, bottom, right) as in the ONNX model
-            self.extra = tuple(extra)  # (bottom, right) added by ceil_mode
-
-        def _native(self) -> bool:
-            """PyTorch's own padding does it: symmetric and at most half the window. Its
-            ceil_mode then keeps the same windows as netc's `round: ceil` (a window that would
-            start in the end padding is dropped by both), so the exported graph is a plain
-            pool, as torchvision's is."""
-            top, left, bottom, right = self.pads
-            kh, kw = self.kernel_size
-            return top == bottom and left == right and top <= kh // 2 and left <= kw // 2
-
-        @property
-        def ceil_mode(self) -> bool:
-            return self.extra != (0, 0)
-
-        def _all_pads(self):
-            """F.pad's (left, right, top, bottom), the ceil padding included."""
-            top, left, bottom, right = self.pads
-            return (left, right + self.extra[1], top, bottom + self.extra[0])
-
-        def extra_repr(self) -> str:
-            return f"kernel_size={self.kernel_size}, stride={self.stride}, pads={self.pads}" + (
-                f", ceil_extra={self.extra}" if self.extra != (0, 0) else "")
-
-    class MaxPool2d(_Pool):
-        """ONNX MaxPool: padding never wins the max, and a `round: ceil` window hanging over
-        the end sees only the pixels it covers. Both are -inf padding, then a plain pool."""
-
-        def forward(self, x):
-            if self._native():
-                return F.max_pool2d(x, self.kernel_size, self.stride, self.pads[:2],
-                                    ceil_mode=self.ceil_mode)
-            x = F.pad(x, self._all_pads(), value=float("-inf"))
-            return F.max_pool2d(x, self.kernel_size, self.stride)
-
-    class AvgPool2d(_Pool):
-        """ONNX AveragePool: the sum of a window over the pixels it counts. Without
-        `include_pad` only input pixels count; with it, the declared padding counts too, but
-        never the extra end padding of `round: ceil` (ONNX Runtime's, and PyTorch's, rule)."""
-
-        def __init__(self, kernel, stride, pads, extra, include_pad):
-            super().__init__(kernel, stride, pads, extra)
-            self.include_pad = bool(include_pad)
-
-        def forward(self, x):
-            if self._native():
-                return F.avg_pool2d(x, self.kernel_size, self.stride, self.pads[:2],
-                                    ceil_mode=self.ceil_mode, count_include_pad=self.include_pad)
-            sums = F.avg_pool2d(F.pad(x, self._all_pads()), self.kernel_size, self.stride,
-                                divisor_override=1)
-            top, left, bottom, right = self.pads
-            height, width = x.shape[-2:]
-            if self.include_pad:
-                counted = x.new_ones((1, 1, height + top + bottom, width + left + right))
-                counted = F.pad(counted, (0, self.extra[1], 0, self.extra[0]))
-            else:
-                counted = F.pad(x.new_ones((1, 1, height, width)), self._all_pads())
-            counts = F.avg_pool2d(counted, self.kernel_size, self.stride, divisor_override=1)
-            return sums / counts
-
-        def extra_repr(self) -> str:
-            return f"{super().extra_repr()}, include_pad={self.include_pad}"
-
-    class GlobalAvgPool2d(nn.Module):
-        """ONNX GlobalAveragePool: N×C×H×W -> N×C×1×1."""
-
-        def forward(self, x):
-            return F.adaptive_avg_pool2d(x, 1)  # exported as GlobalAveragePool, as torchvision's
-
-    class Add(nn.Module):
-        """Element-wise sum of two or more tensors (ONNX Add, or Sum for more)."""
-
-        def forward(self, *xs):
-            out = xs[0] + xs[1]
-            for x in xs[2:]:
-                out = out + x
-            return out
-
-    class Concat(nn.Module):
-        """Concatenation along `dim` (ONNX Concat)."""
-
-        def __init__(self, dim: int) -> None:
-            super().__init__()
-            self.dim = dim
-
-        def forward(self, *xs):
-            return torch.cat(xs, dim=self.dim)
-
-        def extra_repr(self) -> str:
-            return f"dim={self.dim}"
-
-    made = dict(Network=Network, Conv2d=Conv2d, MaxPool2d=MaxPool2d, AvgPool2d=AvgPool2d,
-                GlobalAvgPool2d=GlobalAvgPool2d, Add=Add, Concat=Concat)
-    assert tuple(made) == CLASSES
-    for name, cls in made.items():
-        # pickle finds a class by module and qualified name: netc.torch.<name> (see below)
-        cls.__module__, cls.__qualname__ = __name__, name
-    globals().update(made)
-    return SimpleNamespace(**made)
+    return Network
 
 
 def __getattr__(name: str):
     # `netc.torch.Conv2d` (and unpickling a saved model) defines the classes on first use
-    if name in CLASSES:
-        _classes()
-        return globals()[name]
+    if not name.startswith("__"):
+        found = vars(_classes()).get(name)
+        if found is not None:
+            return found
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 

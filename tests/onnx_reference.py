@@ -11,6 +11,8 @@ from netc.emit import IR_VERSION, OPSET, Lowered
 
 
 def attribute_value(value):
+    if isinstance(value, proto.Tensor) and value.raw is not None:
+        return helper.make_tensor(value.name, value.elem_type, value.dims, value.raw, raw=True)
     if isinstance(value, proto.Tensor):
         return helper.make_tensor(value.name, value.elem_type, value.dims, list(value.int64s))
     return value

@@ -187,17 +187,39 @@ def entry_points_used(module: str) -> set[str]:
                 if alias.asname:
                     aliases[alias.asname] = alias.name
     for node in ast.walk(tree):
-        if isinstance(node, ast.Attribute) and node.attr in DEFINED_IN \
-                and isinstance(node.value, ast.Name) \
-                and DEFINED_IN.get(node.attr) == aliases.get(node.value.id):
-            used.add(node.attr)
+        if isinstance(node, ast.Attribute) and node.attr in DEFINED_IN:
+            owner = dotted(node.value)  # `load.load_file`, `netc.load.load_file`
+            if DEFINED_IN[node.attr] in (aliases.get(owner), owner):
+                used.add(node.attr)
     return used
 
 
-def test_the_entry_point_finder_sees_both_forms():
+def dotted(node) -> str | None:
+    """`a.b.c` for a chain of names and attributes, else None."""
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):
+        inner = dotted(node.value)
+        return f"{inner}.{node.attr}" if inner else None
+    return None
+
+
+def test_the_entry_point_finder_sees_every_form(tmp_path):
     assert entry_points_used("netc.pipeline") >= {"load_file", "load_bytes", "flatten",
                                                   "Checker", "write_model", "model_bytes",
                                                   "emit"}
+    probe = tmp_path / "probe.py"
+    MODULES["netc.tools._probe"] = probe
+    try:
+        for source in ("from ..load import load_file\n", "from .. import load\nload.load_file(p)\n",
+                       "import netc.load\nnetc.load.load_file(p)\n",
+                       "import netc.check as c\nc.Checker(s, d)\n"):
+            probe.write_text(source, encoding="utf-8")
+            assert entry_points_used("netc.tools._probe"), source
+        probe.write_text("def lower(x): return x.lower()\n", encoding="utf-8")
+        assert entry_points_used("netc.tools._probe") == set()
+    finally:
+        del MODULES["netc.tools._probe"]
 
 
 def test_the_pipeline_is_wired_in_one_place():
@@ -211,51 +233,81 @@ def test_the_pipeline_is_wired_in_one_place():
 
 
 def layer_names() -> tuple[set[str], set[str]]:
-    """The registered layer kinds, and the names of every layer class in netc.layers."""
+    """The registered layer kinds, and the names of every layer class in netc/layers/ (its
+    modules found on disk, so a new one counts at once)."""
+    import importlib
     import inspect
 
-    from netc import layers
+    from netc.layers import REGISTRY
     from netc.layers.base import Layer
 
-    classes = set()
-    for name in ("activation", "base", "conv", "dense", "merge", "norm", "pool", "window"):
-        module = getattr(layers, name)
-        classes |= {n for n, obj in vars(module).items()
-                    if inspect.isclass(obj) and issubclass(obj, Layer)}
-    return set(layers.REGISTRY), classes
+    classes = {cls.__name__ for cls in REGISTRY.values()}
+    for module in MODULES:
+        if module.startswith("netc.layers"):
+            classes |= {n for n, obj in vars(importlib.import_module(module)).items()
+                        if inspect.isclass(obj) and issubclass(obj, Layer)}
+    return set(REGISTRY), classes
 
 
-def kind_tests(source: str) -> list[str]:
-    """Comparisons of something's `.kind` with a layer type's name, and isinstance tests on
-    layer classes: a second table of layer knowledge outside the layer classes."""
+# Layer kinds that a module outside netc/layers/ may name: the concat that `branches:` makes.
+ALLOWED_KINDS = {("netc.expand", "concat")}
+
+
+def kind_tests(source: str, module: str = "") -> list[str]:
+    """Layer knowledge outside the layer classes: a layer kind's name as a string (a test of
+    `.kind`, a table keyed by kinds, a `match`), a layer class's name (in isinstance, or as a
+    string: `type(x).__name__ == "Conv"`), or a duck-typed probe of a layer's attributes
+    (`hasattr(node.layer, "filters")`)."""
     kinds, classes = layer_names()
+    tree = ast.parse(source)
+    docstrings = {id(node.body[0].value) for node in ast.walk(tree)
+                  if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef,
+                                       ast.AsyncFunctionDef))
+                  and node.body and isinstance(node.body[0], ast.Expr)
+                  and isinstance(node.body[0].value, ast.Constant)}
     found = []
-    for node in ast.walk(ast.parse(source)):
-        if isinstance(node, ast.Compare):
-            sides = [node.left, *node.comparators]
-            strings = {s.value for side in sides for s in ast.walk(side)
-                       if isinstance(s, ast.Constant) and isinstance(s.value, str)}
-            kind_side = any(isinstance(s, ast.Attribute) and s.attr == "kind" for s in sides)
-            if kind_side and strings & kinds:
-                found.append(f"line {node.lineno}: compares .kind with {sorted(strings & kinds)}")
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) \
+                and id(node) not in docstrings and (module, node.value) not in ALLOWED_KINDS:
+            if node.value in kinds:
+                found.append(f"line {node.lineno}: the layer kind {node.value!r}")
+            elif node.value in classes:
+                found.append(f"line {node.lineno}: the layer class name {node.value!r}")
         elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) \
                 and node.func.id in ("isinstance", "issubclass") and len(node.args) == 2:
             names = {n.id for n in ast.walk(node.args[1]) if isinstance(n, ast.Name)}
             names |= {n.attr for n in ast.walk(node.args[1]) if isinstance(n, ast.Attribute)}
             if names & classes:
                 found.append(f"line {node.lineno}: isinstance with {sorted(names & classes)}")
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) \
+                and node.func.id in ("hasattr", "getattr") and len(node.args) >= 2 \
+                and isinstance(node.args[1], ast.Constant) \
+                and "layer" in ast.unparse(node.args[0]).lower():
+            found.append(f"line {node.lineno}: {ast.unparse(node)}")
     return found
 
 
 def test_the_kind_detector_finds_kind_tests():
-    assert len(kind_tests('if node.kind == "conv" or isinstance(layer, Conv): pass\n')) == 2
-    assert len(kind_tests('x = n.kind in ("maxpool", "avgpool")\n')) == 1
+    probes = [
+        'if node.kind == "conv" or isinstance(layer, Conv): pass\n',
+        'x = n.kind in ("maxpool", "avgpool")\n',
+        'kind = node.layer.kind\nif kind == "conv": pass\n',
+        'label = {"dense": "fc"}.get(node.layer.kind)\n',
+        'match node.layer.kind:\n    case "dense":\n        pass\n',
+        'ok = type(node.layer).__name__ == "Conv"\n',
+        'ok = hasattr(node.layer, "filters")\n',
+        'ok = isinstance(x, layers.pool.MaxPool)\n',
+    ]
+    for source in probes:
+        assert kind_tests(source), source
     assert kind_tests('if spec.kind == "int": pass\n') == []  # an attribute kind, not a layer
+    assert kind_tests('"""Every conv is checked."""\n') == []  # prose in a docstring
+    assert kind_tests('value = getattr(node.layer, spec.name)\n') == []  # attributes by schema
 
 
 @pytest.mark.parametrize("module", sorted(m for m in MODULES if not m.startswith("netc.layers")))
 def test_no_layer_kind_tests_outside_the_layers(module):
-    assert kind_tests(MODULES[module].read_text(encoding="utf-8")) == []
+    assert kind_tests(MODULES[module].read_text(encoding="utf-8"), module) == []
 
 
 def test_every_layer_type_defines_what_the_commands_need():
@@ -267,3 +319,39 @@ def test_every_layer_type_defines_what_the_commands_need():
         for method in ("infer", "lower", "torch_module", "equation"):
             assert getattr(cls, method) is not getattr(Layer, method), f"{kind}.{method}"
         assert cls.__doc__ and "`- " in cls.__doc__, f"{kind}: a docstring with a YAML example"
+
+
+def test_limits_travel_as_a_value(tmp_path, capsys):
+    """A --limit reaches every stage through the Limits value the command passes, never by
+    rewriting a module's constant: after the run, every module is as it was, and the Python
+    API takes its own Limits."""
+    import importlib
+
+    from netc.cli import main
+    from netc.errors import NetcError
+    from netc.limits import DEFAULT, Limits
+    from netc.pipeline import check_file
+
+    def constants():
+        found = {}
+        for module in MODULES:
+            if module.startswith("netc.") and module != "netc.__main__":
+                mod = importlib.import_module(module)
+                found.update({(module, k): v for k, v in vars(mod).items()
+                              if k.startswith("MAX_") and isinstance(v, int)})
+        return found
+
+    spec = tmp_path / "deep.yaml"
+    spec.write_text("netc: 1\nname: deep\ninputs: {x: [N, 3, 8, 8]}\nlayers:\n"
+                    + "  - relu\n" * 12, encoding="utf-8")
+    before = constants()
+    for limit, code in (("bytes=100", "E002"), ("nodes=20", "E010"), ("depth=2", "E005"),
+                        ("layers=5", "E112"), ("tensor=100", "E308"), ("params=1", None)):
+        assert main(["check", str(spec), "--limit", limit]) == (1 if code else 0), limit
+        if code:
+            assert f"error[{code}]" in capsys.readouterr().err
+        assert constants() == before
+    with pytest.raises(NetcError, match="E112"):
+        check_file(spec, limits=Limits(layers=5))
+    assert check_file(spec).nodes[-1].name == "relu12"
+    assert DEFAULT == Limits()

@@ -507,7 +507,7 @@ def pair(v):
 
 
 def pads4(pad, hw, k, s, d):
-    """(top, left, bottom, right), written independently of netc.layers.conv.pads_of."""
+    """(top, left, bottom, right), written independently of netc.layers.window.pads_of."""
     if pad == "valid":
         return (0, 0, 0, 0)
     if pad == "same":

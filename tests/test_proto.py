@@ -31,6 +31,8 @@ SMALL_SPECS = ["lenet5", "alexnet", "googlenet", "resnet18"]  # every layer kind
     [0], [1, 2, 3], [-1, 0, 2**40], [0.5, 1.0], [1, 2.5],
     proto.Tensor("t", proto.INT64, (3,), int64s=(0, -1, 2**40)),
     proto.Tensor("empty", proto.INT64, (0,), int64s=()),
+    proto.Tensor("f", proto.FLOAT, (2,), raw=np.array([0.5, -3], "<f4").tobytes()),
+    proto.Tensor("h", proto.FLOAT16, (1, 2, 1, 1), raw=np.array([6, 1e-3], "<f2").tobytes()),
 ])
 def test_attributes_as_onnx_writes_them(value):
     want = helper.make_attribute("a", onnx_reference.attribute_value(value))

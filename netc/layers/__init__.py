@@ -9,5 +9,13 @@ from . import activation, conv, dense, merge, norm, pool  # noqa: F401  (registr
 from .base import (REGISTRY, AttrSpec, Layer, Shape, ShapePreserving, Site, WeightSpec, attr,
                    attributes, fmt_shape, layer)
 
+
+
+def counting_macs() -> str:
+    """The layer types whose multiply-accumulates netc counts, as prose: `conv and dense`."""
+    kinds = sorted(kind for kind, cls in REGISTRY.items() if cls.macs is not Layer.macs)
+    return " and ".join(kinds) if len(kinds) < 3 else ", ".join(kinds[:-1]) + " and " + kinds[-1]
+
+
 __all__ = ["REGISTRY", "AttrSpec", "Layer", "Shape", "ShapePreserving", "Site", "WeightSpec",
-           "attr", "attributes", "fmt_shape", "layer"]
+           "attr", "attributes", "counting_macs", "fmt_shape", "layer"]

@@ -173,6 +173,9 @@ class Lowering(Protocol):
     def constant(self, output: str, values: list[int]) -> None:
         """A Constant node holding a 1-D int64 tensor (shapes, pads)."""
 
+    def float_constant(self, output: str, values, shape: tuple[int, ...] | None = None) -> None:
+        """A Constant node holding floats in the model's precision (float32 or float16)."""
+
 
 @dataclass(frozen=True)
 class Site:
@@ -234,16 +237,27 @@ class Layer:
 
     def lower(self, b: Lowering, xs: Sequence[Tensor], w: Mapping[str, str],
               out: Tensor) -> None:
-        """Emit the ONNX nodes computing `out` from `xs`; `w` maps each weight's param name
-        (`weight`, `bias`...) to its initializer's name. The first node emitted carries the
-        layer's name, and its output must be `out.name`."""
+        """Emit the ONNX nodes computing `out` from `xs`, in the order they run (each node after
+        the nodes making its inputs), one of them writing `out.name`; `w` maps each weight's
+        param name (`weight`, `bias`...) to its initializer's name. Constants come from
+        `b.constant` (int64) and `b.float_constant` (in the model's precision). The nodes are
+        named after the layer."""
         raise NotImplementedError
 
     def torch_module(self, x: Shape, nn, classes):
         """The PyTorch module computing this layer (netc.torch): `x` is the first input's shape,
-        `nn` is torch.nn, `classes` netc.torch's own module classes. Its parameters and
-        buffers must be the layer's weights, by PyTorch's names."""
+        `nn` is torch.nn, `classes` the module classes that the layer types define (their
+        `torch_classes`, by name). Its parameters and buffers must be the layer's weights, by
+        PyTorch's names."""
         raise NotImplementedError
+
+    @classmethod
+    def torch_classes(cls, torch) -> dict[str, type]:
+        """The torch.nn.Module subclasses that `torch_module` builds where torch.nn has no
+        module computing the layer as netc does, by name. Made once `torch` is imported (cache
+        them: each must be made once); netc.torch gives them the stable names
+        `netc.torch.<name>`, so that a whole model pickles."""
+        return {}
 
     def affine(self, tensors: Mapping) -> tuple:
         """For a layer with `is_affine`: (mean, scale, shift), such that the layer computes

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 from ..errors import Lint, RuleError
 from .base import (Init, Lowering, Padding, Pair, Round, Shape, Site, Tensor, WeightSpec, attr,
@@ -97,6 +98,10 @@ class Conv(Windowed):
         return classes.Conv2d(x[1], self.filters, self.kernel, self.stride, pads,
                               self.dilation, self.groups, self.bias)
 
+    @classmethod
+    def torch_classes(cls, torch) -> dict[str, type]:
+        return _torch_classes(torch)
+
     def label(self) -> str:
         return f"{super().label()}, {self.filters}"
 
@@ -117,3 +122,32 @@ class Conv(Windowed):
         """W202 (a bias that the batchnorm after it cancels), then the window's lints."""
         found = bias_lint(self, site, "channel")
         return ([found] if found else []) + super().lints(site)
+
+
+@lru_cache(maxsize=None)
+def _torch_classes(torch) -> dict[str, type]:
+    nn, F = torch.nn, torch.nn.functional
+
+    class Conv2d(nn.Conv2d):
+        """nn.Conv2d with netc's pads (top, left, bottom, right), the extra end padding of
+        `round: ceil` included: symmetric pads go to the convolution, others to F.pad."""
+
+        def __init__(self, channels, filters, kernel, stride, pads, dilation, groups, bias):
+            top, left, bottom, right = pads
+            symmetric = top == bottom and left == right
+            super().__init__(channels, filters, tuple(kernel), tuple(stride),
+                             padding=(top, left) if symmetric else 0,
+                             dilation=tuple(dilation), groups=groups, bias=bias)
+            self.pads = tuple(pads)
+            self.pad_first = None if symmetric else (left, right, top, bottom)
+
+        def forward(self, x):
+            if self.pad_first is not None:
+                x = F.pad(x, self.pad_first)
+            return super().forward(x)
+
+        def extra_repr(self) -> str:
+            text = super().extra_repr()
+            return text if self.pad_first is None else f"{text}, pads={self.pads}"
+
+    return {"Conv2d": Conv2d}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 from ..errors import RuleError
 from .base import Layer, Lowering, Shape, Tensor, attr, fmt_shape, layer
@@ -37,6 +38,10 @@ class Add(Layer):
               out: Tensor) -> None:
         op = "Add" if len(xs) == 2 else "Sum"
         b.node(op, [x.name for x in xs], out.name)
+
+    @classmethod
+    def torch_classes(cls, torch) -> dict[str, type]:
+        return {"Add": _torch_classes(torch)["Add"]}
 
     def torch_module(self, x, nn, classes):
         return classes.Add()
@@ -82,5 +87,38 @@ class Concat(Layer):
               out: Tensor) -> None:
         b.node("Concat", [x.name for x in xs], out.name, axis=self.axis)
 
+    @classmethod
+    def torch_classes(cls, torch) -> dict[str, type]:
+        return {"Concat": _torch_classes(torch)["Concat"]}
+
     def torch_module(self, x, nn, classes):
         return classes.Concat(self.axis)
+
+
+@lru_cache(maxsize=None)
+def _torch_classes(torch) -> dict[str, type]:
+    nn = torch.nn
+
+    class Add(nn.Module):
+        """Element-wise sum of two or more tensors (ONNX Add, or Sum for more)."""
+
+        def forward(self, *xs):
+            out = xs[0] + xs[1]
+            for x in xs[2:]:
+                out = out + x
+            return out
+
+    class Concat(nn.Module):
+        """Concatenation along `dim` (ONNX Concat)."""
+
+        def __init__(self, dim: int) -> None:
+            super().__init__()
+            self.dim = dim
+
+        def forward(self, *xs):
+            return torch.cat(xs, dim=self.dim)
+
+        def extra_repr(self) -> str:
+            return f"dim={self.dim}"
+
+    return {"Add": Add, "Concat": Concat}

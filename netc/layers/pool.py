@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 from ..errors import RuleError
 from .base import Layer, Lowering, Padding, Pair, Round, Shape, Tensor, attr, layer, need_rank
@@ -87,6 +88,10 @@ class MaxPool(_Pool):
               out: Tensor) -> None:
         b.node("MaxPool", [xs[0].name], out.name, **self._attrs(xs[0].shape))
 
+    @classmethod
+    def torch_classes(cls, torch) -> dict[str, type]:
+        return {"MaxPool2d": _torch_classes(torch)["MaxPool2d"]}
+
     def torch_module(self, x, nn, classes):
         return classes.MaxPool2d(self.kernel, self.steps, *self._torch_geometry(x))
 
@@ -117,6 +122,10 @@ class AvgPool(_Pool):
                kernel_shape=list(self.kernel), strides=list(self.steps),
                pads=[0, 0, extra[0], extra[1]], ceil_mode=0)
 
+    @classmethod
+    def torch_classes(cls, torch) -> dict[str, type]:
+        return {"AvgPool2d": _torch_classes(torch)["AvgPool2d"]}
+
     def torch_module(self, x, nn, classes):
         return classes.AvgPool2d(self.kernel, self.steps, *self._torch_geometry(x),
                                  self.include_pad)
@@ -140,5 +149,90 @@ class GlobalAvgPool(Layer):
               out: Tensor) -> None:
         b.node("GlobalAveragePool", [xs[0].name], out.name)
 
+    @classmethod
+    def torch_classes(cls, torch) -> dict[str, type]:
+        return {"GlobalAvgPool2d": _torch_classes(torch)["GlobalAvgPool2d"]}
+
     def torch_module(self, x, nn, classes):
         return classes.GlobalAvgPool2d()
+
+
+@lru_cache(maxsize=None)
+def _torch_classes(torch) -> dict[str, type]:
+    nn, F = torch.nn, torch.nn.functional
+
+    class _Pool(nn.Module):
+        def __init__(self, kernel, stride, pads, extra):
+            super().__init__()
+            self.kernel_size, self.stride = tuple(kernel), tuple(stride)
+            self.pads = tuple(pads)  # (top, left, bottom, right) as in the ONNX model
+            self.extra = tuple(extra)  # (bottom, right) added by ceil_mode
+
+        def _native(self) -> bool:
+            """PyTorch's own padding does it: symmetric and at most half the window. Its
+            ceil_mode then keeps the same windows as netc's `round: ceil` (a window that would
+            start in the end padding is dropped by both), so the exported graph is a plain
+            pool, as torchvision's is."""
+            top, left, bottom, right = self.pads
+            kh, kw = self.kernel_size
+            return top == bottom and left == right and top <= kh // 2 and left <= kw // 2
+
+        @property
+        def ceil_mode(self) -> bool:
+            return self.extra != (0, 0)
+
+        def _all_pads(self):
+            """F.pad's (left, right, top, bottom), the ceil padding included."""
+            top, left, bottom, right = self.pads
+            return (left, right + self.extra[1], top, bottom + self.extra[0])
+
+        def extra_repr(self) -> str:
+            return f"kernel_size={self.kernel_size}, stride={self.stride}, pads={self.pads}" + (
+                f", ceil_extra={self.extra}" if self.extra != (0, 0) else "")
+
+    class MaxPool2d(_Pool):
+        """ONNX MaxPool: padding never wins the max, and a `round: ceil` window hanging over
+        the end sees only the pixels it covers. Both are -inf padding, then a plain pool."""
+
+        def forward(self, x):
+            if self._native():
+                return F.max_pool2d(x, self.kernel_size, self.stride, self.pads[:2],
+                                    ceil_mode=self.ceil_mode)
+            x = F.pad(x, self._all_pads(), value=float("-inf"))
+            return F.max_pool2d(x, self.kernel_size, self.stride)
+
+    class AvgPool2d(_Pool):
+        """ONNX AveragePool: the sum of a window over the pixels it counts. Without
+        `include_pad` only input pixels count; with it, the declared padding counts too, but
+        never the extra end padding of `round: ceil` (ONNX Runtime's, and PyTorch's, rule)."""
+
+        def __init__(self, kernel, stride, pads, extra, include_pad):
+            super().__init__(kernel, stride, pads, extra)
+            self.include_pad = bool(include_pad)
+
+        def forward(self, x):
+            if self._native():
+                return F.avg_pool2d(x, self.kernel_size, self.stride, self.pads[:2],
+                                    ceil_mode=self.ceil_mode, count_include_pad=self.include_pad)
+            sums = F.avg_pool2d(F.pad(x, self._all_pads()), self.kernel_size, self.stride,
+                                divisor_override=1)
+            top, left, bottom, right = self.pads
+            height, width = x.shape[-2:]
+            if self.include_pad:
+                counted = x.new_ones((1, 1, height + top + bottom, width + left + right))
+                counted = F.pad(counted, (0, self.extra[1], 0, self.extra[0]))
+            else:
+                counted = F.pad(x.new_ones((1, 1, height, width)), self._all_pads())
+            counts = F.avg_pool2d(counted, self.kernel_size, self.stride, divisor_override=1)
+            return sums / counts
+
+        def extra_repr(self) -> str:
+            return f"{super().extra_repr()}, include_pad={self.include_pad}"
+
+    class GlobalAvgPool2d(nn.Module):
+        """ONNX GlobalAveragePool: N×C×H×W -> N×C×1×1."""
+
+        def forward(self, x):
+            return F.adaptive_avg_pool2d(x, 1)  # exported as GlobalAveragePool, as torchvision's
+
+    return {"MaxPool2d": MaxPool2d, "AvgPool2d": AvgPool2d, "GlobalAvgPool2d": GlobalAvgPool2d}

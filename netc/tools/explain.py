@@ -426,5 +426,9 @@ def _macs(node) -> list[str]:
     formula = node.layer.macs_formula(node.output.shape, *(x.shape for x in node.inputs))
     if formula is not None:
         return [f"MACs: {node.macs:,} per image = {formula}"]
-    return [f"MACs: {node.macs:,} (netc counts the multiply-accumulates of conv and dense "
+    if node.macs:
+        return [f"MACs: {node.macs:,} per image"]
+    from ..layers import counting_macs
+
+    return [f"MACs: {node.macs:,} (netc counts the multiply-accumulates of {counting_macs()} "
             "layers only)"]

@@ -1,7 +1,7 @@
 """Costs and summaries: parameters, multiply-accumulates, memory, per layer and in total.
 
-Conventions (reference/numbers.md): MACs count conv and dense multiply-accumulates, as
-torchvision's "GFLOPS" column does; FLOPs = 2 × MACs; parameters are learned tensors only
+Conventions (reference/numbers.md): MACs are the multiply-accumulates that each layer type
+counts (its `macs`: conv and dense), as torchvision's "GFLOPS" column does; FLOPs = 2 × MACs; parameters are learned tensors only
 (batchnorm running statistics are buffers); activation memory is the sum of every layer's
 output at batch 1 in float32 (the inputs included).
 """

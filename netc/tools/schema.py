@@ -20,7 +20,7 @@ import json
 
 from ..expand import ARG_TYPES, BLOCK_KEYS, COMMON_KEYS, FORMAT_VERSION, MAX_NAME, MAX_RANK_DIM, \
     TOP_KEYS
-from ..layers import REGISTRY, AttrSpec, attributes
+from ..layers import REGISTRY, AttrSpec, attributes, counting_macs
 from ..layers.base import INITIALISERS, INITIALISERS_WITH_VALUE
 
 DRAFT = "http://json-schema.org/draft-07/schema#"
@@ -183,8 +183,8 @@ def _expect() -> dict:
             "properties": {
                 "params": {**count, "description": "learned parameters (batchnorm's running "
                            "statistics are buffers, not counted)"},
-                "macs": {**count, "description": "multiply-accumulates of conv and dense "
-                         "layers per image"},
+                "macs": {**count, "description": "multiply-accumulates of "
+                         f"{counting_macs()} layers per image"},
                 "outputs": {"type": "object", "propertyNames": {"$ref": REF + "name"},
                             "additionalProperties": {"type": "array", "items": dim},
                             "description": "output names and their shapes"},
