@@ -12,11 +12,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from .errors import Diagnostics, Note, RuleError, closest, did_you_mean
+from .errors import Diagnostics, Note, RuleError, closest, did_you_mean, did_you_mean_type
 from .expand import FlatSpec, LayerUse
 from .ir import Graph, Node, Value, Weight
 from .layers import REGISTRY, AttrSpec, Site, attributes, fmt_shape
-from .layers.base import INITIALISERS, INITIALISERS_WITH_VALUE, parse_init, volume
+from .layers.base import INITIALISERS, INITIALISERS_WITH_VALUE, MAX_ITEMS, parse_init, volume
 from .limits import DEFAULT, Limits
 from .load import YList, YMap, YNode, YScalar, kind_name
 from .source import Span
@@ -50,6 +50,9 @@ class Checker:
         self.nodes: list[Node] = []
         self.weight_total = 0  # weight values so far, against limits.params
         self.attr_spans: dict[str, dict[str, Span]] = {}  # layer -> spans of its attributes
+        # layer -> the warning codes its spec silences (`allow:`: its own, its enclosing block
+        # uses' and branches', the spec's)
+        self.allowed: dict[str, frozenset] = {u.name: u.allow for u in spec.layers}
 
     def run(self) -> Graph:
         spec = self.spec
@@ -86,7 +89,7 @@ class Checker:
         inputs = self._inputs(use)
         if cls is None:
             self.diags.error("E107", f"unknown layer type '{use.kind}'", use.kind_span,
-                             hints=did_you_mean(use.kind, REGISTRY)
+                             hints=did_you_mean_type(use.kind, REGISTRY)
                              or [f"known types: {', '.join(sorted(REGISTRY))}"])
             self.defined[name] = _Defined(None, use.kind_span, index)
             return
@@ -115,7 +118,8 @@ class Checker:
             self.defined[name] = _Defined(None, use.kind_span, index)
             return
         value = Value(name, out)
-        weights = tuple(Weight(f"{name}.{w.param}", w) for w in weight_specs)
+        weights = tuple(Weight(name if w.own_name else f"{name}.{w.param}", w)
+                        for w in weight_specs)
         self.nodes.append(Node(name, layer, tuple(d.value for d in inputs), value, weights,
                                layer.macs(out, *xs), use.span))
         self.defined[name] = _Defined(value, use.kind_span, index)
@@ -201,6 +205,8 @@ class Checker:
             return self._scalar(spec, node, label)
         if spec.kind == "init":
             return self._init(spec, node, label)
+        if spec.kind == "ints":
+            return self._ints(spec, node, label)
         if spec.kind == "padding" and isinstance(node, YScalar) and isinstance(node.value, str):
             return self._scalar(spec, node, label)
         if isinstance(node, YScalar):
@@ -211,7 +217,7 @@ class Checker:
         allowed = (2,) if spec.kind == "pair" else (2, 4)
         if not isinstance(node, YList) or len(node.items) not in allowed:
             form = ("an int or [height, width]" if spec.kind == "pair" else
-                    "an int, [h, w], [top, left, bottom, right], same or valid")
+                    "an int, [h, w], [top, left, bottom, right], same, same_lower or valid")
             self.diags.error("E103", f"{label} must be {form}, not {_list_or(node)}", node.span)
             return _BAD
         items = [self._scalar(spec, item, label, as_int=True) for item in node.items]
@@ -259,6 +265,16 @@ class Checker:
                              node.span)
             return _BAD
         return float(v) if kind == "float" else v
+
+    def _ints(self, spec: AttrSpec, node: YNode, label: str):
+        """A list of integers (`dims: [0, 2, 3, 1]`), each within the attribute's bounds."""
+        if not isinstance(node, YList) or not 1 <= len(node.items) <= MAX_ITEMS:
+            self.diags.error("E103", f"{label} must be a list of 1 to {MAX_ITEMS} integers, "
+                             f"not {_list_or(node)}", node.span,
+                             hints=[f"write it in brackets, for example `{spec.name}: [1, 2]`"])
+            return _BAD
+        items = [self._scalar(spec, item, label, as_int=True) for item in node.items]
+        return _BAD if _BAD in items else tuple(items)
 
     def _init(self, spec: AttrSpec, node: YNode, label: str):
         v = node.value if isinstance(node, YScalar) else None
@@ -360,7 +376,7 @@ class Checker:
         layer); they are still compiled."""
         read = {x.name for n in self.nodes for x in n.inputs} | {v.name for v in outputs}
         for node in self.nodes:
-            if node.name not in read:
+            if node.name not in read and "W201" not in self.allowed.get(node.name, ()):
                 self.diags.warning("W201", f"{node.kind} '{node.name}' is not used: no layer "
                                    "reads it and it is not an output", self.defined[node.name].span,
                                    hints=["list it in `outputs:`, or read it with `from:`"])
@@ -369,7 +385,8 @@ class Checker:
 
     def _lint(self, outputs: list[Value]) -> None:
         """Warn about layers that are valid but probably not what was meant: each layer class
-        says what (its `lints`: W202-W204, docs/errors.md); this attaches the positions."""
+        says what (its `lints`: W202-W204, docs/errors.md); this attaches the positions and
+        leaves out the codes the spec allows there."""
         readers: dict[str, list[Node]] = {}
         for node in self.nodes:
             for ref in dict.fromkeys(x.name for x in node.inputs):
@@ -381,7 +398,10 @@ class Checker:
                         node.name in output_names)
             spans = self.attr_spans.get(node.name, {})
             where = self.defined[node.name].span
+            allowed = self.allowed.get(node.name, frozenset())
             for lint in node.layer.lints(site):
+                if lint.code in allowed:
+                    continue
                 self.diags.warning(lint.code, lint.message, spans.get(lint.attr, where),
                                    details=list(lint.details), hints=list(lint.hints))
 

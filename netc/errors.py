@@ -309,3 +309,118 @@ def did_you_mean(word: str, choices, cutoff: float = 0.6) -> list[str]:
     """Hints for a misspelled name: at most one close match, as `did you mean 'x'?`."""
     close = closest(word, choices, cutoff)
     return [f"did you mean '{close}'?"] if close else []
+
+
+
+# What tells a misspelt layer type from another function. Activations are named densely: a
+# letter apart, `elu`, `relu`, `gelu`, `selu`, `silu` and `prelu` are six functions, and a digit
+# apart, `relu` and `relu6` two; a hint offering one for the other would change what the
+# network computes. So a type is offered for an unknown word only when they differ by slips of
+# the hand (`typo_cost`): letters swapped, doubled, struck for a neighbouring key, or, in longer
+# names, left out or added; never in the first letter, a digit, or a whole part (`hard`, `6`).
+
+_ROWS = ("qwertyuiop", "asdfghjkl", "zxcvbnm")
+
+
+def _neighbours() -> dict[str, str]:
+    keys = {c: (r, i) for r, row in enumerate(_ROWS) for i, c in enumerate(row)}
+    return {c: "".join(d for d, (r2, i2) in keys.items()
+                       if d != c and abs(r2 - r) <= 1 and abs(i2 - i) <= 1)
+            for c, (r, i) in keys.items()}
+
+
+_NEIGHBOURS = _neighbours()
+_SHORT = 5  # names of up to 5 letters allow one slip; longer names two
+_FAR = 2  # the cost of an edit that is not a slip of the hand in a longer name
+
+
+def _plain(name: str) -> str:
+    """A type name as compared: lower case, without `_`, `-` and spaces, and without PyTorch's
+    `2d` suffix (`Conv2d` is netc's `conv`, `hard_sigmoid` its `hardsigmoid`)."""
+    word = "".join(c for c in name.lower() if c not in "_- ")
+    return word[:-2] if word.endswith("2d") and len(word) > 2 else word
+
+
+def typo_cost(a: str, b: str) -> float:
+    """How many slips of the hand turn `a` into `b` (letters only; inf: none do). A slip costs
+    1: two neighbouring letters swapped, a doubled letter added or dropped, a letter struck
+    for its neighbour on the keyboard. Other edits cost 2 (inf in a name of up to 5 letters,
+    where they make another word: `glu`, `gelu`, `selu`, `silu`). The first letter never
+    changes, nor is it doubled (`elu`, `relu`, `prelu`, `rrelu`). Past two slips the count
+    stops: names whose lengths differ by more are inf apart (and a huge word costs no time)."""
+    inf = float("inf")
+    if abs(len(a) - len(b)) > 2:
+        return inf
+    short = min(len(a), len(b)) <= _SHORT
+    far = inf if short else _FAR
+    n, m = len(a), len(b)
+    d = [[inf] * (m + 1) for _ in range(n + 1)]
+    d[0][0] = 0
+    for i in range(n + 1):
+        for j in range(m + 1):
+            here = d[i][j]
+            if i < n and j < m:
+                if a[i] == b[j]:
+                    cost = 0
+                elif i == 0 or j == 0:
+                    cost = inf
+                else:
+                    cost = 1 if b[j] in _NEIGHBOURS.get(a[i], "") else far
+                d[i + 1][j + 1] = min(d[i + 1][j + 1], here + cost)
+                if i + 1 < n and j + 1 < m and a[i] == b[j + 1] and a[i + 1] == b[j] \
+                        and a[i] != a[i + 1] and i > 0:
+                    d[i + 2][j + 2] = min(d[i + 2][j + 2], here + 1)
+            if i < n and i > 0:  # a[i] left out of b
+                doubled = (i > 1 and a[i] == a[i - 1]) or (i + 1 < n and a[i] == a[i + 1])
+                d[i + 1][j] = min(d[i + 1][j], here + (1 if doubled else far if j > 0 else inf))
+            if j < m and j > 0:  # b[j] added
+                doubled = (j > 1 and b[j] == b[j - 1]) or (j + 1 < m and b[j] == b[j + 1])
+                d[i][j + 1] = min(d[i][j + 1], here + (1 if doubled else far if i > 0 else inf))
+    return d[n][m]
+
+
+def different_function(word: str, candidate: str) -> bool:
+    """Whether layer type `candidate` computes another function than the one an unknown type
+    `word` misspells, so that offering it would change the network rather than fix a typo:
+    they differ in their digits (`relu6`, `relu`, `relu8`), or one is the other with a part
+    added at its start or end (`hardsigmoid` and `sigmoid`, `swish` and `hardswish`), or
+    more than one slip of the hand apart (two in names longer than 5 letters: `typo_cost`)."""
+    a, b = _plain(word), _plain(candidate)
+    if a == b:
+        return False
+    if [c for c in a if c.isdigit()] != [c for c in b if c.isdigit()]:
+        return True
+    a, b = "".join(c for c in a if not c.isdigit()), "".join(c for c in b if not c.isdigit())
+    short, long = sorted((a, b), key=len)
+    if len(long) - len(short) >= 2 and (long.startswith(short) or long.endswith(short)):
+        return True
+    return typo_cost(a, b) > (1 if min(len(a), len(b)) <= _SHORT else 2)
+
+
+def closest_type(word: str, kinds) -> str | None:
+    """The layer type that an unknown type `word` misspells, if any: of `kinds` not computing
+    another function (`different_function`), the fewest slips away (then the most alike)."""
+    import difflib
+
+    kinds = sorted(kinds)
+    if not kinds or len(word) > 2 * max(len(k) for k in kinds) + 8:
+        return None  # too long to be a slip of the hand (and not worth comparing)
+    fits = [k for k in kinds if not different_function(word, k)]
+    if not fits:
+        return None
+    plain = _plain(word)
+
+    def rank(kind):
+        letters = [c for c in plain if not c.isdigit()], [c for c in _plain(kind)
+                                                          if not c.isdigit()]
+        return (typo_cost("".join(letters[0]), "".join(letters[1])),
+                -difflib.SequenceMatcher(None, plain, _plain(kind)).ratio())
+
+    return min(fits, key=rank)
+
+
+def did_you_mean_type(word: str, kinds) -> list[str]:
+    """Hints for an unknown layer type (E107): `did you mean 'x'?` for a misspelt type, never
+    offering a type that computes another function."""
+    close = closest_type(word, kinds)
+    return [f"did you mean '{close}'?"] if close else []

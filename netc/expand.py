@@ -6,13 +6,19 @@ This stage reads the top-level keys and expands what makes specs short:
 - `blocks:`, parametric sub-graphs used like layer types, with typed arguments substituted by
   the safe expression language of `expr.py` (`$filters * 4`);
 - `repeat: N` (instances named `<name>.0`, `<name>.1`, ...; `first:` overrides the first one's
-  arguments), `when:` (a layer left out when false: its name then stands for its input), and
-  `branches:` (parallel chains from one input, concatenated along the channels).
+  arguments), or `repeat: {count: N, name: "denselayer{i}", start: 1}` (instances named by a
+  pattern), `when:` (a layer left out when false: its name then stands for its input), and
+  `branches:` (parallel chains from one input, concatenated along the channels; a branch may
+  be named: `{name: branch3x3, layers: [...]}`);
+- `allow:` (warning codes silenced for one layer, everything a block use or `branches:` entry
+  expands to, or, at the top, the whole spec): each `LayerUse` carries its allowed codes.
 
 Names are hierarchical like PyTorch module paths: block instance `layer1`, repeat index `0`,
-inner layer `conv1` give `layer1.0.conv1`. Every span inside an expansion remembers the use
-site it came from (`Span.origin`), so errors point at both. check.py then reads each layer's
-attributes against its class.
+inner layer `conv1` give `layer1.0.conv1`. A name below a block instance or a `branches:`
+entry may start with a digit (`name: "0"` gives `<instance>.0`, as nn.Sequential names its
+children); a top-level name, which starts every full name, may not. Every span inside an
+expansion remembers the use site it came from (`Span.origin`), so errors point at both.
+check.py then reads each layer's attributes against its class.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from .errors import Diagnostics, Note, closest, did_you_mean
+from .errors import CODES, Diagnostics, Note, closest, did_you_mean, did_you_mean_type
 from .expr import ExprError, evaluate, is_expression
 from .layers import REGISTRY
 from .limits import DEFAULT, Limits
@@ -29,16 +35,27 @@ from .source import SourceFile, Span, file_span
 
 FORMAT_VERSION = 1
 TOP_KEYS = ("netc", "name", "description", "inputs", "defaults", "blocks", "layers", "outputs",
-            "expect")
-COMMON_KEYS = ("name", "from", "repeat", "first", "when")
+            "expect", "allow")
+COMMON_KEYS = ("name", "from", "repeat", "first", "when", "allow")
 BLOCK_KEYS = ("description", "args", "layers", "branches", "output")
+REPEAT_KEYS = ("count", "name", "start")  # `repeat: {count: 6, name: "denselayer{i}", start: 1}`
+BRANCH_KEYS = ("name", "layers")  # a named branch: `{name: branch3x3, layers: [...]}`
 ARG_TYPES = ("int", "bool", "float")
+# the warnings a spec can silence with `allow:`: those `netc check` gives about a valid network
+ALLOWABLE = tuple(code for code in CODES if code.startswith("W2"))
 NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:[.\-][A-Za-z0-9_]+)*\Z")
+# a name below a block instance or a `branches:` entry: any part may start with a digit
+LOCAL_NAME_RE = re.compile(r"[A-Za-z0-9_]+(?:[.\-][A-Za-z0-9_]+)*\Z")
+NAME_RULE = ("a name is parts of letters, digits and `_` joined by `.` or `-` (`conv1`, "
+             "`layer1.0.conv1`); at the top level it starts with a letter or `_`, while inside "
+             "a block or `branches:` a part may start with a digit (`name: \"0\"` there gives "
+             "`<instance>.0`)")
 IDENT_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 MAX_NAME = 128
 MAX_LAYERS = DEFAULT.layers  # the default limits (a run's own are in its `Limits`)
 MAX_NESTING = DEFAULT.nesting
 MAX_RANK_DIM = 1 << 20  # one dimension of an input
+_PLACEHOLDER = re.compile(r"\{([^{}]*)\}")  # `{i}` or `{$arg}` in a repeat's name pattern
 
 
 @dataclass(frozen=True)
@@ -49,7 +66,9 @@ class LayerUse:
     unknown because of an error already reported); `attrs` a mapping of attribute nodes with
     expressions evaluated and defaults merged (or a scalar shorthand, or None); `ok` is False
     when the attributes could not be expanded (reported), so check.py skips the layer;
-    `joins_branches` is True for the concat that `branches:` adds after its branches.
+    `joins_branches` is True for the concat that `branches:` adds after its branches;
+    `allow` holds the warning codes silenced for this layer (its own `allow:`, its enclosing
+    block uses' and `branches:` entries', and the spec's).
     """
 
     kind: str
@@ -61,6 +80,7 @@ class LayerUse:
     span: Span
     ok: bool = True
     joins_branches: bool = False
+    allow: frozenset = frozenset()
 
 
 @dataclass(frozen=True)
@@ -88,24 +108,36 @@ class FlatSpec:
     # `netc explain` needs to say where a value came from
     instances: dict[str, BlockInstance] = field(default_factory=dict)
     defaults: dict[str, YMap] = field(default_factory=dict)
+    allow: frozenset = frozenset()  # the top-level `allow:` (also in every LayerUse's)
 
 
-def check_name(diags: Diagnostics, node: YNode, what: str) -> str | None:
-    """A layer, input or spec name: a string of letters, digits, `_`, `.` and `-`."""
+def check_name(diags: Diagnostics, node: YNode, what: str, local: bool = False,
+               span: Span | None = None) -> str | None:
+    """A layer, input or spec name: a string of letters, digits, `_`, `.` and `-`. `local`:
+    the name sits below a block instance or `branches:` entry, so it may start with a digit.
+    `span`, when given, is where to report (the node's own span placed at its use site)."""
+    span = span or node.span
     if not isinstance(node, YScalar) or not isinstance(node.value, str):
-        diags.error("E103", f"{what} must be a string, not {kind_name(node)}", node.span)
+        hints = []
+        if isinstance(node, YScalar) and type(node.value) is int and node.value >= 0:
+            hints = [f'a name is a string: write "{node.value}" in quotes']
+        diags.error("E103", f"{what} must be a string, not {kind_name(node)}", span, hints=hints)
         return None
-    name = node.value
+    return _valid_name(diags, node.value, what, local, span)
+
+
+def _valid_name(diags: Diagnostics, name: str, what: str, local: bool, span: Span) -> str | None:
     if len(name) > MAX_NAME:
-        diags.error("E109", f"{what} is {len(name)} characters long, more than {MAX_NAME}",
-                    node.span)
+        diags.error("E109", f"{what} is {len(name)} characters long, more than {MAX_NAME}", span)
         return None
-    if not NAME_RE.match(name):
-        diags.error("E109", f"{what} {name!r} is not a valid name", node.span,
-                    hints=["use letters, digits and `_`, with `.` or `-` between parts "
-                           "(like `conv1` or `layer1.0.conv1`)"])
-        return None
-    return name
+    if NAME_RE.match(name) or (local and LOCAL_NAME_RE.match(name)):
+        return name
+    if LOCAL_NAME_RE.match(name):  # a digit first, where a top-level name is needed
+        diags.error("E109", f"{what} {name!r} is not a valid name here: it starts with a digit",
+                    span, hints=[NAME_RULE])
+    else:
+        diags.error("E109", f"{what} {name!r} is not a valid name", span, hints=[NAME_RULE])
+    return None
 
 
 def flatten(source: SourceFile, root: YNode | None,
@@ -151,7 +183,8 @@ def flatten(source: SourceFile, root: YNode | None,
 
     inputs = _inputs(diags, root.get("inputs")) if "inputs" in root else []
     defaults = _defaults(diags, root.get("defaults"))
-    expander = Expander(diags, defaults, _blocks(diags, root.get("blocks")), limits)
+    allow = allowed_codes(diags, root.get("allow"), lambda span: span)
+    expander = Expander(diags, defaults, _blocks(diags, root.get("blocks")), limits, allow)
     layers, last, scope = [], None, None
     if "layers" in root:
         layers, last, scope = expander.top(root.get("layers"), inputs, bool(root.get("inputs")))
@@ -164,8 +197,34 @@ def flatten(source: SourceFile, root: YNode | None,
         expect = None
 
     spec = FlatSpec(source, name or "", description, inputs, layers, outputs, expect, root.span,
-                    last if isinstance(last, str) else None, expander.instances, defaults)
+                    last if isinstance(last, str) else None, expander.instances, defaults, allow)
     return spec, diags
+
+
+def allowed_codes(diags: Diagnostics, node: YNode | None, at) -> frozenset:
+    """`allow: [W202]` (or `allow: W202`): the warning codes to silence. An unknown code, or
+    one that is not a silenceable warning, is an error at the code (`at` places a span)."""
+    if node is None:
+        return frozenset()
+    items = node.items if isinstance(node, YList) else [node]
+    found = set()
+    for item in items:
+        code = item.value if isinstance(item, YScalar) else None
+        if not isinstance(code, str):
+            diags.error("E103", f"allow takes warning codes such as W202, not {kind_name(item)}",
+                        at(item.span), hints=["allow: [W202]"])
+        elif code in ALLOWABLE:
+            found.add(code)
+        elif code in CODES:
+            diags.error("E105", f"{code} ({CODES[code]}) can't be allowed: only the warnings "
+                        f"about a valid network can ({', '.join(ALLOWABLE)})", at(item.span),
+                        hints=["an error must be fixed" if code.startswith("E") else
+                               "it is not about the spec"])
+        else:
+            diags.error("E105", f"unknown warning code {code!r} in allow", at(item.span),
+                        hints=did_you_mean(code.upper(), ALLOWABLE)
+                        or [f"the warnings that can be allowed: {', '.join(ALLOWABLE)}"])
+    return frozenset(found)
 
 
 _REQUIRED_HINT = {
@@ -241,7 +300,7 @@ def _defaults(diags: Diagnostics, node: YNode | None) -> dict[str, YMap]:
     for kind, attrs in node.items():
         if kind not in REGISTRY:
             diags.error("E107", f"unknown layer type '{kind}' in defaults", node.key_span(kind),
-                        hints=did_you_mean(kind, REGISTRY)
+                        hints=did_you_mean_type(kind, REGISTRY)
                         or [f"known types: {', '.join(sorted(REGISTRY))}"])
         elif not isinstance(attrs, YMap):
             diags.error("E103", f"defaults for {kind} must be a mapping of attributes, not "
@@ -403,6 +462,7 @@ class Entry:
     span: Span
     bad: bool = False  # a common key is wrong (reported)
     inline: bool = True  # `branches:` as a list entry (not a block's body): names its own layers
+    allow: frozenset = frozenset()  # `allow:`: warning codes silenced here
 
 
 @dataclass
@@ -417,6 +477,7 @@ class Scope:
     later: dict = field(default_factory=dict)  # names defined further down -> span
     counters: dict = field(default_factory=dict)
     stack: tuple = ()  # the blocks being expanded (to catch a block that uses itself)
+    allow: frozenset = frozenset()  # warning codes silenced for everything in this body
 
 
 class _TooMany(Exception):
@@ -440,11 +501,13 @@ class Expander:
     `diags`."""
 
     def __init__(self, diags: Diagnostics, defaults: dict[str, YMap],
-                 blocks: dict[str, BlockDef], limits: Limits = DEFAULT) -> None:
+                 blocks: dict[str, BlockDef], limits: Limits = DEFAULT,
+                 allow: frozenset = frozenset()) -> None:
         self.diags = diags
         self.defaults = defaults
         self.blocks = blocks
         self.limits = limits
+        self.allow = allow  # the spec's `allow:`
         self.out: list[LayerUse] = []
         self.instances: dict[str, BlockInstance] = {}
 
@@ -455,7 +518,7 @@ class Expander:
                              node.span,
                              hints=["layers:\n      - conv: {filters: 6, kernel: 5}\n      - relu"])
             return [], None, None
-        scope = Scope("", {}, None)
+        scope = Scope("", {}, None, allow=self.allow)
         for decl in inputs:
             scope.names[decl.name] = decl.name
             scope.spans[decl.name] = decl.span
@@ -537,15 +600,18 @@ class Expander:
             attrs = YMap(rest, {k: attrs.keys[k] for k in rest}, attrs.span)
         name = name_span = None
         if "name" in item:
-            name = check_name(self.diags, item.get("name"), "a layer name")
             name_span = at(item.get("name").span)
+            name = check_name(self.diags, item.get("name"), "a layer name", bool(scope.prefix),
+                              name_span)
             bad = bad or name is None
         sources = None
         if source_node is not None:
             sources = self._from(source_node, scope)
             bad = bad or sources is None
+        allow = allowed_codes(self.diags, item.get("allow"), at)
         return Entry(kind, at(item.key_span(kind)), attrs, name, name_span, sources,
-                     item.get("repeat"), item.get("first"), item.get("when"), at(item.span), bad)
+                     item.get("repeat"), item.get("first"), item.get("when"), at(item.span), bad,
+                     allow=allow)
 
     def _from(self, node: YNode, scope: Scope) -> tuple[tuple[str, Span], ...] | None:
         items = node.items if isinstance(node, YList) else [node]
@@ -555,30 +621,37 @@ class Expander:
             return None
         names = []
         for item in items:
-            name = check_name(self.diags, item, "a `from` entry")
+            span = self._at(scope)(item.span)
+            name = check_name(self.diags, item, "a `from` entry", bool(scope.prefix), span)
             if name is None:
                 return None
-            names.append((name, self._at(scope)(item.span)))
+            names.append((name, span))
         return tuple(names)
 
     def place(self, e: Entry, scope: Scope, previous, default_local: str | None = None):
-        """Expand one entry (with its repeat and condition); returns its output's full name."""
-        local = e.name or default_local or self._default_name(scope, e.kind)
-        scope.later.pop(local, None)
-        if local in scope.names:
-            first = scope.spans.get(local)
-            self.diags.error("E110", f"the name '{local}' is already used", e.name_span or e.kind_span,
-                             notes=[Note(first, "first used here")] if first else [],
-                             hints=["every layer and input needs its own name"])
-            return UNKNOWN
-        scope.spans[local] = e.name_span or e.kind_span
-        inputs = UNKNOWN if e.bad else self._inputs(e, scope, previous, local)
+        """Expand one entry (with its repeat and condition); returns its output's full name.
+
+        The entry's name (given, `default_local`, or `<type><k>`) stands for its output; a
+        repeat whose instances are named by a pattern has such a name only when one is given."""
+        patterned = isinstance(e.repeat, YMap) and "name" in e.repeat
+        local = e.name or default_local
+        if local is None and not patterned:
+            local = self._default_name(scope, e.kind)
+        if local is not None:
+            scope.later.pop(local, None)
+            if local in scope.names:
+                self._duplicate(local, e.name_span or e.kind_span, scope)
+                return UNKNOWN
+            scope.spans[local] = e.name_span or e.kind_span
+        shown = local if local is not None else e.repeat.get("name").value
+        inputs = UNKNOWN if e.bad else self._inputs(e, scope, previous, shown)
         if e.when is not None:
             keep = self._value(e.when, scope, "bool", "when")
             if keep is UNKNOWN or not keep:
                 # left out: its name stands for its input, so a shortcut can name it either way
                 out = inputs[0][0] if isinstance(inputs, tuple) and keep is not UNKNOWN else UNKNOWN
-                scope.names[local] = out
+                if local is not None:
+                    scope.names[local] = out
                 return out
         if e.repeat is None:
             if e.first is not None:
@@ -586,29 +659,144 @@ class Expander:
             out = self._instance(e, e.attrs, local, inputs, scope)
             scope.names[local] = out
             return out
-        count = self._value(e.repeat, scope, "int", "repeat")
-        if count is not UNKNOWN and not 1 <= count <= self.limits.layers:
-            self.diags.error("E105", f"repeat must be between 1 and {self.limits.layers:,}, "
-                             f"not {count}",
-                             self._at(scope)(e.repeat.span))
-            count = UNKNOWN
+        names = self._repeat(e, scope, local)
         first = self._first(e, scope)
-        if count is UNKNOWN or first is UNKNOWN:
-            scope.names[local] = UNKNOWN
+        if names is UNKNOWN or first is UNKNOWN:
+            if local is not None:
+                scope.names[local] = UNKNOWN
             return UNKNOWN
         out = inputs
-        for i in range(count):
-            attrs = _merge(first, e.attrs) if i == 0 and first is not None else e.attrs
-            out = self._instance(e, attrs, f"{local}.{i}", inputs, scope)
-            scope.names[f"{local}.{i}"] = out
+        for i, name in enumerate(names):
+            attrs = e.attrs
+            if i == 0 and first is not None:  # (a bare `- unit:` has no attributes to merge)
+                attrs = _merge(first, e.attrs if isinstance(e.attrs, YMap) else None)
+            out = self._instance(e, attrs, name, inputs, scope)
+            scope.names[name] = out
             inputs = ((out, e.kind_span),) if isinstance(out, str) else UNKNOWN
-        scope.names[local] = out
+        if local is not None:
+            scope.names[local] = out
         return out
+
+    def _duplicate(self, local: str, span: Span, scope: Scope) -> None:
+        first = scope.spans.get(local)
+        self.diags.error("E110", f"the name '{local}' is already used", span,
+                         notes=[Note(first, "first used here")] if first else [],
+                         hints=["every layer and input needs its own name"])
+
+    def _repeat(self, e: Entry, scope: Scope, local: str | None):
+        """The local names of a repeat's instances, or UNKNOWN (reported). `repeat: N` names
+        them `<name>.0` ... `<name>.N-1`; `repeat: {count: N, name: PATTERN, start: S}` by the
+        pattern, `{i}` standing for S, S+1, ... (and `{$arg}` for a block argument)."""
+        at = self._at(scope)
+        node = e.repeat
+        if not isinstance(node, YMap):
+            count = self._count(node, scope, "repeat")
+            return UNKNOWN if count is UNKNOWN else [f"{local}.{i}" for i in range(count)]
+        meant = set()  # keys that a misspelt key stands for: one error, not two
+        for key in node.entries:
+            if key not in REPEAT_KEYS:
+                meant.add(closest(key, REPEAT_KEYS) or key)
+                self.diags.error("E102", f"unknown key '{key}' in repeat", at(node.key_span(key)),
+                                 hints=did_you_mean(key, REPEAT_KEYS)
+                                 or [f"repeat takes: {', '.join(REPEAT_KEYS)}"])
+        if "count" not in node:
+            if "count" not in meant:
+                self.diags.error("E101", "repeat needs `count`, the number of instances",
+                                 at(node.span), hints=['repeat: {count: 6, name: "layer{i}", '
+                                                       'start: 1}'])
+            return UNKNOWN
+        if meant:
+            return UNKNOWN
+        count = self._count(node.get("count"), scope, "repeat count")
+        start = 0
+        if "start" in node:
+            start = self._value(node.get("start"), scope, "int", "repeat start")
+            if start is not UNKNOWN and not 0 <= start <= MAX_RANK_DIM:
+                self.diags.error("E105", f"repeat start must be between 0 and {MAX_RANK_DIM:,}, "
+                                 f"not {start}", at(node.get("start").span))
+                start = UNKNOWN
+        pattern = self._pattern(node.get("name"), scope) if "name" in node else None
+        if UNKNOWN in (count, start, pattern):
+            return UNKNOWN
+        if pattern is None:
+            return [f"{local}.{start + i}" for i in range(count)]
+        span = at(node.get("name").span)
+        names = []
+        for i in range(start, start + count):
+            name = "".join(str(i) if part is None else part for part in pattern)
+            what = f"the name of instance {i} of the repeat"
+            if _valid_name(self.diags, name, what, bool(scope.prefix), span) is None:
+                return UNKNOWN
+            if name in scope.names or name == local:
+                self._duplicate(name, span, scope)
+                return UNKNOWN
+            scope.later.pop(name, None)
+            scope.spans[name] = span
+            names.append(name)
+        return names
+
+    def _count(self, node: YNode, scope: Scope, what: str):
+        count = self._value(node, scope, "int", what)
+        if count is not UNKNOWN and not 1 <= count <= self.limits.layers:
+            self.diags.error("E105", f"{what} must be between 1 and {self.limits.layers:,}, "
+                             f"not {count}", self._at(scope)(node.span))
+            return UNKNOWN
+        return count
+
+    def _pattern(self, node: YNode, scope: Scope):
+        """A repeat's name pattern as literal strings and None (where `{i}` goes), with each
+        `{$expr}` evaluated; UNKNOWN when it is wrong (reported)."""
+        span = self._at(scope)(node.span)
+        text = node.value if isinstance(node, YScalar) else None
+        example = 'name: "denselayer{i}"'
+        if not isinstance(text, str):
+            self.diags.error("E103", f"a repeat's name must be a string with `{{i}}`, not "
+                             f"{kind_name(node)}", span, hints=[example])
+            return UNKNOWN
+        parts, pos = [], 0
+        for m in _PLACEHOLDER.finditer(text):
+            parts.append(text[pos:m.start()])
+            pos = m.end()
+            inner = m.group(1).strip()
+            if inner == "i":
+                parts.append(None)
+                continue
+            if is_expression(inner):
+                try:
+                    value = evaluate(inner, scope.env)
+                except ExprError as err:
+                    self.diags.error("E114", f"in `{{{inner}}}` of the repeat's name: "
+                                     f"{err.message}", span, hints=err.hints)
+                    return UNKNOWN
+                if type(value) is int:
+                    parts.append(str(value))
+                    continue
+                problem = f"`{{{inner}}}` is {kind_name(YScalar(value, span))}, not an integer"
+            else:
+                problem = f"`{{{inner}}}` is not a placeholder"
+            self.diags.error("E105", f"the repeat's name {text!r}: {problem}", span,
+                             hints=["`{i}` stands for the instance's number, `{$arg}` for a "
+                                    "block argument"])
+            return UNKNOWN
+        parts.append(text[pos:])
+        stray = next((c for part in parts if part is not None for c in part if c in "{}"), None)
+        if stray is not None:
+            self.diags.error("E105", f"the repeat's name {text!r} has an unmatched {stray!r}",
+                             span, hints=[example])
+            return UNKNOWN
+        if None not in parts:
+            self.diags.error("E105", f"the repeat's name {text!r} has no `{{i}}`, so every "
+                             "instance would have the same name", span,
+                             hints=[f'name: "{text}{{i}}"', "`{i}` stands for the instance's "
+                                    "number (from `start`, default 0)"])
+            return UNKNOWN
+        return [p for p in parts if p != ""]
 
     def _first(self, e: Entry, scope: Scope):
         if e.first is None:
             return None
-        if not isinstance(e.first, YMap) or not (e.attrs is None or isinstance(e.attrs, YMap)):
+        bare = e.attrs is None or (isinstance(e.attrs, YScalar) and e.attrs.value is None)
+        if not isinstance(e.first, YMap) or not (bare or isinstance(e.attrs, YMap)):
             self.diags.error("E103", "`first` must be a mapping of attributes that the first "
                              "instance changes, with the attributes written as a mapping too",
                              self._at(scope)(e.first.span), hints=["first: {stride: 2}"])
@@ -679,7 +867,8 @@ class Expander:
         resolved = self._attrs(e.kind, attrs, scope)
         self.out.append(LayerUse(
             e.kind, e.kind_span, None if resolved is UNKNOWN else resolved, full, e.name_span,
-            inputs if isinstance(inputs, tuple) else None, e.span, ok=resolved is not UNKNOWN))
+            inputs if isinstance(inputs, tuple) else None, e.span, ok=resolved is not UNKNOWN,
+            allow=scope.allow | e.allow if e.allow else scope.allow))
         return full
 
     def _block(self, e: Entry, attrs, full: str, inputs, scope: Scope):
@@ -705,7 +894,8 @@ class Expander:
                              inputs[0][1], hints=["a block reads one input, named `input` inside"])
             return UNKNOWN
         source = inputs[0][0] if isinstance(inputs, tuple) else UNKNOWN
-        inner = Scope(full + ".", args, e.kind_span, stack=scope.stack + (e.kind,))
+        inner = Scope(full + ".", args, e.kind_span, stack=scope.stack + (e.kind,),
+                      allow=scope.allow | e.allow)
         inner.names["input"] = source
         inner.spans["input"] = block.span
         if block.branches is not None:
@@ -775,25 +965,73 @@ class Expander:
                              hints=["every branch reads the same one input"])
             return UNKNOWN
         source = inputs[0][0] if isinstance(inputs, tuple) else UNKNOWN
+        allow = scope.allow | e.allow
         if e.inline:  # later `from:` can't name the branches' layers, as with a block's
             scope = Scope(full + ".", scope.env, scope.origin, dict(scope.names),
-                          dict(scope.spans), stack=scope.stack)
+                          dict(scope.spans), stack=scope.stack, allow=allow)
         outs = []
         for k, branch in enumerate(attrs.items, 1):
-            items = branch.items if isinstance(branch, YList) else [branch]
+            named = self._named_branch(branch, scope)
+            if named is UNKNOWN:
+                outs.append((UNKNOWN, at(branch.span)))
+                continue
+            name, items = named if named is not None else (f"branch{k}", None)
+            if items is None:
+                items = branch.items if isinstance(branch, YList) else [branch]
             entries = [self._entry(item, scope) for item in items]
             out = source
             for i, entry in enumerate(entries):
                 if entry is None:
                     out = UNKNOWN
                     continue
-                default = f"branch{k}" if len(entries) == 1 else f"branch{k}.{i}"
+                default = name if len(entries) == 1 else f"{name}.{i}"
                 out = self.place(entry, scope, out, default)
+            if named is not None and name not in scope.names:
+                scope.names[name] = out  # a named branch's name stands for its output
             outs.append((out, at(branch.span)))
         known = all(isinstance(o, str) for o, _ in outs)
         self.out.append(LayerUse("concat", e.kind_span, None, full, e.name_span,
-                                 tuple(outs) if known else None, e.span, joins_branches=True))
+                                 tuple(outs) if known else None, e.span, joins_branches=True,
+                                 allow=allow))
         return full
+
+    def _named_branch(self, branch: YNode, scope: Scope):
+        """A branch written `{name: branch3x3, layers: [...]}`: (its name, its layer items);
+        None for a branch written as a layer entry or a list of them; UNKNOWN if it is wrong
+        (reported). Its layers are named `<name>` (one) or `<name>.0`, `<name>.1`, ... unless
+        they have names; `<name>` then stands for the branch's output."""
+        if not isinstance(branch, YMap) or "layers" not in branch.entries:
+            return None
+        at = self._at(scope)
+        ok = True
+        for key in branch.entries:
+            if key not in BRANCH_KEYS:
+                self.diags.error("E102", f"unknown key '{key}' in a named branch",
+                                 at(branch.key_span(key)),
+                                 hints=did_you_mean(key, BRANCH_KEYS)
+                                 or ["a named branch has `name` and `layers`"])
+                ok = False
+        layers = branch.get("layers")
+        if not isinstance(layers, YList) or not layers.items:
+            self.diags.error("E103", f"the layers of a named branch must be a non-empty list, "
+                             f"not {kind_name(layers)}", at(layers.span),
+                             hints=["- {name: branch3x3, layers: [conv: {filters: 8, kernel: 1}, "
+                                    "relu]}"])
+            return UNKNOWN
+        if "name" not in branch.entries:
+            self.diags.error("E101", "a branch written as a mapping needs `name:`",
+                             at(branch.span), hints=["or write the branch as a list of layers"])
+            return UNKNOWN
+        node = branch.get("name")
+        span = at(node.span)
+        name = check_name(self.diags, node, "a branch name", True, span)
+        if name is None or not ok:
+            return UNKNOWN
+        if name in scope.names:
+            self._duplicate(name, span, scope)
+            return UNKNOWN
+        scope.spans[name] = span
+        return name, layers.items
 
     # --- values --------------------------------------------------------------------------
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 MAX_MAGNITUDE = 1 << 48  # far beyond any size a network needs
 # bounds on an expression's size, so that neither the parser nor the evaluator (both recursive)
@@ -40,9 +41,14 @@ def is_expression(text) -> bool:
 
 def evaluate(text: str, env: dict[str, int | bool]):
     """The value (int or bool) of expression `text` with arguments `env`."""
-    parser = _Parser(text)
-    tree = parser.parse()
-    return _eval(tree, env, text)
+    return _eval(_tree(text), env, text)
+
+
+@lru_cache(maxsize=4096)
+def _tree(text: str):
+    """The parsed expression (a block's expressions are evaluated once per instance: parsed
+    once). Errors are raised, never cached."""
+    return _Parser(text).parse()
 
 
 def references(text: str) -> list[str]:

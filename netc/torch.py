@@ -9,7 +9,10 @@
 The module's submodules follow the dotted layer names (`layer1.0.conv1` is child `layer1`,
 then `0`, then `conv1`), so `state_dict()` keys are netc's weight names, plus the
 `num_batches_tracked` counter PyTorch keeps in each batchnorm, which netc ignores (a
-counter, not a weight: it only matters for `momentum=None`). Its forward pass computes
+counter, not a weight: it only matters for `momentum=None`). A weight named after its layer
+(`WeightSpec.own_name`: the `param` layer, ConvNeXt's `features.1.0.layer_scale`) is a
+Parameter of the module holding the layer, under the layer's own name, as in torchvision; that
+layer has no module of its own, and its output is the Parameter. Its forward pass computes
 what the ONNX model netc emits computes, including netc's padding and rounding rules, which
 are not always PyTorch's own: a `round: ceil` window, asymmetric or large padding, or an
 average that leaves padding out, is computed here from the exact pads netc's layers give.
@@ -52,7 +55,9 @@ def build(spec_or_graph, seed: int = DEFAULT_SEED):
     shape (any batch size), and returns one tensor, or a tuple for several outputs.
 
     `state_dict()` keys are the names of `graph.weights`, in order, with each batchnorm's
-    `num_batches_tracked` counter after its running statistics (netc ignores those keys).
+    `num_batches_tracked` counter after its running statistics (netc ignores those keys);
+    a Parameter named after its layer (`own_name`) comes before its parent's children, as
+    PyTorch orders a module's own parameters.
     """
     torch = _torch()
     if isinstance(spec_or_graph, Graph):
@@ -73,12 +78,24 @@ def build(spec_or_graph, seed: int = DEFAULT_SEED):
         for node in graph.nodes:
             module = model.layer(node.name)
             for w in node.weights:
-                tensor = getattr(module, w.spec.param)
+                tensor = module if w.spec.own_name else getattr(module, w.spec.param)
                 tensor.copy_(torch.from_numpy(initial_value(w, seed)))
+            if not isinstance(module, torch.nn.Module):
+                continue  # a Parameter named after its layer
             for name, tensor in module.named_buffers(recurse=False):
                 if name == "num_batches_tracked":  # the only tensor that is not a weight
                     tensor.zero_()
     return model
+
+
+def _own(node: Node):
+    """The weight named after the layer itself (`own_name`), or None: the layer's output is
+    then that tensor, a Parameter of the module holding the layer."""
+    own = [w for w in node.weights if w.spec.own_name]
+    if len(own) > 1 or (own and len(node.weights) > 1):
+        raise AssertionError(f"netc.torch: {node.kind} '{node.name}' has a weight named after "
+                             "the layer beside other weights")
+    return own[0] if own else None
 
 
 def _module(node: Node):
@@ -150,14 +167,18 @@ def _network(torch):
             for name in self.output_names:
                 last_use[name] = len(graph.nodes)
             for i, node in enumerate(graph.nodes):
-                module = _module(node)
-                _check_weights(node, module)
-                self._attach(tuple(node.name.split(".")), module)
+                own = _own(node)
+                if own is not None:
+                    self._attach_parameter(tuple(node.name.split(".")), own.shape)
+                else:
+                    module = _module(node)
+                    _check_weights(node, module)
+                    self._attach(tuple(node.name.split(".")), module)
                 free = tuple(sorted({v.name for v in node.inputs if last_use[v.name] == i}))
                 self.steps.append((tuple(node.name.split(".")),
                                    tuple(v.name for v in node.inputs), node.output.name, free))
 
-        def _attach(self, path: tuple[str, ...], module) -> None:
+        def _parent(self, path: tuple[str, ...]):
             parent = self
             for part in path[:-1]:
                 child = parent._modules.get(part)
@@ -165,25 +186,44 @@ def _network(torch):
                     child = nn.Module()
                     _add_child(parent, part, child)
                 parent = child
+            return parent
+
+        def _attach(self, path: tuple[str, ...], module) -> None:
+            parent = self._parent(path)
             # a container made earlier for deeper layers (`a.b` written before `a`) hands its
-            # children to the layer's module, which takes its place
+            # children, and the Parameters named after layers in it, to the layer's module,
+            # which takes its place
             old = parent._modules.get(path[-1])
             if old is not None:
                 for name, child in old._modules.items():
                     _add_child(module, name, child)
+                for name, tensor in old._parameters.items():
+                    module._parameters[name] = tensor
             _add_child(parent, path[-1], module)
 
+        def _attach_parameter(self, path: tuple[str, ...], shape) -> None:
+            # a weight named after its layer: a Parameter of the parent, under the layer's name
+            # (through `_parameters`, like _add_child, where the name is also an attribute)
+            parent = self._parent(path)
+            tensor = nn.Parameter(torch.empty(shape))
+            try:
+                parent.register_parameter(path[-1], tensor)
+            except KeyError:
+                parent._parameters[path[-1]] = tensor
+
         def layer(self, name: str):
-            """The module of the layer called `name` (dotted)."""
+            """The module of the layer called `name` (dotted); for a layer whose weight is
+            named after it (`param`), that Parameter."""
             return self._resolve(tuple(name.split(".")))
 
         def _resolve(self, path):
             # through `_modules`, not getattr: a layer may share a name with a method, and a
             # user may have replaced a layer's module (model.fc = nn.Linear(...)) since
             module = self
-            for part in path:
+            for part in path[:-1]:
                 module = module._modules[part]
-            return module
+            found = module._modules.get(path[-1])
+            return module._parameters[path[-1]] if found is None else found
 
         def forward(self, *inputs):
             if len(inputs) != len(self.input_shapes):
@@ -198,7 +238,10 @@ def _network(torch):
                                      f"(N, {', '.join(map(str, fixed))}), got {tuple(x.shape)}")
                 values[name] = x
             for path, srcs, output, free in self.steps:
-                out = self._resolve(path)(*(values[s] for s in srcs))
+                found = self._resolve(path)
+                # a Parameter named after its layer is that layer's output
+                out = found if isinstance(found, nn.Parameter) else found(
+                    *(values[s] for s in srcs))
                 for s in free:  # let intermediate activations go as soon as they are used
                     del values[s]
                 values[output] = out

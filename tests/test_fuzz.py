@@ -587,8 +587,16 @@ def ref_layer(kind, a, xs):
         return (x[0], math.prod(x[1:]))
     if kind == "dense":
         return (x[0], a["units"]) if len(x) == 2 else "E304"
-    if kind == "add":
-        return x if all(y == x for y in xs) else "E305"
+    if kind == "add":  # numpy's broadcasting, for inputs of one rank
+        if any(len(y) != len(x) for y in xs):
+            return "E305"
+        out = []
+        for sizes in zip(*xs):
+            big = {d for d in sizes if d != 1}
+            if len(big) > 1:
+                return "E305"
+            out.append(big.pop() if big else 1)
+        return tuple(out)
     if kind == "concat":
         ax = a.get("axis", 1)
         if not -len(x) <= ax < len(x) or ax % len(x) == 0:

@@ -204,7 +204,50 @@ OTHER = [
         "- concat: {from: [b1, b2]}", x(3, 5), ("N", 6, 5, 5)),
 ]
 
-TABLE = CONV + POOL + OTHER
+# the layer catalogue since 2016 (issue 12); each type also has its own file with torch oracles
+NEWER = [
+    Row("relu6", "- relu6", x(3, 8), ("N", 3, 8, 8)),
+    Row("clip", "- clip: {min: -1, max: 1}", x(3, 8), ("N", 3, 8, 8)),
+    Row("hardswish", "- hardswish", x(3, 8), ("N", 3, 8, 8)),
+    Row("hardsigmoid", "- hardsigmoid", x(3, 8), ("N", 3, 8, 8)),
+    Row("silu", "- silu", x(3, 8), ("N", 3, 8, 8)),
+    Row("gelu-tanh", "- gelu: tanh", x(3, 8), ("N", 3, 8, 8)),
+    Row("mish", "- mish", x(3, 8), ("N", 3, 8, 8)),
+    Row("elu", "- elu: 0.5", x(3, 8), ("N", 3, 8, 8)),
+    Row("prelu", "- prelu", x(3, 8), ("N", 3, 8, 8)),
+    Row("prelu-2d", "- flatten\n- prelu", x(3, 2), ("N", 12)),
+    Row("layernorm-channels", "- layernorm: {eps: 1e-6}", x(8, 6, 5), ("N", 8, 6, 5)),
+    Row("layernorm-last", "- layernorm: last", x(6, 5, 8), ("N", 6, 5, 8)),
+    Row("groupnorm", "- groupnorm: 4", x(8, 6, 5), ("N", 8, 6, 5)),
+    Row("instancenorm", "- instancenorm", x(5, 6, 7), ("N", 5, 6, 7)),
+    Row("param-scale", "- param:\n  name: gamma\n- mul: {from: [gamma, x]}", x(8, 6, 5),
+        ("N", 8, 6, 5)),
+    Row("mul-se", "- mul: {from: [a, b]}", {"a": ("N", 4, 1, 1), "b": x(4, 5)}, ("N", 4, 5, 5)),
+    Row("add-broadcast", "- add: {from: [a, b]}", {"a": ("N", 1, 5, 5), "b": x(4, 5)},
+        ("N", 4, 5, 5)),
+    Row("shuffle", "- shuffle: 2", x(4, 3), ("N", 4, 3, 3)),
+    Row("split", "- split: {parts: 2, index: 1}", x(4, 3), ("N", 2, 3, 3)),
+    Row("split-sizes", "- split: {sizes: [1, 3], index: 1}", x(4, 3), ("N", 3, 3, 3)),
+    Row("permute", "- permute: {dims: [0, 2, 3, 1]}", x(4, 3, 5), ("N", 3, 5, 4)),
+    Row("reshape", "- reshape: {shape: [2, -1]}", x(4, 3), ("N", 2, 18)),
+    Row("dense-last", "- permute: {dims: [0, 2, 3, 1]}\n- dense: {units: 6, axis: last}",
+        x(4, 3), ("N", 3, 3, 6)),
+    Row("adaptiveavg-7-3", "- adaptiveavgpool: 3", x(3, 7), ("N", 3, 3, 3)),
+    Row("adaptiveavg-hw", "- adaptiveavgpool: {output: [4, 5]}", x(3, 11, 9), ("N", 3, 4, 5)),
+    Row("adaptivemax-divides", "- adaptivemaxpool: {output: [2, 3]}", x(3, 8, 9),
+        ("N", 3, 2, 3)),
+    Row("adaptivemax-5-3", "- adaptivemaxpool: 3", x(3, 5), ("N", 3, 3, 3)),
+    Row("max-dilated", "- maxpool: {kernel: 3, stride: 1, dilation: 2}", x(3, 9), ("N", 3, 5, 5)),
+    Row("avg-dilated", "- avgpool: {kernel: 3, stride: 2, dilation: 2, pad: 1, round: floor}",
+        x(3, 10), ("N", 3, 4, 4)),
+    Row("max-same-lower", "- maxpool: {kernel: 2, stride: 1, pad: same_lower}", x(3, 8),
+        ("N", 3, 8, 8)),
+    Row("conv-same-lower", "- conv: {filters: 4, kernel: 4, stride: 2, pad: same_lower}", x(3, 7),
+        ("N", 4, 4, 4)),
+    Row("stochasticdepth", "- stochasticdepth: 0.2", x(3, 5), ("N", 3, 5, 5)),
+]
+
+TABLE = CONV + POOL + OTHER + NEWER
 
 
 def check_and_run(path, expected=None):

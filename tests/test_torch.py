@@ -35,6 +35,11 @@ from test_shapes import TABLE, Row, x  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 SPECS = sorted((ROOT / "specs").glob("*.yaml"))
 TOLERANCE = 1e-5  # max |torch - onnx| / max |onnx|
+# With netc's initial weights (He-normal, identity batchnorm) MobileNetV3-Large's activations
+# grow to ~400 and float32 rounding shows: against a float64 run of the same model, ONNX Runtime
+# is off by 1.5e-5 and torch by 8.5e-6. With torchvision's weights the two agree to 8.3e-7
+# (tests/test_torchvision.py).
+LOOSER = {"mobilenet_v3_large": 3e-5}
 SEED = 3  # not netc's default, so that a seed that is dropped somewhere shows
 
 
@@ -120,7 +125,7 @@ def test_outputs_match_onnxruntime(zoo, record_property):
     error = compare(graph, model, serialize(onnx_model), BATCH.get(graph.name, 2))
     record_property("relative_error", error)
     print(f"{graph.name}: relative error {error:.2e}")
-    assert error < TOLERANCE
+    assert error < LOOSER.get(graph.name, TOLERANCE)
 
 
 def test_random_weights_match_onnxruntime():

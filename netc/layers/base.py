@@ -32,8 +32,11 @@ Shape = tuple  # of Dim
 
 # Attribute types. An annotation of a layer field picks how YAML values are read.
 Pair = tuple[int, int]  # `3` or `[3, 5]` (height, width)
-Padding = Union[tuple[int, int, int, int], str]  # 1, [h, w], [top, left, bottom, right], same, valid
+Padding = Union[tuple[int, int, int, int], str]  # 1, [h, w], [top, left, bottom, right],
+#   same, same_lower (an odd total's extra pixel at the start: ONNX SAME_LOWER) or valid
 Round = Literal["exact", "floor", "ceil"]
+Ints = tuple[int, ...]  # a list of integers, `[0, 2, 3, 1]` (min/max bound each item)
+MAX_ITEMS = 64  # the longest list an `Ints` attribute takes
 Init = typing.NewType("Init", str)  # he_normal, ..., normal(0.01), uniform(0.05), constant(0)
 
 INITIALISERS = ("he_normal", "he_uniform", "glorot_normal", "glorot_uniform", "zeros", "ones")
@@ -85,7 +88,7 @@ class AttrSpec:
     """One attribute as derived from a layer class: what check.py needs to read it."""
 
     name: str
-    kind: str  # int, float, bool, choice, pair, padding
+    kind: str  # int, float, bool, choice, pair, padding, init, ints (a list of ints)
     required: bool
     default: object
     doc: str
@@ -112,8 +115,10 @@ def _kind(annotation) -> tuple[str, tuple[str, ...], bool]:
         return "float", (), optional
     if annotation == Pair:
         return "pair", (), optional
+    if annotation == Ints:
+        return "ints", (), optional
     if annotation == Padding:
-        return "padding", ("same", "valid"), optional
+        return "padding", ("same", "same_lower", "valid"), optional
     if annotation is Init:
         return "init", INITIALISERS + tuple(f"{n}(x)" for n in INITIALISERS_WITH_VALUE), optional
     if typing.get_origin(annotation) is Literal:
@@ -146,7 +151,11 @@ class WeightSpec:
 
     `init` names the initialiser (see `netc.weights`); `fan_in` and `fan_out` feed He and
     Glorot initialisation; `trainable` is False for buffers such as batchnorm's running
-    statistics, which torchvision (and netc's parameter count) leave out.
+    statistics, which torchvision (and netc's parameter count) leave out. `own_name` makes the
+    tensor's name the layer's full name instead of `<layer>.<param>`: a parameter that a
+    PyTorch module holds beside its children (ConvNeXt's `features.1.0.layer_scale`), which
+    netc.torch puts on the layer's parent module; only for a layer whose output is that
+    tensor (`param`), since an ONNX initializer can't share its name with a node's output.
     """
 
     param: str
@@ -155,6 +164,7 @@ class WeightSpec:
     fan_in: int = 1
     fan_out: int = 1
     trainable: bool = True
+    own_name: bool = False
 
 
 class Tensor(Protocol):
@@ -347,7 +357,9 @@ def bias_lint(layer: Layer, site: Site, unit: str) -> Lint | None:
         (f"{first.kind} subtracts each {unit}'s mean, bias included, then adds its own shift "
          "(beta)",),
         (f"write `bias: false` (or `defaults: {{{layer.kind}: {{bias: false}}}}` for every "
-         f"{layer.kind})",))
+         f"{layer.kind})",
+         "or, where the bias is meant (to load a reference model's weights, which have it), "
+         "write `allow: [W202]` on the layer or at the top of the spec"))
 
 
 def volume(shape) -> int:

@@ -24,8 +24,8 @@ class Conv(Windowed):
     filters: int = attr(doc="number of filters (output channels)", min=1, max=1 << 20)
     kernel: Pair = attr(doc="filter size F: an int or [height, width]", min=1, max=4096)
     stride: Pair = attr(1, doc="step between windows: an int or [height, width]", min=1, max=4096)
-    pad: Padding = attr(0, doc="zero padding: int, [h, w], [top, left, bottom, right], same or valid",
-                        min=0, max=4096)
+    pad: Padding = attr(0, doc="zero padding: int, [h, w], [top, left, bottom, right], same, "
+                        "same_lower or valid", min=0, max=4096)
     dilation: Pair = attr(1, doc="spacing between filter taps: an int or [height, width]",
                           min=1, max=4096)
     groups: int = attr(1, doc="channel groups (groups = channels: depthwise)", min=1, max=1 << 20)

@@ -1,4 +1,5 @@
-"""Joins: element-wise sum (residual connections) and concatenation (inception modules)."""
+"""Joins: element-wise sum (residual connections) and product (squeeze-and-excitation), both
+broadcasting as numpy and ONNX do, and concatenation (inception modules)."""
 
 from __future__ import annotations
 
@@ -10,29 +11,78 @@ from ..errors import RuleError
 from .base import Layer, Lowering, Shape, Tensor, attr, fmt_shape, layer
 
 
+def broadcast(xs: Sequence[Shape], hint: str) -> Shape:
+    """The shape that inputs `xs` broadcast to, by numpy's (and ONNX's) rule for inputs of one
+    rank: in each axis the sizes are equal, or all but one of them 1 (the others are repeated).
+    A symbolic size (the batch N) matches itself and 1 only. Raises E305 naming both shapes
+    and the axis that can't broadcast, `hint` its fix. Inputs of different ranks are refused:
+    numpy would align them at their last axes, which moves the batch axis of the shorter;
+    except an input without a batch axis (a learned tensor, `- param`: C×1×1), which aligns at
+    the last axes as in numpy (ConvNeXt's layer_scale × N×C×H×W)."""
+    rank = max(len(x) for x in xs)
+    batchless = [x for x in xs if len(x) < rank and not any(isinstance(d, str) for d in x)]
+    if batchless and any(isinstance(d, str) for x in xs for d in x):
+        xs = [(1,) * (rank - len(x)) + tuple(x) if len(x) < rank and
+              not any(isinstance(d, str) for d in x) else x for x in xs]
+    rank = len(xs[0])
+    for j, x in enumerate(xs[1:], 1):
+        if len(x) != rank:
+            small, longer = sorted((xs[0], x), key=len)
+            ones = [1] * (len(longer) - 2)
+            example = fmt_shape((*small, *ones)) if len(small) == 2 else None
+            raise RuleError(
+                f"needs inputs of one shape, got {fmt_shape(xs[0])} and {fmt_shape(x)}",
+                code="E305", input=j,
+                details=[f"input {k + 1}: {fmt_shape(s)}" for k, s in enumerate(xs)]
+                + [f"a {len(xs[0])}-D and a {len(x)}-D input: broadcasting needs inputs of one "
+                   "rank (aligned at their last axes, the batch axes would not line up)"],
+                hints=[f"reshape the {len(small)}-D input to {example} (`- reshape: {{shape: "
+                       f"{[small[1], *ones]}}}`)"] if example else [hint],
+            )
+    out = []
+    for axis in range(rank):
+        sizes = [x[axis] for x in xs]
+        big = [d for d in sizes if d != 1]
+        clash = next((j for j, d in enumerate(sizes) if d != 1 and d != big[0]), None) \
+            if big else None
+        if clash is not None:
+            first = sizes.index(big[0])
+            raise RuleError(
+                f"needs inputs of one shape, got {fmt_shape(xs[first])} and "
+                f"{fmt_shape(xs[clash])}", code="E305", input=clash,
+                details=[f"input {k + 1}: {fmt_shape(s)}" for k, s in enumerate(xs)]
+                + [f"axis {axis}: {sizes[first]} and {sizes[clash]} differ and neither is 1, "
+                   "so they can't broadcast"],
+                hints=[hint],
+            )
+        out.append(big[0] if big else 1)
+    return tuple(out)
+
+
+def _broadcast_equation(out: Shape, xs: Sequence[Shape]) -> list[str]:
+    if all(x == out for x in xs):
+        return [f"shape: the {len(xs)} inputs' common shape"]
+    shapes = " and ".join(fmt_shape(x) for x in xs)
+    return [f"shape: the inputs broadcast: {shapes} -> {fmt_shape(out)}",
+            "  (numpy's rule: in each axis, a size of 1 is repeated to match the other)"]
+
+
 @layer("add")
 @dataclass(frozen=True)
 class Add(Layer):
-    """Element-wise sum of two or more inputs of the same shape (ONNX Add / Sum).
+    """Element-wise sum of two or more inputs of one shape, or shapes that broadcast as in numpy
+    and ONNX (N×C×1×1 + N×C×H×W); ONNX Add (Sum for three or more).
 
     `- add: {from: [bn2, input]}`"""
 
     arity = (2, None)
 
     def infer(self, *xs: Shape) -> Shape:
-        for i, x in enumerate(xs[1:], 1):
-            if x != xs[0]:
-                raise RuleError(
-                    f"needs inputs of one shape, got {fmt_shape(xs[0])} and {fmt_shape(x)}",
-                    code="E305", input=i,
-                    details=[f"input {j + 1}: {fmt_shape(s)}" for j, s in enumerate(xs)],
-                    hints=["a residual shortcut that changes size needs a projection "
-                           "(a 1x1 conv with the same stride and filters)"],
-                )
-        return xs[0]
+        return broadcast(xs, "a residual shortcut that changes size needs a projection "
+                             "(a 1x1 conv with the same stride and filters)")
 
     def equation(self, out: Shape, *xs: Shape) -> list[str]:
-        return [f"shape: the {len(xs)} inputs' common shape"]
+        return _broadcast_equation(out, xs)
 
     def lower(self, b: Lowering, xs: Sequence[Tensor], w: Mapping[str, str],
               out: Tensor) -> None:
@@ -45,6 +95,41 @@ class Add(Layer):
 
     def torch_module(self, x, nn, classes):
         return classes.Add()
+
+
+@layer("mul")
+@dataclass(frozen=True)
+class Mul(Layer):
+    """Element-wise product of two or more inputs whose shapes broadcast as in numpy and ONNX:
+    squeeze-and-excitation's N×C×1×1 scale times its N×C×H×W input; ONNX Mul.
+
+    `- mul: {from: [scale, conv3]}`"""
+
+    arity = (2, None)
+
+    def infer(self, *xs: Shape) -> Shape:
+        return broadcast(xs, "a scale per channel is N×C×1×1 for an N×C×H×W input: the same "
+                             "channels, and 1 in the axes it is repeated over")
+
+    def equation(self, out: Shape, *xs: Shape) -> list[str]:
+        return _broadcast_equation(out, xs)
+
+    def lower(self, b: Lowering, xs: Sequence[Tensor], w: Mapping[str, str],
+              out: Tensor) -> None:
+        # ONNX Mul takes two inputs: three or more are multiplied in turn
+        names = [x.name for x in xs]
+        for i in range(1, len(names) - 1):
+            b.node("Mul", [names[0] if i == 1 else f"{out.name}/product{i - 1}", names[i]],
+                   f"{out.name}/product{i}")
+        last = names[0] if len(names) == 2 else f"{out.name}/product{len(names) - 2}"
+        b.node("Mul", [last, names[-1]], out.name)
+
+    @classmethod
+    def torch_classes(cls, torch) -> dict[str, type]:
+        return {"Mul": _torch_classes(torch)["Mul"]}
+
+    def torch_module(self, x, nn, classes):
+        return classes.Mul()
 
 
 @layer("concat")
@@ -100,12 +185,21 @@ def _torch_classes(torch) -> dict[str, type]:
     nn = torch.nn
 
     class Add(nn.Module):
-        """Element-wise sum of two or more tensors (ONNX Add, or Sum for more)."""
+        """Element-wise sum of two or more tensors, broadcasting (ONNX Add, or Sum for more)."""
 
         def forward(self, *xs):
             out = xs[0] + xs[1]
             for x in xs[2:]:
                 out = out + x
+            return out
+
+    class Mul(nn.Module):
+        """Element-wise product of two or more tensors, broadcasting (ONNX Mul)."""
+
+        def forward(self, *xs):
+            out = xs[0] * xs[1]
+            for x in xs[2:]:
+                out = out * x
             return out
 
     class Concat(nn.Module):
@@ -121,4 +215,4 @@ def _torch_classes(torch) -> dict[str, type]:
         def extra_repr(self) -> str:
             return f"dim={self.dim}"
 
-    return {"Add": Add, "Concat": Concat}
+    return {"Add": Add, "Mul": Mul, "Concat": Concat}

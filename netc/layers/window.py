@@ -67,30 +67,37 @@ def window(n: int, k: int, s: int, pb: int, pa: int, d: int, rounding: str) -> W
     return Window(out, max(0, (out - 1) * s + keff - padded))
 
 
-def same_padding(n: int, k: int, s: int, d: int) -> tuple[int, int]:
+def same_padding(n: int, k: int, s: int, d: int, lower: bool = False) -> tuple[int, int]:
     """`pad: same`: output ceil(n / s); odd filters pad (F-1)/2 on each side, and any odd
-    total puts the extra pixel at the end (ONNX's SAME_UPPER, TensorFlow's SAME)."""
+    total puts the extra pixel at the end (ONNX's SAME_UPPER, TensorFlow's SAME), or with
+    `lower` (`pad: same_lower`, ONNX's SAME_LOWER) at the start."""
     keff = d * (k - 1) + 1
     out = -(-n // s)
     total = max((out - 1) * s + keff - n, 0)
-    return total // 2, total - total // 2
+    small, large = total // 2, total - total // 2
+    return (large, small) if lower else (small, large)
+
+
+SAME = ("same", "same_lower")  # the `pad` values that promise an output of ceil(N / stride)
 
 
 def pads_of(pad, x_hw, kernel, stride, dilation) -> tuple[int, int, int, int]:
     """(top, left, bottom, right) for a normalised `pad` attribute (a 4-tuple or same/valid)."""
     if pad == "valid":
         return (0, 0, 0, 0)
-    if pad == "same":
-        (t, b), (l, r) = (same_padding(x_hw[i], kernel[i], stride[i], dilation[i]) for i in (0, 1))
+    if pad in SAME:
+        (t, b), (l, r) = (same_padding(x_hw[i], kernel[i], stride[i], dilation[i],
+                                       pad == "same_lower") for i in (0, 1))
         return (t, l, b, r)
     return pad
 
 
 def rounding_of(pad, rounding: str) -> str:
-    """`same` promises ceil(N / stride), so it never needs rounding; but where the stride is
-    longer than the filter, the pixels after the last window are skipped (as in ONNX's
-    SAME_UPPER), which `exact` would reject: read `exact` as `floor` there."""
-    return "floor" if pad == "same" and rounding == "exact" else rounding
+    """`same` (and `same_lower`) promises ceil(N / stride), so it never needs rounding; but
+    where the stride is longer than the filter, the pixels after the last window are skipped
+    (as in ONNX's SAME_UPPER and SAME_LOWER), which `exact` would reject: read `exact` as
+    `floor` there."""
+    return "floor" if pad in SAME and rounding == "exact" else rounding
 
 
 def spatial(x_hw: tuple[int, int], kernel, stride, pads, dilation, rounding: str,
@@ -250,9 +257,11 @@ class Windowed(Layer):
         if any(d > 1 for d in dilation):
             lines.append(f"  the dilated filter spans F = dilation × (F - 1) + 1 = "
                          f"{keff[0]}x{keff[1]} pixels")
-        if self.pad == "same":
-            lines.append(f"  pad: same pads (top, left, bottom, right) = {list(pads)}, for an "
-                         f"output of ceil(N / stride)")
+        if self.pad in SAME:
+            lines.append(f"  pad: {self.pad} pads (top, left, bottom, right) = {list(pads)}, "
+                         f"for an output of ceil(N / stride)"
+                         + (", an odd total's extra pixel at the start"
+                            if self.pad == "same_lower" and pads[:2] != pads[2:] else ""))
         before, after = (pads[0], pads[1]), (pads[2], pads[3])
         extras = []
         for i in (0, 1):
@@ -264,7 +273,8 @@ class Windowed(Layer):
                 note = "a whole number"
             elif rounding == "floor":
                 left, dropped = leftover(n, k, s, before[i], after[i], dilation[i])
-                why = "`pad: same` (read as floor)" if self.pad == "same" else "`round: floor`"
+                why = (f"`pad: {self.pad}` (read as floor)" if self.pad in SAME
+                       else "`round: floor`")
                 note = f"rounded down by {why} to {got.out}"
                 if dropped > 0:
                     edge = EDGE[AXES[i]] + "s" * (dropped > 1)

@@ -18,13 +18,16 @@ from __future__ import annotations
 import inspect
 import json
 
-from ..expand import ARG_TYPES, BLOCK_KEYS, COMMON_KEYS, FORMAT_VERSION, MAX_NAME, MAX_RANK_DIM, \
-    TOP_KEYS
+from ..expand import ALLOWABLE, ARG_TYPES, BLOCK_KEYS, BRANCH_KEYS, COMMON_KEYS, FORMAT_VERSION, \
+    MAX_NAME, MAX_RANK_DIM, REPEAT_KEYS, TOP_KEYS
 from ..layers import REGISTRY, AttrSpec, attributes, counting_macs
-from ..layers.base import INITIALISERS, INITIALISERS_WITH_VALUE
+from ..layers.base import INITIALISERS, INITIALISERS_WITH_VALUE, MAX_ITEMS
 
 DRAFT = "http://json-schema.org/draft-07/schema#"
 NAME = r"^[A-Za-z_][A-Za-z0-9_]*([.\-][A-Za-z0-9_]+)*$"  # expand.NAME_RE, in JSON's dialect
+# expand.LOCAL_NAME_RE: a layer name, which below a block instance or `branches:` may start
+# with a digit (the schema can't tell where it is, so it takes this one for every layer name)
+LOCAL_NAME = r"^[A-Za-z0-9_]+([.\-][A-Za-z0-9_]+)*$"
 IDENT = r"^[A-Za-z_][A-Za-z0-9_]*$"  # expand.IDENT_RE: block and argument names
 EXPRESSION = {"type": "string", "pattern": r"\$",
               "description": "an expression over the block's arguments, e.g. `$filters * 4`"}
@@ -40,6 +43,17 @@ def spec_schema() -> dict:
                  "(`conv1`, `layer1.0.conv1`)"},
         "names": {"oneOf": [{"$ref": REF + "name"},
                             {"type": "array", "items": {"$ref": REF + "name"}, "minItems": 1}]},
+        "layer_name": {"type": "string", "pattern": LOCAL_NAME, "maxLength": MAX_NAME,
+                       "description": "letters, digits and `_`, with `.` or `-` between parts "
+                       "(`conv1`, `layer1.0.conv1`); only inside a block or `branches:` may it "
+                       "start with a digit (`\"0\"` gives `<instance>.0`)"},
+        "layer_names": {"oneOf": [{"$ref": REF + "layer_name"},
+                                  {"type": "array", "items": {"$ref": REF + "layer_name"},
+                                   "minItems": 1}]},
+        "allow": {"oneOf": [{"enum": list(ALLOWABLE)},
+                            {"type": "array", "items": {"enum": list(ALLOWABLE)}}],
+                  "description": "warning codes to silence (docs/errors.md): "
+                  f"{', '.join(ALLOWABLE)}"},
         "shape": _shape(),
         "layers": {"type": "array", "minItems": 1, "items": {"$ref": REF + "entry"},
                    "description": "the layers, in order; each takes the previous one's output "
@@ -47,9 +61,11 @@ def spec_schema() -> dict:
         "branches": {"type": "array", "minItems": 2,
                      "items": {"oneOf": [{"$ref": REF + "entry"},
                                          {"type": "array", "minItems": 1,
-                                          "items": {"$ref": REF + "entry"}}]},
+                                          "items": {"$ref": REF + "entry"}},
+                                         _named_branch()]},
                      "description": "parallel chains reading the same input, concatenated "
-                     "along the channels: each branch is one layer entry or a list of them"},
+                     "along the channels: each branch is one layer entry, a list of them, or "
+                     "`{name: ..., layers: [...]}`"},
         "entry": _entry(kinds),
         "block": _block(),
         "expect": _expect(),
@@ -80,6 +96,8 @@ def spec_schema() -> dict:
         "outputs": {"$ref": REF + "names",
                     "description": "the model's outputs (default: the last layer)"},
         "expect": {"$ref": REF + "expect"},
+        "allow": {"$ref": REF + "allow",
+                  "description": "warning codes silenced in the whole spec, e.g. [W202]"},
     }
     assert list(properties) == list(TOP_KEYS), "every top-level key is described"
     return {
@@ -113,18 +131,22 @@ def _shape() -> dict:
 
 def _entry(kinds: list[str]) -> dict:
     """A layer entry: a bare type name, or a mapping with one type key and the common keys."""
+    count = _number("integer", 1, None, True, None)
     common = {
-        "name": {"$ref": REF + "name",
+        "name": {"$ref": REF + "layer_name",
                  "description": "the layer's name (default: its type and a number, `conv1`)"},
-        "from": {"$ref": REF + "names",
+        "from": {"$ref": REF + "layer_names",
                  "description": "the layer or input (or list of them) this layer reads "
                  "(default: the previous layer)"},
-        "repeat": _number("integer", 1, None, True, "chain this many instances, named "
-                          "`<name>.0`, `<name>.1`, ..."),
+        "repeat": {"oneOf": [*count["oneOf"], _repeat(count)],
+                   "description": "chain this many instances, named `<name>.0`, `<name>.1`, "
+                   "...; or `{count: 6, name: \"denselayer{i}\", start: 1}`"},
         "first": {"type": "object", "description": "attributes or arguments that the first "
                   "instance of a repeat overrides"},
         "when": _typed({"type": "boolean"}, True, "keep the layer only when this holds "
                        "(left out, its name stands for its input)"),
+        "allow": {"$ref": REF + "allow", "description": "warning codes silenced for this "
+                  "layer (for a block use or `branches:`, for all it expands to)"},
     }
     assert list(common) == list(COMMON_KEYS)
     options = [{"type": "string", "description": "a layer type (or block) without attributes",
@@ -151,6 +173,32 @@ def _entry(kinds: list[str]) -> dict:
                     "not": {"anyOf": [{"required": [k]} for k in kinds + ["branches"]]
                             + [{"propertyNames": {"enum": list(COMMON_KEYS)}}]}})
     return {"oneOf": options}
+
+
+def _repeat(count: dict) -> dict:
+    properties = {
+        "count": {**count, "description": "the number of instances"},
+        "name": {"type": "string", "pattern": r"\{i\}",
+                 "description": "the instances' names: `{i}` is the instance's number, "
+                 "`{$arg}` a block argument (`denselayer{i}`, `block{$stage}-{i}`)"},
+        "start": {**_number("integer", 0, MAX_RANK_DIM, True, None),
+                  "description": "the first instance's number (default 0)"},
+    }
+    assert list(properties) == list(REPEAT_KEYS)
+    return {"type": "object", "required": ["count"], "properties": properties,
+            "additionalProperties": False}
+
+
+def _named_branch() -> dict:
+    properties = {
+        "name": {"$ref": REF + "layer_name",
+                 "description": "the branch's name: its layers are `<name>` (one) or "
+                 "`<name>.0`, `<name>.1`, ... unless named"},
+        "layers": {"$ref": REF + "layers"},
+    }
+    assert list(properties) == list(BRANCH_KEYS)
+    return {"type": "object", "required": list(BRANCH_KEYS), "properties": properties,
+            "additionalProperties": False, "description": "a named branch"}
 
 
 def _block() -> dict:
@@ -230,6 +278,9 @@ def _attribute(spec: AttrSpec, expressions: bool, shorthand: bool = False) -> di
         out = {"anyOf": [names, valued], "description": doc}
     elif spec.kind in ("pair", "padding"):
         out = _sizes(spec, expressions, doc, shorthand)
+    elif spec.kind == "ints":
+        out = {"type": "array", "items": _number("integer", spec.min, spec.max, expressions, None),
+               "minItems": 1, "maxItems": MAX_ITEMS, "description": doc}
     else:  # a new attribute type must be described here
         raise TypeError(f"no schema for attribute kind {spec.kind!r}")
     if spec.optional:
