@@ -86,3 +86,26 @@ def test_torchvision_checkpoint_compiles_and_matches(name, tmp_path):
     (got,) = sess.run(None, {"image": x.numpy()})
     relative = np.abs(got - expected).max() / np.abs(expected).max()
     assert relative < 1e-5, f"{name}: relative error {relative:.2e}"
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_netc_torch_loads_torchvision_state_dict(name):
+    """netc.torch builds each zoo spec as a module whose state_dict is torchvision's: it loads
+    with nothing missing or unexpected (num_batches_tracked included), and computes what
+    torchvision's model computes."""
+    import netc.torch
+
+    torch.manual_seed(0)
+    torch.set_num_threads(2)
+    reference = MODELS[name]().eval()
+    _randomise_batchnorm(reference, torch.Generator().manual_seed(1))
+    model = netc.torch.build(ROOT / "specs" / f"{name}.yaml")
+    result = model.load_state_dict(reference.state_dict(), strict=True)
+    assert not result.missing_keys and not result.unexpected_keys
+    model.train(False)
+    size = SIZES.get(name, 224)
+    x = torch.randn(1, 3, size, size, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        expected, got = reference(x), model(x)
+    relative = ((got - expected).abs().max() / expected.abs().max()).item()
+    assert relative < 1e-5, f"{name}: relative error {relative:.2e}"
