@@ -11,11 +11,16 @@ Two families, both derandomised (the same examples on every run) and sized for C
    exception is a netc bug.
 2. **Pipeline fuzz**: random small networks, valid by construction (conv, pooling, dense,
    add/concat joins with `from:`, batchnorm, activations; random sizes, strides, pads,
-   dilations, groups and round modes), whose shapes are predicted by an independent model of
-   the rules below (`ref_layer`). netc's shapes must equal it and ONNX Runtime's (every layer
+   dilations, groups and round modes; and issue 12's layers: relu6, clip, hardswish,
+   hardsigmoid, silu, gelu, mish, elu, prelu, stochasticdepth, mul and add broadcasting (an
+   N×C×1×1 squeeze-and-excitation scale from a global pool of an earlier map), layer, group
+   and instance norm, shuffle, split, permute, reshape (to 2-D to 5-D), dense on the last
+   axis, adaptive pools, dilated pools and `pad: same_lower`), whose shapes are predicted by
+   an independent model of the rules below (`ref_layer`). netc's shapes must equal it and ONNX Runtime's (every layer
    is an output, run at batch 2 on the CPU), and the model must pass ONNX's full check (its
    shape inference agreeing with the shapes netc declares). Then one dimension of the network is changed (a
-   filter count, kernel, stride, pad, dilation, group count or input size): where the
+   filter count, kernel, stride, pad, dilation, group count, input size, adaptive output,
+   split part, size or index, reshape size or clip bound): where the
    reference says the network no longer fits, netc must reject it with one error per failing
    layer, of the predicted code, positioned on that layer's lines, before any ONNX is built;
    where it still fits, netc must accept it and ONNX Runtime must run it to netc's shapes.
@@ -374,12 +379,18 @@ KEYS = ["netc", "name", "description", "inputs", "defaults", "blocks", "layers",
         "axis", "rate", "eps", "size", "alpha", "beta", "include_pad", "params", "macs",
         "conv", "maxpool", "avgpool", "globalavgpool", "dense", "flatten", "relu", "add",
         "concat", "batchnorm", "lrn", "softmax", "dropout", "tanh", "sigmoid", "leakyrelu",
-        "x", "image", "input", "b", "conv1", "layer1"]
+        "x", "image", "input", "b", "conv1", "layer1",
+        # issue 12's layers and attributes
+        "relu6", "clip", "hardswish", "hardsigmoid", "silu", "gelu", "mish", "elu", "prelu",
+        "mul", "layernorm", "groupnorm", "instancenorm", "param", "shuffle", "split", "permute",
+        "reshape", "adaptiveavgpool", "adaptivemaxpool", "stochasticdepth", "min", "max",
+        "approximate", "affine", "parts", "sizes", "index", "dims", "shape", "p", "mode"]
 scalars = st.one_of(
     st.integers(-3, 40), st.sampled_from([0, 1, 2, 3, 224, 1 << 20, 1 << 40, -(1 << 70)]),
     st.booleans(), st.none(), st.floats(allow_nan=True, allow_infinity=True),
     st.sampled_from(KEYS + ["N", "$filters", "$x * 2", "$stride > 1", "same", "valid", "ceil",
-                            "floor", "he_normal", "normal(0.1)", "0.5", "1e-3"]),
+                            "floor", "he_normal", "normal(0.1)", "0.5", "1e-3", "same_lower",
+                            "last", "channels", "none", "row", "batch", "constant(1e-6)"]),
     st.sampled_from(KEYS + ["N", "$filters"]),
     st.text(max_size=8),
     st.sampled_from(TRAPS),  # stops at the loader (E104...): rarely
@@ -510,11 +521,12 @@ def pads4(pad, hw, k, s, d):
     """(top, left, bottom, right), written independently of netc.layers.window.pads_of."""
     if pad == "valid":
         return (0, 0, 0, 0)
-    if pad == "same":
+    if pad in ("same", "same_lower"):  # the odd pixel at the end (same) or the start
         out = []
         for i in (0, 1):
             total = max((-(-hw[i] // s[i]) - 1) * s[i] + f_eff(k[i], d[i]) - hw[i], 0)
-            out.append((total // 2, total - total // 2))
+            small, large = total // 2, total - total // 2
+            out.append((large, small) if pad == "same_lower" else (small, large))
         return (out[0][0], out[1][0], out[0][1], out[1][1])
     if isinstance(pad, int):
         return (pad,) * 4
@@ -542,13 +554,14 @@ def window_out(hw, a, pool):
     """(H, W) or an error code for a conv or pool with attributes `a` on an H x W input."""
     k = pair(a["kernel"])
     s = pair(a.get("stride", a["kernel"] if pool else 1))
-    d = (1, 1) if pool else pair(a.get("dilation", 1))
+    d = pair(a.get("dilation", 1))
     pad = a.get("pad", 0)
     rounding = a.get("round", "exact")
-    if pad == "same" and rounding == "exact":
+    if pad in ("same", "same_lower") and rounding == "exact":
         rounding = "floor"  # `same` promises ceil(n / s); it skips what a long stride skips
     p = pads4(pad, hw, k, s, d)
-    if pool and any(p[i] >= k[i % 2] for i in range(4)):
+    # a pooling window may not be padded as much as it spans (dilated: d·(k-1)+1 pixels)
+    if pool and any(p[i] >= f_eff(k[i % 2], d[i % 2]) for i in range(4)):
         return "E105"
     sizes = [axis_out(hw[i], k[i], s[i], p[i], p[i + 2], d[i], rounding) for i in (0, 1)]
     for code in ("E302", "E301"):  # every axis is checked for E302 first
@@ -579,15 +592,78 @@ def ref_layer(kind, a, xs):
         return x if len(x) in (2, 4) else "E307"
     if kind == "lrn":
         return x if len(x) == 4 else "E307"
-    if kind in ("relu", "tanh", "sigmoid", "leakyrelu", "dropout"):
+    if kind in ("relu", "tanh", "sigmoid", "leakyrelu", "dropout", "relu6", "hardswish",
+                "hardsigmoid", "silu", "gelu", "mish", "elu", "stochasticdepth"):
         return x
+    if kind == "clip":  # at least one bound, and min < max when both are given
+        lo, hi = a.get("min"), a.get("max")
+        if lo is None and hi is None or lo is not None and hi is not None and lo >= hi:
+            return "E105"
+        return x
+    if kind == "prelu":  # a slope per channel (or feature)
+        return x if len(x) in (2, 4) else "E307"
     if kind == "softmax":
         return x if -len(x) <= a.get("axis", 1) < len(x) else "E306"
     if kind == "flatten":
         return (x[0], math.prod(x[1:]))
-    if kind == "dense":
+    if kind == "dense":  # flat: (N, features); last: the last axis of any rank, others kept
+        if a.get("axis", "flat") == "last":
+            return (*x[:-1], a["units"])
         return (x[0], a["units"]) if len(x) == 2 else "E304"
-    if kind == "add":  # numpy's broadcasting, for inputs of one rank
+    if kind == "layernorm":  # channels: axis 1 of (N, C) or NCHW; last: any rank from 2
+        if a.get("axis", "channels") == "channels":
+            return x if len(x) in (2, 4) else "E307"
+        return x if len(x) >= 2 else "E307"
+    if kind == "groupnorm":
+        if len(x) not in (2, 4):
+            return "E307"
+        return "E303" if x[1] % a["groups"] else x
+    if kind == "instancenorm":
+        return x if len(x) == 4 else "E307"
+    if kind == "shuffle":  # channels viewed as groups x C/groups
+        if len(x) != 4:
+            return "E307"
+        return "E303" if x[1] % a["groups"] else x
+    if kind == "split":  # one part of the channels: torch.chunk (parts) or torch.split (sizes)
+        if len(x) < 2:
+            return "E307"
+        if ("parts" in a) == ("sizes" in a):
+            return "E105"
+        if "parts" in a:
+            if x[1] % a["parts"]:
+                return "E303"
+            parts = [x[1] // a["parts"]] * a["parts"]
+        else:
+            parts = list(a["sizes"])
+            if sum(parts) != x[1]:
+                return "E303"
+        if a["index"] >= len(parts):
+            return "E105"
+        return (x[0], parts[a["index"]], *x[2:])
+    if kind == "permute":  # output axis i is input axis dims[i]; the batch stays first
+        r = len(x)
+        dims = [d + r if -r <= d < 0 else d for d in a["dims"]]
+        if sorted(dims) != list(range(r)) or dims[0] != 0:
+            return "E306"
+        return tuple(x[d] for d in dims)
+    if kind == "reshape":  # sizes after the batch, one may be -1; the values must fit
+        new = list(a["shape"])
+        if 0 in new or new.count(-1) > 1:
+            return "E105"
+        have, known = math.prod(x[1:]), math.prod(d for d in new if d != -1)
+        if -1 in new:
+            if have % known:
+                return "E305"
+            new[new.index(-1)] = have // known
+        elif known != have:
+            return "E305"
+        return (x[0], *new)
+    if kind in ("adaptiveavgpool", "adaptivemaxpool"):  # the output no larger than the input
+        if len(x) != 4:
+            return "E307"
+        out = pair(a["output"])
+        return "E302" if out[0] > x[2] or out[1] > x[3] else (x[0], x[1], *out)
+    if kind in ("add", "mul"):  # numpy's broadcasting, for inputs of one rank
         if any(len(y) != len(x) for y in xs):
             return "E305"
         out = []
@@ -680,18 +756,20 @@ def window_attrs(draw, hw, pool):
     if draw(st.integers(0, 2)) or not pool:
         s = [draw(st.integers(1, 3)), draw(st.integers(1, 3))]
         a["stride"] = s if s[0] != s[1] else s[0]
-    if not pool and draw(st.integers(0, 3)) == 0:
+    if draw(st.integers(0, 3 if not pool else 5)) == 0:  # pools too (issue 12)
         d = [draw(st.integers(1, 2)), draw(st.integers(1, 2))]
         a["dilation"] = d if d[0] != d[1] else d[0]
-    form = draw(st.sampled_from(["none", "int", "hw", "tlbr", "same", "valid"]))
-    limit = (lambda i: pair(a["kernel"])[i % 2] - 1) if pool else (lambda i: 2)
+    form = draw(st.sampled_from(["none", "int", "hw", "tlbr", "same", "valid", "same_lower"]))
+    # a pool may pad less than the (dilated) window spans
+    limit = (lambda i: f_eff(pair(a["kernel"])[i % 2], pair(a.get("dilation", 1))[i % 2]) - 1) \
+        if pool else (lambda i: 2)
     if form == "int":
         a["pad"] = draw(st.integers(0, min(limit(0), limit(1))))
     elif form == "hw":
         a["pad"] = [draw(st.integers(0, limit(0))), draw(st.integers(0, limit(1)))]
     elif form == "tlbr":
         a["pad"] = [draw(st.integers(0, limit(i))) for i in range(4)]
-    elif form in ("same", "valid"):
+    elif form in ("same", "valid", "same_lower"):
         a["pad"] = form
     a["round"] = draw(st.sampled_from(["exact", "floor", "ceil"]))
     got = window_out(hw, a, pool)
@@ -709,6 +787,61 @@ def window_attrs(draw, hw, pool):
 
 
 ACTIVATIONS = ["relu", "tanh", "sigmoid", "leakyrelu", "dropout", "softmax"]
+# issue 12: the activations since 2016, and stochastic depth (an Identity at inference)
+FUNCTIONS = ["relu6", "clip", "hardswish", "hardsigmoid", "silu", "gelu", "mish", "elu",
+             "prelu", "stochasticdepth"]
+BOUNDS = [-2.5, -1, 0, 0.5, 1, 6]
+
+
+@st.composite
+def function_layer(draw, x) -> tuple[str, dict]:
+    """An element-wise layer (old or new) that fits an input of shape `x`."""
+    kinds = ACTIVATIONS + FUNCTIONS
+    if len(x) not in (2, 4):
+        kinds = [k for k in kinds if k != "prelu"]
+    kind = draw(st.sampled_from(kinds))
+    attrs = {}
+    if kind == "softmax" and draw(st.booleans()):
+        attrs = {"axis": draw(st.integers(-len(x), len(x) - 1))}
+    elif kind == "clip":
+        lo, hi = sorted(draw(st.lists(st.sampled_from(BOUNDS), min_size=2, max_size=2,
+                                      unique=True)))
+        attrs = draw(st.sampled_from([{"min": lo, "max": hi}, {"min": lo}, {"max": hi}]))
+    elif kind == "gelu" and draw(st.booleans()):
+        attrs = {"approximate": draw(st.sampled_from(["none", "tanh"]))}
+    elif kind == "elu" and draw(st.booleans()):
+        attrs = {"alpha": draw(st.sampled_from([0.5, 1.0, 2]))}
+    elif kind == "stochasticdepth":
+        attrs = {"p": draw(st.sampled_from([0, 0.1, 0.5]))}
+        if draw(st.booleans()):
+            attrs["mode"] = draw(st.sampled_from(["row", "batch"]))
+    return kind, attrs
+
+
+@st.composite
+def reshape_attrs(draw, x) -> dict:
+    """A `shape` that holds the values of one image of `x` (1 to 4 sizes, maybe one -1)."""
+    left = math.prod(x[1:])
+    sizes = []
+    for _ in range(draw(st.sampled_from([1, 2, 3, 3, 3, 4])) - 1):
+        sizes.append(draw(st.sampled_from(_divisors(left))))
+        left //= sizes[-1]
+    sizes.append(left)
+    sizes = draw(st.permutations(sizes))
+    if draw(st.booleans()):
+        sizes[draw(st.integers(0, len(sizes) - 1))] = -1
+    return {"shape": sizes}
+
+
+@st.composite
+def split_attrs(draw, c) -> dict:
+    """One part of `c` channels: equal `parts`, or `sizes` adding up to `c`."""
+    if draw(st.booleans()):
+        parts = draw(st.sampled_from(_divisors(c)))
+        return {"parts": parts, "index": draw(st.integers(0, parts - 1))}
+    cuts = sorted(draw(st.sets(st.integers(1, c - 1), max_size=3))) if c > 1 else []
+    sizes = [b - a for a, b in zip([0] + cuts, cuts + [c])]
+    return {"sizes": sizes, "index": draw(st.integers(0, len(sizes) - 1))}
 
 
 @st.composite
@@ -720,19 +853,29 @@ def networks(draw) -> Net:
         net = Net(["N", draw(st.integers(1, 6))])
     shapes = {"x": tuple(net.input)}
     cur = "x"
+
+    def side(layer: Layer) -> str:
+        """A layer off the main line (an operand of a join): added, its shape recorded."""
+        net.layers.append(layer)
+        shapes[layer.name] = ref_layer(layer.kind, layer.attrs,
+                                       [shapes[s] for s in layer.src])
+        assert isinstance(shapes[layer.name], tuple), (layer, shapes[layer.name])
+        return layer.name
+
     for i in range(draw(st.integers(1, 7))):
         x = shapes[cur]
         name = f"l{i}"
-        options = ["act", "batchnorm", "join", "join"]
-        options += ["conv", "conv", "conv", "maxpool", "avgpool", "globalavgpool", "lrn",
-                    "flatten"] if len(x) == 4 else ["dense", "dense"]
+        options = ["act", "act", "join", "join", "join"] + (["batchnorm"] if len(x) in (2, 4)
+                                                            else [])
+        options += {4: ["conv", "conv", "conv", "maxpool", "avgpool", "globalavgpool", "lrn",
+                        "flatten", "norm", "adaptive", "shuffle", "split", "permute",
+                        "reshape", "dense_last"],
+                    2: ["dense", "dense", "norm", "split", "reshape", "dense_last"]}.get(
+            len(x), ["dense_last", "reshape", "permute", "split", "norm", "flatten"])
         what = draw(st.sampled_from(options))
         src = None
         if what == "act":
-            kind = draw(st.sampled_from(ACTIVATIONS))
-            attrs = {}
-            if kind == "softmax" and draw(st.booleans()):
-                attrs = {"axis": draw(st.integers(-len(x), len(x) - 1))}
+            kind, attrs = draw(function_layer(x))
         elif what == "conv":
             kind = "conv"
             g = draw(st.sampled_from(_divisors(x[1])))
@@ -751,27 +894,84 @@ def networks(draw) -> Net:
             kind, attrs = "lrn", {"size": draw(st.sampled_from([1, 3, 5]))}
         elif what == "dense":
             kind, attrs = "dense", {"units": draw(st.integers(1, 8))}
-        elif what == "join":
-            # another operand: an earlier value, or a new side branch from an earlier value
-            same = [n for n, s in shapes.items() if s == x]
-            kind = draw(st.sampled_from(["add", "concat"]))
+        elif what == "dense_last":
+            kind, attrs = "dense", {"units": draw(st.integers(1, 8)), "axis": "last"}
+        elif what == "norm":
+            kind = draw(st.sampled_from(["layernorm", "groupnorm", "instancenorm"]
+                                        if len(x) == 4 else ["layernorm", "groupnorm"]
+                                        if len(x) == 2 else ["layernorm"]))
             attrs = {}
-            if kind == "add" and len(same) > 1 and draw(st.booleans()):
+            if kind == "layernorm":
+                if len(x) not in (2, 4) or draw(st.booleans()):
+                    attrs["axis"] = "last" if len(x) not in (2, 4) else \
+                        draw(st.sampled_from(["channels", "last"]))
+            elif kind == "groupnorm":
+                attrs["groups"] = draw(st.sampled_from(_divisors(x[1])))
+            if draw(st.integers(0, 2)) == 0:
+                attrs["affine"] = draw(st.booleans())
+        elif what == "adaptive":
+            kind = draw(st.sampled_from(["adaptiveavgpool", "adaptivemaxpool"]))
+            out = [draw(st.integers(1, x[2])), draw(st.integers(1, x[3]))]
+            attrs = {"output": out[0] if out[0] == out[1] and draw(st.booleans()) else out}
+        elif what == "shuffle":
+            kind, attrs = "shuffle", {"groups": draw(st.sampled_from(_divisors(x[1])))}
+        elif what == "split":
+            kind, attrs = "split", draw(split_attrs(x[1]))
+        elif what == "permute":
+            dims = [0] + draw(st.permutations(range(1, len(x))))
+            if draw(st.integers(0, 3)) == 0:  # a negative axis counts from the end
+                j = draw(st.integers(0, len(x) - 1))
+                dims[j] -= len(x)
+            kind, attrs = "permute", {"dims": dims}
+        elif what == "reshape":
+            kind, attrs = "reshape", draw(reshape_attrs(x))
+        elif what == "join":
+            # another operand: an earlier value, or a new side branch from an earlier value;
+            # a sum or product may broadcast (an N×C×1×1 squeeze-and-excitation scale)
+            same = [n for n, s in shapes.items() if s == x]
+            kind = draw(st.sampled_from(["add", "concat", "mul"]))
+            attrs = {}
+            how = "concat" if kind == "concat" else draw(st.sampled_from(
+                ["same", "same", "broadcast"]))
+            if how == "same" and len(same) > 1 and draw(st.booleans()):
                 other = draw(st.sampled_from(same))
+            elif how == "broadcast" and len(x) == 4 and draw(st.integers(0, 2)):
+                # squeeze and excitation: a global pool of an earlier map, maybe a 1x1 conv
+                # to this one's channels, maybe a gate
+                maps = [n for n, s in shapes.items() if len(s) == 4]
+                src0 = draw(st.sampled_from(maps))
+                other = side(Layer("globalavgpool", {}, f"l{i}p", (src0,)))
+                if shapes[src0][1] != x[1] or draw(st.booleans()):
+                    other = side(Layer("conv", {"filters": x[1], "kernel": 1}, f"l{i}e",
+                                       (other,)))
+                if draw(st.booleans()):
+                    other = side(Layer(draw(st.sampled_from(["sigmoid", "hardsigmoid"])), {},
+                                       f"l{i}g", (other,)))
             else:
-                other = f"l{i}b"
-                side = Layer("conv", {"filters": x[1] if kind == "add" else
-                                      draw(st.integers(1, 4)),
-                                      "kernel": draw(st.sampled_from([1, 3])), "pad": "same"},
-                             other, (draw(st.sampled_from(same)),)) if len(x) == 4 else \
-                    Layer("dense", {"units": x[1] if kind == "add" else draw(st.integers(1, 4))},
-                          other, (draw(st.sampled_from(same)),))
-                net.layers.append(side)
-                shapes[other] = ref_layer(side.kind, side.attrs, [shapes[side.src[0]]])
-            if kind == "concat" and len(x) == 4 and shapes[other] == x and draw(st.booleans()):
-                attrs = {"axis": draw(st.sampled_from([2, 3, -1, -2, -3]))}
+                # a side branch: as wide as this value (a sum or product of one shape), one
+                # wide (it broadcasts: N×1×H×W, N×1), or of any width (a concatenation)
+                units = x[1 if len(x) == 4 else -1]
+                if how == "broadcast":
+                    units = 1
+                elif kind == "concat":
+                    units = draw(st.integers(1, 4))
+                from_ = (draw(st.sampled_from(same)),)
+                if len(x) == 4:
+                    other = side(Layer("conv", {"filters": units,
+                                                "kernel": draw(st.sampled_from([1, 3])),
+                                                "pad": "same"}, f"l{i}b", from_))
+                elif len(x) == 2:
+                    other = side(Layer("dense", {"units": units}, f"l{i}b", from_))
+                else:
+                    other = side(Layer("dense", {"units": units, "axis": "last"}, f"l{i}b",
+                                       from_))
+                    if kind == "concat" and shapes[other] != x:
+                        attrs = {"axis": -1}
+            if kind == "concat" and len(x) > 2 and shapes[other] == x and draw(st.booleans()):
+                attrs = {"axis": draw(st.sampled_from([j for j in range(1 - len(x), len(x))
+                                                       if j % len(x)]))}
             operands = [cur, other] if draw(st.booleans()) else [other, cur]
-            src = tuple(operands + ([cur] if kind == "add" and draw(st.integers(0, 3)) == 0
+            src = tuple(operands + ([cur] if kind != "concat" and draw(st.integers(0, 3)) == 0
                                     else []))
         else:
             kind, attrs = what, {}
@@ -784,7 +984,10 @@ def networks(draw) -> Net:
     return net
 
 
-MUTABLE = ("filters", "kernel", "stride", "pad", "dilation", "groups", "units")
+# what a mutant may change, and the least value each may take (a valid attribute value)
+MUTABLE = {"filters": 1, "kernel": 1, "stride": 1, "pad": 0, "dilation": 1, "groups": 1,
+           "units": 1, "output": 1, "parts": 1, "sizes": 1, "index": 0, "shape": 0,
+           "min": None, "max": None}
 
 
 @st.composite
@@ -793,9 +996,10 @@ def mutants(draw, net: Net) -> tuple[Net, str]:
     spots = [("input", j) for j in range(1, len(net.input))]
     for i, layer in enumerate(net.layers):
         for key, v in layer.attrs.items():
-            if key in MUTABLE and v not in ("same", "valid"):
-                spots += [(i, key, j) for j in range(len(v))] if isinstance(v, list) \
-                    else [(i, key, None)]
+            if key in MUTABLE and v not in ("same", "valid", "same_lower"):
+                # a reshape's -1 stays (changing it is a different spec, not a dimension)
+                spots += [(i, key, j) for j in range(len(v)) if v[j] != -1] \
+                    if isinstance(v, list) else [(i, key, None)]
         if layer.kind in ("maxpool", "avgpool") and "stride" not in layer.attrs:
             spots.append((i, "stride", None))
         if layer.kind == "conv" and "groups" not in layer.attrs:
@@ -809,13 +1013,17 @@ def mutants(draw, net: Net) -> tuple[Net, str]:
     i, key, j = spot
     layer = net.layers[i]
     attrs = dict(layer.attrs)
-    low = 0 if key == "pad" else 1
+    low = MUTABLE[key]
     old = attrs.get(key, pair(attrs["kernel"])[0] if key == "stride" else 1)
+
+    def moved(v):
+        return v + delta if low is None else max(low, v + delta)
+
     if j is None:
-        attrs[key] = max(low, old + delta)
+        attrs[key] = moved(old)
     else:
         attrs[key] = list(old)
-        attrs[key][j] = max(low, old[j] + delta)
+        attrs[key][j] = moved(old[j])
     layers = list(net.layers)
     layers[i] = replace(layer, attrs=attrs)
     return replace(net, layers=layers), f"{layer.name}.{key}: {old} -> {attrs[key]}"
