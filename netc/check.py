@@ -121,7 +121,7 @@ class Checker:
         weights = tuple(Weight(name if w.own_name else f"{name}.{w.param}", w)
                         for w in weight_specs)
         self.nodes.append(Node(name, layer, tuple(d.value for d in inputs), value, weights,
-                               layer.macs(out, *xs), use.span))
+                               layer.macs(out, *xs), use.span, use.allow))
         self.defined[name] = _Defined(value, use.kind_span, index)
         self.attr_spans[name] = attr_spans
 

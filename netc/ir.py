@@ -42,7 +42,8 @@ class Weight:
 
 @dataclass(frozen=True)
 class Node:
-    """One layer: its typed attributes, inputs, output and weights, and where it was written."""
+    """One layer: its typed attributes, inputs, output and weights, where it was written, and
+    the warning codes its spec allows there (`allow:`)."""
 
     name: str
     layer: Layer
@@ -51,6 +52,7 @@ class Node:
     weights: tuple[Weight, ...]
     macs: int
     span: Span
+    allow: frozenset = frozenset()
 
     @property
     def kind(self) -> str:

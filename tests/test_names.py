@@ -766,3 +766,16 @@ def test_the_schema_accepts_the_new_forms_and_rejects_their_mistakes():
         assert errors(f"layers:\n  - relu:\n    repeat: {mistake}\n"), mistake
     assert errors("allow: [W999]\nlayers: [relu]\n")
     assert errors("layers:\n  - branches: [relu, {name: a, layers: [relu], x: 1}]\n")
+
+
+def test_expand_keeps_what_the_spec_allows(tmp_path):
+    """`netc expand` writes each layer's `allow:`, so the flat spec warns no more than the
+    spec it came from (and compiles to the same model)."""
+    from pathlib import Path
+
+    source = Path(__file__).resolve().parent.parent / "specs" / "vgg16_bn.yaml"
+    flat = tmp_path / "flat.yaml"
+    assert main(["expand", str(source), "-o", str(flat)]) == 0
+    layers = len(netc.check_spec(source).nodes)  # the spec allows W202 at its top: all of them
+    assert flat.read_text(encoding="utf-8").count("    allow: [W202]\n") == layers
+    assert json_check(flat) == [] == json_check(source)
