@@ -118,19 +118,31 @@ def lower(graph: Graph, seed: int = DEFAULT_SEED, weights=None, dtype: str = "fl
     b = Builder(elem, storage)
     # with float16, graph inputs and outputs are converted at the edges of the graph
     rename = {}
+    inputs = {v.name for v in graph.inputs}
+    # an output that is an input is the float32 input itself: nothing to convert
+    cast_out = [v for v in graph.outputs if v.name not in inputs]
     if dtype != "float32":
+        weights = {w.name for w in graph.weights}
+        for v in cast_out:
+            if v.name in weights:  # a `param` layer: its value is its float16 initializer
+                raise fail("E603", f"can't write a {dtype} model whose output '{v.name}' is a "
+                           "learned tensor: its initializer and the float32 output would "
+                           "share that name", None,
+                           hints=["read it through a layer (for example `- mul: {from: "
+                                  f"[{v.name}, ...]}}`) and make that the output, or compile "
+                                  "in float32"])
         for v in graph.inputs:
             rename[v.name] = f"{v.name}/{dtype}"
             b.begin(f"{v.name}/cast")
             b.node("Cast", [v.name], rename[v.name], to=elem)
-        rename.update({v.name: f"{v.name}/{dtype}" for v in graph.outputs})
+        rename.update({v.name: f"{v.name}/{dtype}" for v in cast_out})
     internal = lambda v: Value(rename.get(v.name, v.name), v.shape)  # noqa: E731
     for node in graph.nodes:
         names = {w.spec.param: w.name for w in node.weights}
         b.begin(node.name)
         node.layer.lower(b, [internal(x) for x in node.inputs], names, internal(node.output))
     if dtype != "float32":
-        for v in graph.outputs:
+        for v in cast_out:
             b.begin(f"{v.name}/cast")
             b.node("Cast", [rename[v.name]], v.name, to=proto.FLOAT)
     outputs = {v.name for v in graph.outputs}

@@ -102,3 +102,35 @@ def test_streamed_files_equal_the_in_memory_model(options, tmp_path):
                                       onnx.numpy_helper.to_array(b))
     x = np.random.default_rng(3).standard_normal((1, 3, 224, 224), dtype=np.float32)
     np.testing.assert_array_equal(_run(str(path), x), _run(in_memory, x))
+
+
+def test_float16_model_with_an_input_as_output(tmp_path):
+    """An input listed in `outputs:` is the float32 input itself in a float16 model: one Cast
+    for the input, none for that output (two `x/cast` nodes made a model ONNX Runtime
+    refused)."""
+    spec = tmp_path / "s.yaml"
+    spec.write_text("netc: 1\nname: s\ninputs: {x: [N, 4]}\noutputs: [x, relu1]\n"
+                    "layers:\n  - relu\n", encoding="utf-8")
+    model = emit(netc.check_spec(spec), dtype="float16")
+    onnx.checker.check_model(model, full_check=True)
+    x = np.array([[-1.5, 0.25, 2.0, -0.0]], np.float32)
+    sess = ort.InferenceSession(serialize(model), providers=["CPUExecutionProvider"])
+    same, relu = sess.run(None, {"x": x})
+    np.testing.assert_array_equal(same, x)
+    np.testing.assert_array_equal(relu, np.maximum(x, 0))
+
+
+def test_float16_refuses_a_learned_tensor_as_output(tmp_path, capsys):
+    """A `param` layer's value is its initializer: as a float16 model's float32 output it would
+    need a second value of the same name. netc says so (E603) instead of writing a model ONNX
+    Runtime refuses; in float32 it is fine."""
+    from netc.cli import main
+
+    spec = tmp_path / "s.yaml"
+    spec.write_text("netc: 1\nname: s\ninputs: {x: [N, 4]}\nlayers:\n  - param: last\n",
+                    encoding="utf-8")
+    assert main(["compile", str(spec), "-o", str(tmp_path / "m.onnx"), "--dtype", "float16"]) == 1
+    assert "error[E603]: can't write a float16 model whose output 'param1'" in \
+        capsys.readouterr().err
+    assert not (tmp_path / "m.onnx").exists()
+    assert main(["compile", str(spec), "-o", str(tmp_path / "m.onnx")]) == 0
