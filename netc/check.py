@@ -17,6 +17,7 @@ from .expand import FlatSpec, LayerUse
 from .ir import Graph, Node, Value, Weight
 from .layers import REGISTRY, AttrSpec, Site, attributes, fmt_shape
 from .layers.base import INITIALISERS, INITIALISERS_WITH_VALUE, MAX_ITEMS, parse_init, volume
+from .layers.base import fmt_number as _num
 from .limits import DEFAULT, Limits
 from .load import YList, YMap, YNode, YScalar, kind_name
 from .source import Span
@@ -470,10 +471,6 @@ class _Bad:
 
 
 _BAD = _Bad()
-
-
-def _num(x: float) -> str:
-    return str(int(x)) if float(x).is_integer() else str(x)
 
 
 def _list_or(node: YNode) -> str:

@@ -5,8 +5,8 @@ base.py for what the class holds, and docs/architecture.md for the rows it adds 
 and tests.
 """
 
-from . import activation, conv, dense, merge, norm, pool, shape  # noqa: F401  (registration)
-from . import regularize  # noqa: F401  (registration)
+# importing the family modules registers their layer types
+from . import activation, conv, dense, merge, norm, pool, regularize, shape  # noqa: F401
 from .base import (REGISTRY, AttrSpec, Layer, Shape, ShapePreserving, Site, WeightSpec, attr,
                    attributes, fmt_shape, layer)
 

@@ -9,7 +9,9 @@ from functools import lru_cache
 from typing import Literal, Optional
 
 from ..errors import RuleError
-from .base import Lowering, Shape, ShapePreserving, Tensor, WeightSpec, attr, layer, need_rank
+from .base import (Lowering, Shape, ShapePreserving, Tensor, WeightSpec, attr, layer,
+                   need_rank)
+from .base import fmt_number as _num
 
 
 @dataclass(frozen=True)
@@ -117,11 +119,6 @@ class Dropout(ShapePreserving):
 # Each computes PyTorch's function of the same name (torch.nn.functional), lowered to ONNX
 # opset-17 operators that ONNX Runtime runs natively; a function opset 17 has no operator for
 # (SiLU, GELU, Mish) is written out from the operators it is made of.
-
-
-def _num(value: float) -> str:
-    """A bound as the spec would write it: 6, not 6.0."""
-    return str(int(value)) if float(value).is_integer() else repr(value)
 
 
 @dataclass(frozen=True)

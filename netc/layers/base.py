@@ -325,6 +325,11 @@ def fmt_shape(shape: Shape) -> str:
     return "×".join(str(d) for d in shape)
 
 
+def fmt_number(x: float) -> str:
+    """6, not 6.0; 0.5 as 0.5: a number as a spec would write it, in messages."""
+    return str(int(x)) if float(x).is_integer() else str(x)
+
+
 def hw(shape: Shape) -> str:
     """The spatial size of an NCHW shape as `HxW`."""
     return f"{shape[2]}x{shape[3]}"
