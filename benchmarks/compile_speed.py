@@ -14,6 +14,13 @@ generated 1,000-block residual net (<= 2 s), written three ways: one block entry
     python benchmarks/compile_speed.py                      # defaults: 5 repetitions
     python benchmarks/compile_speed.py --reps 3 --models resnet50 --dynamo
     python benchmarks/compile_speed.py --no-torch           # netc only (no torch needed)
+    python benchmarks/compile_speed.py --no-torch --models "" --baseline-root /tmp/netc-before
+                                                # the fast paths against an earlier tree
+
+With `--baseline-root DIR` (a snapshot of an earlier commit, as for --netc-root) each fast-path
+command runs with that tree too, right after this one's run (same spec files, same
+interpreter), and the paired ratio this/baseline is printed: the machine's speed changes by
+more than the difference between two commits, and a ratio from one run does not.
 
 Interpreters: netc runs as `NETC_PYTHON -m netc` (default: /work/bvenv/bin/python, then
 /work/venv/bin/python if present, else this interpreter: an environment with netc's
@@ -205,6 +212,9 @@ def main() -> int:
                    help="repetitions of check/summary/deep-net timings (default 7)")
     p.add_argument("--blocks", type=int, default=1000, help="depth of the generated net")
     p.add_argument("--channels", type=int, default=16, help="width of the generated net")
+    p.add_argument("--baseline-root", default=None,
+                   help="an earlier tree (like --netc-root) to time the fast paths against, "
+                   "interleaved, with paired ratios")
     p.add_argument("--json", metavar="FILE", help="also write every measurement as JSON")
     args = p.parse_args()
 
@@ -224,6 +234,13 @@ def main() -> int:
     # again (40 ms), while torch and torchvision come with their byte code
     subprocess.run([args.netc_python, "-m", "compileall", "-q", str(netc_root / "netc")],
                    check=True, stdout=subprocess.DEVNULL)
+    base_env = None
+    if args.baseline_root:
+        base_root = Path(args.baseline_root).resolve()
+        base_env = dict(env, PYTHONPATH=os.pathsep.join(
+            [str(base_root)] + [x for x in [os.environ.get("PYTHONPATH")] if x]))
+        subprocess.run([args.netc_python, "-m", "compileall", "-q", str(base_root / "netc")],
+                       check=True, stdout=subprocess.DEVNULL)
     models = [m for m in args.models.split(",") if m]
     results: dict = {"machine": machine(), "compile": {}, "quick": {}}
 
@@ -333,6 +350,7 @@ def main() -> int:
               f"command slower than {SLOW} s)")
         print(f"  {'':<46} {'median':>8} {'min':>8} {'peak RSS':>9}   target")
         times = {label: [] for label, _, _ in quick}
+        base_times = {label: [] for label, _, _ in quick}
         status = {}
         for label, cmd, _ in quick:  # the warm-up round also tells which commands are slow
             wall, rss, rc = run_child(cmd, env=env)
@@ -347,6 +365,8 @@ def main() -> int:
                     r = run_child(cmd, env=env)
                     if r[2] == 0:
                         times[label].append(r)
+                        if base_env is not None:  # the baseline right after: a pair
+                            base_times[label].append(run_child(cmd, env=base_env))
         for label, cmd, target in quick:
             runs = times[label]
             if status[label] != 0 or not runs:
@@ -365,6 +385,12 @@ def main() -> int:
             print(f"  {label:<46} {fmt_s(m):>8} {fmt_s(min(walls)):>8} {fmt_mb(rss):>9}   {tgt}")
             if target:
                 targets.append((f"{label} <= {target} s: {fmt_s(m)}", m <= target))
+            pairs = [x[0] / y[0] for x, y in zip(runs, base_times[label]) if y[2] == 0]
+            if pairs:
+                base = median([y[0] for y in base_times[label] if y[2] == 0])
+                print(f"  {'':<46} baseline {fmt_s(base)}; this / baseline, paired: median "
+                      f"{median(pairs):.2f} (range {min(pairs):.2f}-{max(pairs):.2f})")
+                results["quick"][label]["baseline_wall_s"] = [y[0] for y in base_times[label]]
         floor = median([x[0] for x in times["netc --version (start-up floor)"]])
         walls = {k: median([x[0] for x in times[label]]) for k, label in sweep.items()
                  if times.get(label)}

@@ -10,13 +10,12 @@ is an independent one.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-
 from .errors import Diagnostics, Note, RuleError, closest, did_you_mean, did_you_mean_type
 from .expand import FlatSpec, LayerUse
 from .ir import Graph, Node, Value, Weight
 from .layers import REGISTRY, AttrSpec, Site, attributes, fmt_shape
-from .layers.base import INITIALISERS, INITIALISERS_WITH_VALUE, MAX_ITEMS, parse_init, volume
+from .layers.base import (INITIALISERS, INITIALISERS_WITH_VALUE, MAX_ITEMS, Layer, parse_init,
+                          volume)
 from .layers.base import fmt_number as _num
 from .limits import DEFAULT, Limits
 from .load import YList, YMap, YNode, YScalar, kind_name
@@ -26,31 +25,48 @@ MAX_TENSOR = DEFAULT.tensor  # the default limits (a run's own are in its `Limit
 MAX_PARAMS = DEFAULT.params
 
 
-@dataclass
 class _Defined:
-    value: Value | None  # None: this layer is wrong, so its output shape is unknown
-    span: Span
-    index: int  # position in the layer list (-1 for inputs)
+    """A name's value (None: this layer is wrong, so its output shape is unknown), where it is
+    defined (a layer's span is placed only when a message needs it) and its position in the
+    layer list (-1 for inputs)."""
+
+    __slots__ = ("value", "where", "index")
+
+    def __init__(self, value: Value | None, where: Span | LayerUse, index: int) -> None:
+        self.value = value
+        self.where = where
+        self.index = index
+
+    @property
+    def span(self) -> Span:
+        return self.where.kind_span if isinstance(self.where, LayerUse) else self.where
 
 
 class Checker:
     """Checks one flat spec; `run` returns the graph (valid only if `diags` has no errors).
 
-    `limits.tensor` and `limits.params` bound each tensor and all weights (E308). `cache`, when
-    given, keeps each layer use's attributes once read (by the use's id), for a caller that
-    checks the same spec many times at other input sizes (`netc sizes`): attributes don't
-    depend on the input's size."""
+    `limits.tensor` and `limits.params` bound each tensor and all weights (E308). Attributes are
+    read once per attributes node (block instances with equal arguments share one) and a
+    layer's shape rule runs once per layer and input shapes. `cache`, when given, keeps the
+    attributes between checks, for a caller that checks the same spec many times at other
+    input sizes (`netc sizes`): attributes don't depend on the input's size."""
 
     def __init__(self, spec: FlatSpec, diags: Diagnostics, limits: Limits = DEFAULT,
                  cache: dict | None = None) -> None:
         self.spec = spec
         self.diags = diags
         self.limits = limits
-        self.cache = cache
+        # (layer class, id of the attributes node) -> (the node, the layer): the node is kept
+        # alive so that its id is not reused while it is a key
+        self.cache = {} if cache is None else cache
+        # (id of a layer, input shapes) -> (the layer, output shape, weights, MACs)
+        self.inferred: dict[tuple, tuple] = {}
         self.defined: dict[str, _Defined] = {}
         self.nodes: list[Node] = []
         self.weight_total = 0  # weight values so far, against limits.params
-        self.attr_spans: dict[str, dict[str, Span]] = {}  # layer -> spans of its attributes
+        self.uses: dict[str, LayerUse] = {}  # checked layer -> its use (for attribute spans)
+        self._place = None  # the use whose attribute is being read (errors are placed by it)
+        self._key = None  # ... and the attribute
         # layer -> the warning codes its spec silences (`allow:`: its own, its enclosing block
         # uses' and branches', the spec's)
         self.allowed: dict[str, frozenset] = {u.name: u.allow for u in spec.layers}
@@ -92,39 +108,46 @@ class Checker:
             self.diags.error("E107", f"unknown layer type '{use.kind}'", use.kind_span,
                              hints=did_you_mean_type(use.kind, REGISTRY)
                              or [f"known types: {', '.join(sorted(REGISTRY))}"])
-            self.defined[name] = _Defined(None, use.kind_span, index)
+            self.defined[name] = _Defined(None, use, index)
             return
-        layer, attr_spans = self._read_attributes(cls, use, name) if use.ok else (None, {})
+        layer = self._read_attributes(cls, use, name) if use.ok else None
         lo, hi = cls.arity
         if inputs is not None and not (lo <= len(inputs) <= (hi or len(inputs))):
             want = f"{lo} or more inputs" if hi is None else f"{lo} input{'s' * (lo > 1)}"
-            span = use.inputs[0][1] if use.inputs else use.kind_span
-            hint = (f"name them with `from: [a, b]`" if lo > 1
+            span = use.input_span(0) if use.inputs else use.kind_span
+            hint = ("name them with `from: [a, b]`" if lo > 1
                     else "give one name in `from:`")
             self.diags.error("E113", f"{use.kind} '{name}' takes {want}, got {len(inputs)}",
                              span, hints=[hint])
             inputs = None
-        if layer is None or inputs is None or any(v.value is None for v in inputs):
-            self.defined[name] = _Defined(None, use.kind_span, index)
+        values = tuple([d.value for d in inputs]) if inputs is not None else ()
+        if layer is None or inputs is None or any([v is None for v in values]):
+            self.defined[name] = _Defined(None, use, index)
             return
-        xs = [d.value.shape for d in inputs]
-        try:
-            out = layer.infer(*xs)
-            weight_specs = layer.weights(*xs)
-        except RuleError as e:
-            self._rule_error(e, use, name, attr_spans, inputs)
-            self.defined[name] = _Defined(None, use.kind_span, index)
-            return
-        if not self._within_limits(use, name, out, weight_specs):
-            self.defined[name] = _Defined(None, use.kind_span, index)
+        xs = tuple([v.shape for v in values])
+        key = (id(layer), xs)
+        found = self.inferred.get(key)
+        if found is None:
+            try:
+                out = layer.infer(*xs)
+                weight_specs = layer.weights(*xs)
+            except RuleError as e:
+                self._rule_error(e, use, name, inputs)
+                self.defined[name] = _Defined(None, use, index)
+                return
+            found = self.inferred[key] = (
+                layer, out, weight_specs, layer.macs(out, *xs), volume(out[1:]),
+                tuple([volume(w.shape) for w in weight_specs]))
+        _, out, weight_specs, macs, elements, sizes = found
+        if not self._within_limits(use, name, out, weight_specs, elements, sizes):
+            self.defined[name] = _Defined(None, use, index)
             return
         value = Value(name, out)
-        weights = tuple(Weight(name if w.own_name else f"{name}.{w.param}", w)
-                        for w in weight_specs)
-        self.nodes.append(Node(name, layer, tuple(d.value for d in inputs), value, weights,
-                               layer.macs(out, *xs), use.span, use.allow))
-        self.defined[name] = _Defined(value, use.kind_span, index)
-        self.attr_spans[name] = attr_spans
+        weights = tuple([Weight(name if w.own_name else f"{name}.{w.param}", w)
+                         for w in weight_specs])
+        self.nodes.append(Node(name, layer, values, value, weights, macs, use.span, use.allow))
+        self.defined[name] = _Defined(value, use, index)
+        self.uses[name] = use
 
     def _inputs(self, use: LayerUse) -> list[_Defined] | None:
         """What the layer reads; None when that is unknown (the cause is already reported)."""
@@ -134,23 +157,28 @@ class Checker:
         return None if None in found else found
 
     def _read_attributes(self, cls, use: LayerUse, name: str):
-        """`_attributes`, through the cache when there is one (only what read without errors
-        is kept, so that every run reports the errors)."""
-        if self.cache is None:
-            return self._attributes(cls, use, name)
-        found = self.cache.get(id(use))
-        if found is None:
-            found = self._attributes(cls, use, name)
-            if found[0] is not None:
-                self.cache[id(use)] = found
-        return found
+        """`_attributes`, once per attributes node (only a layer read without errors is kept,
+        so that every use of a wrong one is reported, as one error: they share its position).
+        """
+        key = (cls, id(use.attrs))
+        found = self.cache.get(key)
+        if found is not None:
+            return found[1]
+        layer = self._attributes(cls, use, name)
+        if layer is not None:
+            self.cache[key] = (use.attrs, layer)
+        return layer
+
+    def _at(self, span: Span) -> Span:
+        """A span inside the attribute being read, placed at its layer's block use."""
+        return self._place.attr_span(self._key, span) if self._place is not None else span
 
     def _attributes(self, cls, use: LayerUse, name: str):
-        """Read `use.attrs` against the class's fields; (layer or None, spans of given attrs)."""
+        """Read `use.attrs` against the class's fields; the layer, or None (reported)."""
         specs = {a.name: a for a in attributes(cls)}
         given: dict[str, YNode] = {}
-        spans: dict[str, Span] = {}
         node = use.attrs
+        self._place, self._key = use, None
         what = f"{use.kind} '{name}'"
         meant = set()  # attributes that a misspelt key stands for: one error, not two
         # (a flag, not a count of diagnostics: inside a block used twice, the second use's
@@ -159,7 +187,7 @@ class Checker:
         if isinstance(node, YMap):
             for key, value in node.items():
                 if key in specs:
-                    given[key], spans[key] = value, value.span
+                    given[key] = value
                 else:
                     meant.add(closest(key, specs))
                     misspelt = True
@@ -170,17 +198,17 @@ class Checker:
                         known = ", ".join(specs) or "none"
                         hints = [f"{use.kind} attributes: {known}"]
                     self.diags.error("E102", f"unknown attribute '{key}' for {use.kind}",
-                                     node.key_span(key), hints=hints)
+                                     use.attr_span(key, node.key_span(key)), hints=hints)
         elif isinstance(node, YScalar) and node.value is not None:
             if cls.main is None:
-                self.diags.error("E108", f"{use.kind} takes no value", node.span,
+                self.diags.error("E108", f"{use.kind} takes no value", use.place(node.span),
                                  hints=[f"write `- {use.kind}`"])
-                return None, spans
-            given[cls.main], spans[cls.main] = node, node.span
+                return None
+            given[cls.main] = node
         elif isinstance(node, YList):
             self.diags.error("E103", f"the attributes of {what} must be a mapping, not a list",
-                             node.span)
-            return None, spans
+                             use.place(node.span))
+            return None
         values, ok = {}, True
         for spec in specs.values():
             if spec.name not in given:
@@ -189,14 +217,25 @@ class Checker:
                                      use.kind_span, hints=[_example(use.kind, spec)])
                     ok = False
                 continue
+            self._key = spec.name
             value = self._convert(spec, given[spec.name], what)
             if value is _BAD:
                 ok = False
             else:
                 values[spec.name] = value
+        self._place = None
         if not ok or misspelt:
-            return None, spans  # a misspelt attribute would make the shapes below meaningless
-        return cls(**values), spans
+            return None  # a misspelt attribute would make the shapes below meaningless
+        return cls(**values)
+
+    def _attr_span(self, use: LayerUse, key: str | None) -> Span | None:
+        """Where attribute `key` of `use` is written (placed), or None if it is not."""
+        node = use.attrs
+        if isinstance(node, YMap) and key in node.entries:
+            return use.attr_span(key, node.entries[key].span)
+        if isinstance(node, YScalar) and key is not None and key == REGISTRY[use.kind].main:
+            return use.place(node.span)
+        return None
 
     def _convert(self, spec: AttrSpec, node: YNode, what: str):
         label = f"`{spec.name}` of {what}"
@@ -219,7 +258,8 @@ class Checker:
         if not isinstance(node, YList) or len(node.items) not in allowed:
             form = ("an int or [height, width]" if spec.kind == "pair" else
                     "an int, [h, w], [top, left, bottom, right], same, same_lower or valid")
-            self.diags.error("E103", f"{label} must be {form}, not {_list_or(node)}", node.span)
+            self.diags.error("E103", f"{label} must be {form}, not {_list_or(node)}",
+                             self._at(node.span))
             return _BAD
         items = [self._scalar(spec, item, label, as_int=True) for item in node.items]
         if _BAD in items:
@@ -239,7 +279,7 @@ class Checker:
             if isinstance(v, str) and v in spec.choices:
                 return v
             if isinstance(v, str):
-                self.diags.error("E105", f"{label} can't be {v!r}", node.span,
+                self.diags.error("E105", f"{label} can't be {v!r}", self._at(node.span),
                                  hints=did_you_mean(v, spec.choices)
                                  or [f"choose one of: {', '.join(spec.choices)}"])
                 return _BAD
@@ -248,22 +288,23 @@ class Checker:
             return self._type_error(label, "an integer" if kind == "int" else "a number", node)
         if kind == "int" and not isinstance(v, int):
             if isinstance(v, float) and v.is_integer():
-                self.diags.error("E103", f"{label} must be an integer, not {v}", node.span,
-                                 hints=[f"write {int(v)}"])
+                self.diags.error("E103", f"{label} must be an integer, not {v}",
+                                 self._at(node.span), hints=[f"write {int(v)}"])
                 return _BAD
             return self._type_error(label, "an integer", node)
         if not math.isfinite(v):
-            self.diags.error("E105", f"{label} must be a finite number, not {v}", node.span)
+            self.diags.error("E105", f"{label} must be a finite number, not {v}",
+                             self._at(node.span))
             return _BAD
         if spec.min is not None and v < spec.min:
             self.diags.error("E105", f"{label} must be at least {_num(spec.min)}, not {v}",
-                             node.span)
+                             self._at(node.span))
             return _BAD
         if spec.max is not None and (v > spec.max or (spec.exclusive_max and v >= spec.max)):
             code = "E105" if spec.exclusive_max or spec.max <= 8 else "E112"
             bound = "less than" if spec.exclusive_max else "at most"
             self.diags.error(code, f"{label} must be {bound} {_num(spec.max)}, not {v}",
-                             node.span)
+                             self._at(node.span))
             return _BAD
         return float(v) if kind == "float" else v
 
@@ -271,7 +312,7 @@ class Checker:
         """A list of integers (`dims: [0, 2, 3, 1]`), each within the attribute's bounds."""
         if not isinstance(node, YList) or not 1 <= len(node.items) <= MAX_ITEMS:
             self.diags.error("E103", f"{label} must be a list of 1 to {MAX_ITEMS} integers, "
-                             f"not {_list_or(node)}", node.span,
+                             f"not {_list_or(node)}", self._at(node.span),
                              hints=[f"write it in brackets, for example `{spec.name}: [1, 2]`"])
             return _BAD
         items = [self._scalar(spec, item, label, as_int=True) for item in node.items]
@@ -290,7 +331,7 @@ class Checker:
             else:
                 hints = did_you_mean(v, INITIALISERS) \
                     or [f"choose one of: {', '.join(spec.choices)}"]
-            self.diags.error("E105", f"{label}: {problem}", node.span, hints=hints)
+            self.diags.error("E105", f"{label}: {problem}", self._at(node.span), hints=hints)
             return _BAD
         return v
 
@@ -298,16 +339,15 @@ class Checker:
         hints = []
         if isinstance(node, YScalar) and isinstance(node.value, str) and want != "true or false":
             hints = ["remove the quotes"] if node.quoted else []
-        self.diags.error("E103", f"{label} must be {want}, not {kind_name(node)}", node.span,
-                         hints=hints)
+        self.diags.error("E103", f"{label} must be {want}, not {kind_name(node)}",
+                         self._at(node.span), hints=hints)
         return _BAD
 
-    def _rule_error(self, e: RuleError, use: LayerUse, name, attr_spans, inputs) -> None:
-        span = use.kind_span
-        if e.attr is not None and e.attr in attr_spans:
-            span = attr_spans[e.attr]
-        elif e.input is not None and use.inputs and e.input < len(use.inputs):
-            span = use.inputs[e.input][1]
+    def _rule_error(self, e: RuleError, use: LayerUse, name, inputs) -> None:
+        span = self._attr_span(use, e.attr) if e.attr is not None else None
+        if span is None and e.input is not None and use.inputs and e.input < len(use.inputs):
+            span = use.input_span(e.input)
+        span = span or use.kind_span
         notes = []
         if e.code == "E305" or e.input is not None:
             for ref in inputs:
@@ -339,15 +379,15 @@ class Checker:
                                       f"({fmt_shape(before.shape)})"))
         return notes
 
-    def _within_limits(self, use, name, out, weight_specs) -> bool:
-        elements = volume(out[1:])
+    def _within_limits(self, use, name, out, weight_specs, elements, sizes) -> bool:
+        """Whether the output (`elements` per image) and the weights (`sizes`) are within the
+        limits, all weights so far included (E308 if not)."""
         limits = self.limits
         if elements > limits.tensor:
             self.diags.error("E308", f"{use.kind} '{name}' outputs {elements:,} elements per "
                              f"image, more than the limit of {limits.tensor:,}", use.kind_span)
             return False
-        for w in weight_specs:
-            size = volume(w.shape)
+        for w, size in zip(weight_specs, sizes):
             total = self.weight_total + size
             if size > limits.tensor or total > limits.params:
                 self.diags.error(
@@ -393,17 +433,30 @@ class Checker:
             for ref in dict.fromkeys(x.name for x in node.inputs):
                 readers.setdefault(ref, []).append(node)
         output_names = {v.name for v in outputs}
+        quiet = set()
         for node in self.nodes:
-            site = Site(node.name, tuple(x.shape for x in node.inputs), node.output.shape,
-                        tuple((r.name, r.layer) for r in readers.get(node.name, [])),
-                        node.name in output_names)
-            spans = self.attr_spans.get(node.name, {})
-            where = self.defined[node.name].span
+            if type(node.layer).lints is Layer.lints:  # a type without lints (most)
+                continue
+            read_by = readers.get(node.name, ())
+            xs = tuple([x.shape for x in node.inputs])
+            is_output = node.name in output_names
+            # lints depend on the layer, its shapes and its readers' layers (a name only goes
+            # into a message): where an equal site had none, this one has none either
+            key = (id(node.layer), xs, tuple([id(r.layer) for r in read_by]), is_output)
+            if key in quiet:
+                continue
+            site = Site(node.name, xs, node.output.shape,
+                        tuple((r.name, r.layer) for r in read_by), is_output)
+            lints = node.layer.lints(site)
+            if not lints:
+                quiet.add(key)
             allowed = self.allowed.get(node.name, frozenset())
-            for lint in node.layer.lints(site):
+            for lint in lints:
                 if lint.code in allowed:
                     continue
-                self.diags.warning(lint.code, lint.message, spans.get(lint.attr, where),
+                span = (self._attr_span(self.uses[node.name], lint.attr)
+                        or self.defined[node.name].span)
+                self.diags.warning(lint.code, lint.message, span,
                                    details=list(lint.details), hints=list(lint.hints))
 
     def _expect(self, outputs: list[Value]) -> None:

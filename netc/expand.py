@@ -16,9 +16,10 @@ This stage reads the top-level keys and expands what makes specs short:
 Names are hierarchical like PyTorch module paths: block instance `layer1`, repeat index `0`,
 inner layer `conv1` give `layer1.0.conv1`. A name below a block instance or a `branches:`
 entry may start with a digit (`name: "0"` gives `<instance>.0`, as nn.Sequential names its
-children); a top-level name, which starts every full name, may not. Every span inside an
-expansion remembers the use site it came from (`Span.origin`), so errors point at both.
-check.py then reads each layer's attributes against its class.
+children); a top-level name, which starts every full name, may not. Every layer use remembers
+the block use it came from, and a span inside an expansion is placed there when it is reported
+(`Span.origin`), so errors point at both. A body's entries and attributes are read once, not
+once per use. check.py then reads each layer's attributes against its class.
 """
 
 from __future__ import annotations
@@ -58,29 +59,73 @@ MAX_RANK_DIM = 1 << 20  # one dimension of an input
 _PLACEHOLDER = re.compile(r"\{([^{}]*)\}")  # `{i}` or `{$arg}` in a repeat's name pattern
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class LayerUse:
     """One layer after expansion, not yet checked against its layer class.
 
-    `name` is the full hierarchical name; `inputs` the full names it reads (None when they are
-    unknown because of an error already reported); `attrs` a mapping of attribute nodes with
-    expressions evaluated and defaults merged (or a scalar shorthand, or None); `ok` is False
-    when the attributes could not be expanded (reported), so check.py skips the layer;
-    `joins_branches` is True for the concat that `branches:` adds after its branches;
-    `allow` holds the warning codes silenced for this layer (its own `allow:`, its enclosing
-    block uses' and `branches:` entries', and the spec's).
+    `name` is the full hierarchical name; `inputs` the full names it reads, each with the span
+    of the reference as written (None when they are unknown because of an error already
+    reported); `attrs` a mapping of attribute nodes with expressions evaluated and defaults
+    merged (or a scalar shorthand, or None); `ok` is False when the attributes could not be
+    expanded (reported), so check.py skips the layer; `joins_branches` is True for the concat
+    that `branches:` adds after its branches; `allow` holds the warning codes silenced for this
+    layer (its own `allow:`, its enclosing block uses' and `branches:` entries', and the spec's).
+
+    Spans are kept as written in the block's body and placed at the use site only when asked
+    for (`kind_span`, `place`, `attr_span`): `origin` is the block use this layer was expanded
+    from (None at the top level), and `defaulted` the attribute keys that `defaults:` gave,
+    whose spans lie outside every block. Block instances with equal arguments then share one
+    attributes node, which check.py reads once.
     """
 
     kind: str
-    kind_span: Span
+    raw_kind_span: Span
     attrs: YNode | None
     name: str
-    name_span: Span | None
+    raw_name_span: Span | None
     inputs: tuple[tuple[str, Span], ...] | None
-    span: Span
+    raw_span: Span
     ok: bool = True
     joins_branches: bool = False
     allow: frozenset = frozenset()
+    origin: Span | None = None
+    defaulted: frozenset = frozenset()
+
+    def __init__(self, kind: str, raw_kind_span: Span, attrs: YNode | None, name: str,
+                 raw_name_span: Span | None, inputs: tuple[tuple[str, Span], ...] | None,
+                 raw_span: Span, ok: bool = True, joins_branches: bool = False,
+                 allow: frozenset = frozenset(), origin: Span | None = None,
+                 defaulted: frozenset = frozenset()) -> None:  # (init=False: see ir.Value)
+        d = self.__dict__
+        d["kind"], d["raw_kind_span"], d["attrs"], d["name"] = kind, raw_kind_span, attrs, name
+        d["raw_name_span"], d["inputs"], d["raw_span"], d["ok"] = \
+            raw_name_span, inputs, raw_span, ok
+        d["joins_branches"], d["allow"], d["origin"], d["defaulted"] = \
+            joins_branches, allow, origin, defaulted
+
+    def place(self, span: Span | None) -> Span | None:
+        """A span of this layer's entry, placed at the block use it was expanded from."""
+        return span if span is None or self.origin is None else span.with_origin(self.origin)
+
+    @property
+    def kind_span(self) -> Span:
+        return self.place(self.raw_kind_span)
+
+    @property
+    def name_span(self) -> Span | None:
+        return self.place(self.raw_name_span)
+
+    @property
+    def span(self) -> Span:
+        return self.place(self.raw_span)
+
+    def input_span(self, i: int) -> Span:
+        return self.place(self.inputs[i][1])
+
+    def attr_span(self, key: str, span: Span) -> Span:
+        """`span`, inside the value of attribute `key`, placed (a default's stays where
+        `defaults:` wrote it)."""
+        return span if key in self.defaulted else self.place(span)
 
 
 @dataclass(frozen=True)
@@ -448,7 +493,9 @@ UNKNOWN = _Unknown()
 
 @dataclass
 class Entry:
-    """One layer entry as written: its type, attributes and common keys."""
+    """One layer entry as written: its type, attributes and common keys. Its spans are as
+    written too (a body's entries are read once and reused by every instance of the body):
+    `Expander._at(scope)` places them at the scope's use site."""
 
     kind: str
     kind_span: Span
@@ -479,6 +526,10 @@ class Scope:
     stack: tuple = ()  # the blocks being expanded (to catch a block that uses itself)
     allow: frozenset = frozenset()  # warning codes silenced for everything in this body
 
+    def env_key(self) -> tuple:
+        """The argument values as a hashable key (types included: `true` is not `1`)."""
+        return tuple((k, type(v), v) for k, v in self.env.items())
+
 
 class _TooMany(Exception):
     pass
@@ -487,12 +538,14 @@ class _TooMany(Exception):
 @dataclass
 class BlockInstance:
     """One use of a block: its full name, the entry that used it, the block, the arguments as
-    given (`first:` merged into instance 0 of a repeat) and their values, defaults included."""
+    given (`first:` merged into instance 0 of a repeat), where it is used, and the arguments'
+    values, defaults included."""
 
     full: str
     entry: Entry
     block: BlockDef
     attrs: YNode | None
+    kind_span: Span  # where it is used, placed (entry spans are as written)
     values: dict = field(default_factory=dict)
 
 
@@ -510,6 +563,14 @@ class Expander:
         self.allow = allow  # the spec's `allow:`
         self.out: list[LayerUse] = []
         self.instances: dict[str, BlockInstance] = {}
+        # A block's body is expanded once per use. What does not depend on the use is worked
+        # out once: each list item's entry (by the item, and whether it is in a block), whether
+        # a node holds expressions, and each attributes node with its arguments' values (so
+        # equal instances share one node). Each value keeps its key's node alive, so that an
+        # id is never reused while it is a key.
+        self._entries: dict[tuple, tuple] = {}
+        self._has_expr: dict[int, tuple] = {}
+        self._attr_memo: dict[tuple, tuple] = {}
 
     def top(self, node: YNode, inputs: list[InputDecl], declared: bool):
         """Expand the spec's `layers:`; returns (layers, last output, top scope)."""
@@ -560,12 +621,20 @@ class Expander:
         return previous
 
     def _entry(self, item: YNode, scope: Scope) -> Entry | None:
-        """Split one list item into its layer type, attributes and common keys."""
+        """Split one list item into its layer type, attributes and common keys (once per item:
+        a mistake in it is reported at its first use, as it would be once anyway)."""
+        key = (id(item), bool(scope.prefix))
+        found = self._entries.get(key)
+        if found is None:
+            found = self._entries[key] = (self._read_entry(item, scope), item)
+        return found[0]
+
+    def _read_entry(self, item: YNode, scope: Scope) -> Entry | None:
         at = self._at(scope)
         if isinstance(item, YScalar):
             if isinstance(item.value, str) and item.value:
-                return Entry(item.value, at(item.span), None, None, None, None, None, None, None,
-                             at(item.span))
+                return Entry(item.value, item.span, None, None, None, None, None, None, None,
+                             item.span)
             self.diags.error("E108", f"a layer must be a type name or a mapping, not "
                              f"{kind_name(item)}", at(item.span),
                              hints=["write `- relu` or `- conv: {filters: 6, kernel: 5}`"])
@@ -600,17 +669,17 @@ class Expander:
             attrs = YMap(rest, {k: attrs.keys[k] for k in rest}, attrs.span)
         name = name_span = None
         if "name" in item:
-            name_span = at(item.get("name").span)
+            name_span = item.get("name").span
             name = check_name(self.diags, item.get("name"), "a layer name", bool(scope.prefix),
-                              name_span)
+                              at(name_span))
             bad = bad or name is None
         sources = None
         if source_node is not None:
             sources = self._from(source_node, scope)
             bad = bad or sources is None
         allow = allowed_codes(self.diags, item.get("allow"), at)
-        return Entry(kind, at(item.key_span(kind)), attrs, name, name_span, sources,
-                     item.get("repeat"), item.get("first"), item.get("when"), at(item.span), bad,
+        return Entry(kind, item.key_span(kind), attrs, name, name_span, sources,
+                     item.get("repeat"), item.get("first"), item.get("when"), item.span, bad,
                      allow=allow)
 
     def _from(self, node: YNode, scope: Scope) -> tuple[tuple[str, Span], ...] | None:
@@ -621,11 +690,11 @@ class Expander:
             return None
         names = []
         for item in items:
-            span = self._at(scope)(item.span)
-            name = check_name(self.diags, item, "a `from` entry", bool(scope.prefix), span)
+            name = check_name(self.diags, item, "a `from` entry", bool(scope.prefix),
+                              self._at(scope)(item.span))
             if name is None:
                 return None
-            names.append((name, span))
+            names.append((name, item.span))
         return tuple(names)
 
     def place(self, e: Entry, scope: Scope, previous, default_local: str | None = None):
@@ -678,9 +747,10 @@ class Expander:
         return out
 
     def _duplicate(self, local: str, span: Span, scope: Scope) -> None:
+        at = self._at(scope)  # (spans in scope.spans may be as written)
         first = scope.spans.get(local)
-        self.diags.error("E110", f"the name '{local}' is already used", span,
-                         notes=[Note(first, "first used here")] if first else [],
+        self.diags.error("E110", f"the name '{local}' is already used", at(span),
+                         notes=[Note(at(first), "first used here")] if first else [],
                          hints=["every layer and input needs its own name"])
 
     def _repeat(self, e: Entry, scope: Scope, local: str | None):
@@ -810,7 +880,7 @@ class Expander:
             if previous is None:
                 names = ", ".join(k for k, v in scope.names.items() if v == k and not scope.prefix)
                 self.diags.error("E113", f"{e.kind} '{scope.prefix}{local}' has no input: the spec "
-                                 f"has several inputs ({names})", e.kind_span,
+                                 f"has several inputs ({names})", self._at(scope)(e.kind_span),
                                  hints=["say which with `from: <input name>`"])
                 return UNKNOWN
             return ((previous, e.kind_span),)
@@ -826,9 +896,11 @@ class Expander:
         """The full name a local name stands for, or UNKNOWN (reported unless already known bad)."""
         if ref in scope.names:
             return scope.names[ref]
+        at = self._at(scope)
+        span = at(span)
         if ref in scope.later:
             self.diags.error("E111", f"'{ref}' is defined later; a layer can only use earlier ones",
-                             span, notes=[Note(scope.later[ref], "defined here")],
+                             span, notes=[Note(at(scope.later[ref]), "defined here")],
                              hints=["move the layer, or name another input (a graph has no cycles)"])
         else:
             hints = did_you_mean(ref, scope.names)
@@ -858,32 +930,34 @@ class Expander:
         full = scope.prefix + local
         if len(self.out) >= self.limits.layers:
             self.diags.error("E112", f"the network expands to more than {self.limits.layers:,} layers",
-                             e.kind_span)
+                             self._at(scope)(e.kind_span))
             raise _TooMany
         if e.kind in self.blocks:
             return self._block(e, attrs, full, inputs, scope)
         if e.kind == "branches":
             return self._branches(e, attrs, full, inputs, scope)
-        resolved = self._attrs(e.kind, attrs, scope)
+        resolved, defaulted = self._attrs(e.kind, attrs, scope)
         self.out.append(LayerUse(
             e.kind, e.kind_span, None if resolved is UNKNOWN else resolved, full, e.name_span,
             inputs if isinstance(inputs, tuple) else None, e.span, ok=resolved is not UNKNOWN,
-            allow=scope.allow | e.allow if e.allow else scope.allow))
+            allow=scope.allow | e.allow if e.allow else scope.allow, origin=scope.origin,
+            defaulted=defaulted))
         return full
 
     def _block(self, e: Entry, attrs, full: str, inputs, scope: Scope):
         block = self.blocks[e.kind]
-        instance = self.instances[full] = BlockInstance(full, e, block, attrs)
+        used = self._at(scope)(e.kind_span)  # the use site: the origin of every span inside
+        instance = self.instances[full] = BlockInstance(full, e, block, attrs, used)
         if not block.ok:  # its definition is wrong (reported): checking uses would only repeat it
             return UNKNOWN
         if e.kind in scope.stack:
             chain = " -> ".join(scope.stack + (e.kind,))
-            self.diags.error("E115", f"block '{e.kind}' uses itself ({chain})", e.kind_span,
+            self.diags.error("E115", f"block '{e.kind}' uses itself ({chain})", used,
                              notes=[Note(block.span, "defined here")])
             return UNKNOWN
         if len(scope.stack) >= self.limits.nesting:
             self.diags.error("E115", f"blocks are nested more than {self.limits.nesting} deep",
-                             e.kind_span)
+                             used)
             return UNKNOWN
         args = self._block_args(e, block, attrs, scope)
         if args is UNKNOWN:
@@ -891,23 +965,22 @@ class Expander:
         instance.values = dict(args)
         if isinstance(inputs, tuple) and len(inputs) != 1:
             self.diags.error("E113", f"block '{e.kind}' takes 1 input, got {len(inputs)}",
-                             inputs[0][1], hints=["a block reads one input, named `input` inside"])
+                             self._at(scope)(inputs[0][1]),
+                             hints=["a block reads one input, named `input` inside"])
             return UNKNOWN
         source = inputs[0][0] if isinstance(inputs, tuple) else UNKNOWN
-        inner = Scope(full + ".", args, e.kind_span, stack=scope.stack + (e.kind,),
+        inner = Scope(full + ".", args, used, stack=scope.stack + (e.kind,),
                       allow=scope.allow | e.allow)
         inner.names["input"] = source
         inner.spans["input"] = block.span
         if block.branches is not None:
-            fake = Entry("branches", block.span.with_origin(e.kind_span), block.branches, None,
-                         None, None, None, None, None, block.span.with_origin(e.kind_span),
-                         inline=False)
+            fake = Entry("branches", block.span, block.branches, None, None, None, None, None,
+                         None, block.span, inline=False)
             out = self.place(fake, inner, source, "concat")
         else:
             out = self.body(block.body.items, inner, source)
         if block.output is not None:
-            out = self._lookup(block.output.value, block.output.span.with_origin(e.kind_span),
-                               inner)
+            out = self._lookup(block.output.value, block.output.span, inner)
         return out
 
     def _block_args(self, e: Entry, block: BlockDef, attrs, scope: Scope):
@@ -940,7 +1013,7 @@ class Expander:
                     ok = False
                 elif spec.required:
                     self.diags.error("E101", f"block '{block.name}' needs the argument "
-                                     f"`{spec.name}` ({spec.type})", e.kind_span,
+                                     f"`{spec.name}` ({spec.type})", at(e.kind_span),
                                      notes=[Note(spec.span, "declared here")])
                     ok = False
                 else:
@@ -961,8 +1034,8 @@ class Expander:
                                     "      - [maxpool: {kernel: 3, stride: 1, pad: 1}, ...]"])
             return UNKNOWN
         if isinstance(inputs, tuple) and len(inputs) != 1:
-            self.diags.error("E113", f"branches take 1 input, got {len(inputs)}", inputs[0][1],
-                             hints=["every branch reads the same one input"])
+            self.diags.error("E113", f"branches take 1 input, got {len(inputs)}",
+                             at(inputs[0][1]), hints=["every branch reads the same one input"])
             return UNKNOWN
         source = inputs[0][0] if isinstance(inputs, tuple) else UNKNOWN
         allow = scope.allow | e.allow
@@ -992,7 +1065,7 @@ class Expander:
         known = all(isinstance(o, str) for o, _ in outs)
         self.out.append(LayerUse("concat", e.kind_span, None, full, e.name_span,
                                  tuple(outs) if known else None, e.span, joins_branches=True,
-                                 allow=allow))
+                                 allow=allow, origin=scope.origin))
         return full
 
     def _named_branch(self, branch: YNode, scope: Scope):
@@ -1070,7 +1143,20 @@ class Expander:
             return UNKNOWN
 
     def _attrs(self, kind: str, attrs, scope: Scope):
-        """Attributes with expressions evaluated, spans placed, and spec defaults merged."""
+        """Attributes with expressions evaluated and spec defaults merged, and the keys the
+        defaults gave; (UNKNOWN, ...) after an error (reported). Spans stay as written. Equal
+        attributes (the same node, with the same argument values where it holds expressions)
+        give the same result node."""
+        key = (kind, id(attrs), scope.env_key() if self._expressive(attrs) else None)
+        found = self._attr_memo.get(key)
+        if found is not None:
+            return found[1], found[2]
+        result, defaulted = self._read_attrs(kind, attrs, scope)
+        if result is not UNKNOWN:
+            self._attr_memo[key] = (attrs, result, defaulted)
+        return result, defaulted
+
+    def _read_attrs(self, kind: str, attrs, scope: Scope):
         cls = REGISTRY.get(kind)
         if isinstance(attrs, YScalar) and attrs.value is not None and cls is not None \
                 and cls.main is not None:
@@ -1079,29 +1165,46 @@ class Expander:
             attrs = None
         result = self._subst(attrs, scope) if attrs is not None else None
         if result is UNKNOWN:
-            return UNKNOWN
+            return UNKNOWN, frozenset()
         defaults = self.defaults.get(kind)
+        defaulted = frozenset()
         if defaults is not None and (result is None or isinstance(result, YMap)):
+            defaulted = frozenset(k for k in defaults.entries
+                                  if result is None or k not in result.entries)
             result = _merge(result, defaults) if result is not None else defaults
             if _expressions(result):  # only a default can still hold one (reported there)
-                return UNKNOWN
-        return result
+                return UNKNOWN, frozenset()
+        return result, defaulted
+
+    def _expressive(self, node) -> bool:
+        """Whether `node` (a value, list or mapping) holds an expression anywhere."""
+        if node is None:
+            return False
+        found = self._has_expr.get(id(node))
+        if found is None:
+            if isinstance(node, YScalar):
+                value = is_expression(node.value)
+            elif isinstance(node, YList):
+                value = any([self._expressive(i) for i in node.items])
+            else:
+                value = any([self._expressive(v) for v in node.entries.values()])
+            found = self._has_expr[id(node)] = (value, node)
+        return found[0]
 
     def _subst(self, node: YNode, scope: Scope):
-        at = self._at(scope)
+        """`node` with its expressions evaluated (itself when it has none)."""
+        if not self._expressive(node):
+            return node
         if isinstance(node, YScalar):
-            if is_expression(node.value):
-                value = self._evaluate(node, scope)
-                return UNKNOWN if value is UNKNOWN else YScalar(value, at(node.span))
-            return node if scope.origin is None else YScalar(node.value, at(node.span), node.quoted)
+            value = self._evaluate(node, scope)
+            return UNKNOWN if value is UNKNOWN else YScalar(value, node.span)
         if isinstance(node, YList):
             items = [self._subst(i, scope) for i in node.items]
-            return UNKNOWN if UNKNOWN in items else YList(items, at(node.span))
+            return UNKNOWN if UNKNOWN in items else YList(items, node.span)
         entries = {k: self._subst(v, scope) for k, v in node.entries.items()}
         if any(v is UNKNOWN for v in entries.values()):
             return UNKNOWN
-        keys = {k: YScalar(k, at(s.span), s.quoted) for k, s in node.keys.items()}
-        return YMap(entries, keys, at(node.span))
+        return YMap(entries, node.keys, node.span)
 
 
 def _merge(mine: YMap | None, defaults: YMap | None) -> YMap | None:

@@ -13,23 +13,34 @@ from .layers.base import Layer, Shape, WeightSpec, fmt_shape, volume
 from .source import Span
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class Value:
     """A tensor flowing between layers."""
 
     name: str
     shape: Shape
 
+    # init=False: written out, as dataclasses' frozen __init__ (a call to object.__setattr__
+    # per field) takes 2-4 times longer, and netc makes tens of thousands of these per spec.
+    # tests/test_architecture.py checks that it takes the fields, in order, with their defaults.
+    def __init__(self, name: str, shape: Shape) -> None:
+        d = self.__dict__
+        d["name"], d["shape"] = name, shape
+
     def __str__(self) -> str:
         return f"{self.name}: {fmt_shape(self.shape)}"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class Weight:
     """A named tensor of a node: `name` is `<layer>.<param>`, PyTorch's state_dict key."""
 
     name: str
     spec: WeightSpec
+
+    def __init__(self, name: str, spec: WeightSpec) -> None:  # (init=False: see Value)
+        d = self.__dict__
+        d["name"], d["spec"] = name, spec
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -40,7 +51,7 @@ class Weight:
         return volume(self.spec.shape)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class Node:
     """One layer: its typed attributes, inputs, output and weights, where it was written, and
     the warning codes its spec allows there (`allow:`)."""
@@ -53,6 +64,13 @@ class Node:
     macs: int
     span: Span
     allow: frozenset = frozenset()
+
+    def __init__(self, name: str, layer: Layer, inputs: tuple[Value, ...], output: Value,
+                 weights: tuple[Weight, ...], macs: int, span: Span,
+                 allow: frozenset = frozenset()) -> None:  # (init=False: see Value)
+        d = self.__dict__
+        d["name"], d["layer"], d["inputs"], d["output"] = name, layer, inputs, output
+        d["weights"], d["macs"], d["span"], d["allow"] = weights, macs, span, allow
 
     @property
     def kind(self) -> str:

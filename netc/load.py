@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 import yaml
@@ -201,6 +202,14 @@ def resolve_plain(text: str) -> tuple[object, str]:
     return text, "str"
 
 
+@lru_cache(maxsize=4096)
+def _plain(text: str) -> tuple[object, str | None]:
+    """A plain scalar's value and its YAML 1.1 trap (specs repeat the same few words and
+    numbers: each is resolved once)."""
+    value, kind = resolve_plain(text)
+    return value, yaml11_trap(text, kind)
+
+
 def yaml11_trap(text: str, kind: str) -> str | None:
     """If a YAML 1.1 reader (PyYAML, many tools) reads this plain scalar differently, say how."""
     tag = _YAML11.resolve(yaml.ScalarNode, text, (True, False))
@@ -228,8 +237,9 @@ def _parser(text: str):
 
 
 # YAML 1.1's printable characters (what PyYAML's reader accepts): tab, newlines, printable
-# ASCII, NEL and everything else but the C1 controls, surrogates and U+FFFE/U+FFFF
-_FORBIDDEN = re.compile("[^\x09\x0a\x0d\x20-\x7e\x85\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+# ASCII, NEL and everything else but the C1 controls, surrogates and U+FFFE/U+FFFF (compiled
+# when a file has such a character: the class takes longer to compile than a spec to load)
+_FORBIDDEN = "[^\x09\x0a\x0d\x20-\x7e\x85\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]"
 
 
 class _Frame:
@@ -279,7 +289,7 @@ class _Builder:
     def _forbidden_character(self) -> Span:
         """Where the first character outside YAML's printable set is (the reader reports a
         byte offset only)."""
-        m = _FORBIDDEN.search(self.source.text)
+        m = re.search(_FORBIDDEN, self.source.text)
         if m is None:
             return file_span(self.source)
         line, col = position(self.source.text, m.start())
@@ -294,27 +304,31 @@ class _Builder:
         root = None
         nodes = 0
         documents = 0
+        scalar_event, end_events = yaml.ScalarEvent, (yaml.MappingEndEvent, yaml.SequenceEndEvent)
         for ev in _parser(self.source.text):
-            if isinstance(ev, yaml.DocumentStartEvent):
-                documents += 1
-                if documents > 1:
-                    self._stop("E008", "a spec file holds one YAML document; found a second",
-                               ev.start_mark, ev.end_mark,
-                               hints=["remove the `---` line, or split the file in two"])
-                continue
-            if isinstance(ev, (yaml.StreamStartEvent, yaml.StreamEndEvent, yaml.DocumentEndEvent)):
-                continue
-            if isinstance(ev, yaml.AliasEvent):
-                self._stop("E006", f"aliases (*{ev.anchor}) are not supported in specs",
-                           ev.start_mark, ev.end_mark,
-                           hints=["use `defaults:` or a block to share settings between layers"])
-            if isinstance(ev, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
-                frame = stack.pop()
-                frame.node.span = self.span(frame.start, ev.end_mark)
-                if isinstance(frame.node, YMap) and frame.key is not None:  # cannot happen in valid YAML
-                    self._stop("E003", "YAML syntax error: a key without a value",
-                               ev.start_mark, ev.end_mark)
-                continue
+            kind = type(ev)  # (the events by frequency: scalars, ends, starts, the rest)
+            if kind is not scalar_event:
+                if kind in end_events:
+                    frame = stack.pop()
+                    frame.node.span = self.span(frame.start, ev.end_mark)
+                    # (a key without a value: cannot happen in valid YAML)
+                    if isinstance(frame.node, YMap) and frame.key is not None:
+                        self._stop("E003", "YAML syntax error: a key without a value",
+                                   ev.start_mark, ev.end_mark)
+                    continue
+                if kind is yaml.DocumentStartEvent:
+                    documents += 1
+                    if documents > 1:
+                        self._stop("E008", "a spec file holds one YAML document; found a second",
+                                   ev.start_mark, ev.end_mark,
+                                   hints=["remove the `---` line, or split the file in two"])
+                    continue
+                if kind in (yaml.StreamStartEvent, yaml.StreamEndEvent, yaml.DocumentEndEvent):
+                    continue
+                if kind is yaml.AliasEvent:
+                    self._stop("E006", f"aliases (*{ev.anchor}) are not supported in specs",
+                               ev.start_mark, ev.end_mark, hints=[
+                                   "use `defaults:` or a block to share settings between layers"])
             # a node: scalar, mapping start or sequence start
             nodes += 1
             if nodes > self.limits.nodes:
@@ -322,17 +336,17 @@ class _Builder:
                            ev.start_mark, ev.end_mark,
                            hints=["if the spec is meant to be this large, raise the limit: "
                                   "--limit nodes=N"])
-            if getattr(ev, "anchor", None):
+            if ev.anchor:
                 self._stop("E006", f"anchors (&{ev.anchor}) are not supported in specs",
                            ev.start_mark, ev.end_mark,
                            hints=["use `defaults:` or a block to share settings between layers"])
-            if getattr(ev, "tag", None) is not None:
+            if ev.tag is not None:
                 self._stop("E007", f"YAML tags ({ev.tag}) are not supported in specs",
                            ev.start_mark, ev.end_mark,
                            hints=["netc reads plain maps, lists, numbers and strings only"])
-            if isinstance(ev, yaml.ScalarEvent):
+            if kind is scalar_event:
                 node = self._scalar(ev)
-            elif isinstance(ev, yaml.MappingStartEvent):
+            elif kind is yaml.MappingStartEvent:
                 node = YMap()
             else:
                 node = YList()
@@ -340,7 +354,7 @@ class _Builder:
                 root = node
             else:
                 self._attach(stack[-1], node, ev)
-            if not isinstance(node, YScalar):
+            if kind is not scalar_event:
                 if len(stack) >= self.limits.depth:
                     self._stop("E005", f"the file is nested more than {self.limits.depth} levels deep",
                                ev.start_mark, ev.end_mark)
@@ -355,8 +369,7 @@ class _Builder:
             self.diags.error("E112", f"a number with {len(ev.value.lstrip('+-')):,} digits is "
                              "out of bounds", span)
             return YScalar(ev.value, span)  # the loader stops after reading: no one sees it
-        value, kind = resolve_plain(ev.value)
-        trap = yaml11_trap(ev.value, kind)
+        value, trap = _plain(ev.value)
         if trap:
             self.diags.error("E104", f"`{ev.value}` means different things in YAML 1.1 and 1.2",
                              span, hints=[trap])

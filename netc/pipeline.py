@@ -48,30 +48,42 @@ class Parsed:
 def parse(path, limits: Limits = DEFAULT) -> Parsed:
     """Load and expand the spec file at `path`. Raises NetcError for a file that can't be
     read or is not YAML a spec may hold (E0xx); expansion errors are in `diags`."""
-    with _collection_paused():
+    with collection_paused():
         source, root = load_file(path, limits)
     return _expand(source, root, limits)
 
 
 def parse_bytes(data: bytes, path: str = "<spec>", limits: Limits = DEFAULT) -> Parsed:
     """`parse` for a spec's bytes (`path` is only used in messages)."""
-    with _collection_paused():
+    with collection_paused():
         source, root = load_bytes(data, path, limits)
     return _expand(source, root, limits)
 
 
 def _expand(source: SourceFile, root: YNode | None, limits: Limits) -> Parsed:
-    with _collection_paused():
+    with collection_paused():
         spec, diags = flatten(source, root, limits)
     return Parsed(source, root, spec, diags)
 
 
+_frozen = False
+
+
 @contextmanager
-def _collection_paused():
+def collection_paused():
     """Loading, expansion and checking make many small objects that all live until the stage
     ends (100,000 YAML nodes or layer uses at the limits): a cyclic garbage collection in
-    between finds nothing to free, and took a third of a large expansion's time. So it waits for the end
-    of the stage; memory is bounded by the limits all the same."""
+    between finds nothing to free, and took a third of a large expansion's time. So it waits
+    for the end of the stage; memory is bounded by the limits all the same. The modules,
+    classes and functions imported before the first stage (most of the objects a full
+    collection would walk, and never garbage) are frozen out of the collector's sight
+    (`gc.freeze`) once: a collection after a stage then walks only what is new. The pauses
+    nest: a caller that drops a stage's result before its own pause ends (`netc check`) saves
+    even that collection."""
+    global _frozen
+    if not _frozen:  # what the imports made lives as long as the process: out of sight
+        gc.freeze()
+        _frozen = True
     paused = gc.isenabled()
     gc.disable()
     try:
@@ -86,7 +98,7 @@ def check_spec(spec: FlatSpec, diags: Diagnostics, limits: Limits = DEFAULT,
     """Check a flat spec: attributes and shapes. Errors and warnings go to `diags`; the graph
     is valid only if they hold no errors. `cache` keeps attributes between checks of the same
     spec at other input sizes (see check.Checker)."""
-    with _collection_paused():
+    with collection_paused():
         return Checker(spec, diags, limits, cache).run()
 
 
@@ -106,7 +118,8 @@ def checked(parsed: Parsed, limits: Limits = DEFAULT,
 def check_file(path, warnings: Diagnostics | None = None, limits: Limits = DEFAULT) -> Graph:
     """Load, expand and check a spec file (`netc check`). Raises NetcError with every problem
     found; warnings go to `warnings` when given."""
-    return checked(parse(path, limits), limits, warnings)
+    with collection_paused():
+        return checked(parse(path, limits), limits, warnings)
 
 
 # --- emission --------------------------------------------------------------------------------

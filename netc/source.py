@@ -24,7 +24,7 @@ class SourceFile:
         return ""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class Span:
     """A range of text: 1-based line and column of the first character, and of the end.
 
@@ -38,6 +38,15 @@ class Span:
     end_line: int
     end_col: int
     origin: Span | None = field(default=None, compare=False)
+
+    # init=False: written out, as dataclasses' frozen __init__ (a call to object.__setattr__
+    # per field) takes 2-4 times longer, and netc makes tens of thousands of these per spec.
+    # tests/test_architecture.py checks that it takes the fields, in order, with their defaults.
+    def __init__(self, source: SourceFile, line: int, col: int, end_line: int, end_col: int,
+                 origin: Span | None = None) -> None:
+        d = self.__dict__
+        d["source"], d["line"], d["col"], d["end_line"], d["end_col"], d["origin"] = \
+            source, line, col, end_line, end_col, origin
 
     @property
     def path(self) -> str:

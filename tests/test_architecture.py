@@ -355,3 +355,73 @@ def test_limits_travel_as_a_value(tmp_path, capsys):
         check_file(spec, limits=Limits(layers=5))
     assert check_file(spec).nodes[-1].name == "relu12"
     assert DEFAULT == Limits()
+
+
+def _hand_written_inits():
+    """Every dataclass in netc whose __init__ is written out (init=False, for speed)."""
+    import dataclasses
+    import importlib
+    import inspect
+
+    found = []
+    for name in MODULES:
+        if name.endswith("__main__"):
+            continue
+        module = importlib.import_module(name)
+        for obj in vars(module).values():
+            if (inspect.isclass(obj) and obj.__module__ == module.__name__
+                    and dataclasses.is_dataclass(obj) and not obj.__dataclass_params__.init):
+                found.append(obj)
+    return found
+
+
+def test_hand_written_inits_take_the_fields():
+    """A dataclass whose __init__ is written out (Span, LayerUse, ir's records) takes exactly
+    its fields, in order, with their defaults, and sets each: a field added later can't be
+    forgotten there."""
+    import dataclasses
+    import inspect
+
+    classes = _hand_written_inits()
+    assert {c.__name__ for c in classes} >= {"Span", "LayerUse", "Value", "Weight", "Node"}
+    for cls in classes:
+        fields = dataclasses.fields(cls)
+        params = list(inspect.signature(cls.__init__).parameters.values())[1:]
+        assert [p.name for p in params] == [f.name for f in fields], cls
+        for p, f in zip(params, fields):
+            want = inspect.Parameter.empty if f.default is dataclasses.MISSING else f.default
+            assert p.default == want, (cls, f.name)
+        args = [object() for p in params]
+        made = cls(*args)
+        assert [getattr(made, f.name) for f in fields] == args, cls
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            setattr(made, fields[0].name, None)
+
+
+def test_layers_are_values():
+    """Layer types share Layer's equality, hash and repr (by field values, as a dataclass's
+    own would be): two checks of a spec give equal layers, and layers that differ in one
+    attribute are not equal."""
+    import dataclasses
+
+    from netc.layers import REGISTRY, Layer
+    from netc.pipeline import check_file
+
+    root = PACKAGE.parent / "specs"
+    for spec in ("resnet18.yaml", "convnext_tiny.yaml", "mobilenet_v3_small.yaml"):
+        first, second = check_file(root / spec), check_file(root / spec)
+        for a, b in zip(first.nodes, second.nodes):
+            assert a.layer == b.layer and hash(a.layer) == hash(b.layer), a.name
+            assert a.layer is not b.layer
+            fields = dataclasses.fields(a.layer)
+            assert repr(a.layer) == (f"{type(a.layer).__qualname__}("
+                                     + ", ".join(f"{f.name}={getattr(a.layer, f.name)!r}"
+                                                 for f in fields) + ")")
+            for f in fields:
+                value = getattr(a.layer, f.name)
+                if isinstance(value, bool):
+                    changed = dataclasses.replace(a.layer, **{f.name: not value})
+                    assert changed != a.layer and a.layer != changed, (a.name, f.name)
+    for cls in REGISTRY.values():
+        assert dataclasses.is_dataclass(cls) and cls.__dataclass_params__.frozen, cls
+        assert cls.__eq__ is Layer.__eq__ and cls.__hash__ is Layer.__hash__, cls

@@ -307,6 +307,30 @@ def test_a_block_instance_and_an_input(capsys):
     assert out.startswith("image: an input of the spec") and "N×3×224×224" in out
 
 
+def test_ceil_that_drops_a_window_starting_in_the_end_padding(tmp_path, capsys):
+    """`round: ceil` keeps a partial last window, unless it would start in the end padding
+    (PyTorch's rule): explain says both numbers, and the output is what ONNX Runtime gives."""
+    spec = tmp_path / "c.yaml"
+    spec.write_text("netc: 1\nname: c\ninputs: {x: [1, 1, 6, 6]}\nlayers:\n"
+                    "  - maxpool: {kernel: 2, stride: 2, pad: [0, 0, 1, 1], round: ceil}\n",
+                    encoding="utf-8")
+    out = explain_layer(capsys, spec, "maxpool1")
+    assert ("height: (6 + 0 + 1 - 2) / 2 + 1 = 3.5, `round: ceil` would give 4, but the last "
+            "window would start in the end padding, so it is dropped (as PyTorch does): 3") in out
+    assert "output: 1×1×3×3" in out
+    model = tmp_path / "c.onnx"
+    assert main(["compile", str(spec), "-o", str(model)]) == 0
+    import numpy as np
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
+    x = np.arange(36, dtype=np.float32).reshape(1, 1, 6, 6)
+    (y,) = session.run(None, {"x": x})
+    assert y.shape == (1, 1, 3, 3)
+    # the three windows per axis cover the input exactly: the end padding row is in none
+    np.testing.assert_array_equal(y[0, 0], x[0, 0].reshape(3, 2, 3, 2).max(axis=(1, 3)))
+
+
 def test_unknown_layer_suggests_one(capsys):
     assert main(["explain", str(RESNET18), "layer2.0.conv"]) == 1
     err = capsys.readouterr().err

@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from functools import lru_cache
 from typing import Literal, Optional
 
 from ..errors import RuleError
-from .base import (Lowering, Shape, ShapePreserving, Tensor, WeightSpec, attr, layer,
+from .base import (Lowering, Shape, ShapePreserving, Tensor, WeightSpec, attr, layer, layer_fields,
                    need_rank)
 from .base import fmt_number as _num
 
 
-@dataclass(frozen=True)
+@layer_fields
 class _Elementwise(ShapePreserving):
     op = ""
     module = ""  # torch.nn's module of the same function
@@ -28,7 +27,7 @@ class _Elementwise(ShapePreserving):
 
 
 @layer("relu")
-@dataclass(frozen=True)
+@layer_fields
 class ReLU(_Elementwise):
     """max(x, 0). `- relu`"""
 
@@ -36,7 +35,7 @@ class ReLU(_Elementwise):
 
 
 @layer("tanh")
-@dataclass(frozen=True)
+@layer_fields
 class Tanh(_Elementwise):
     """Hyperbolic tangent. `- tanh`"""
 
@@ -44,7 +43,7 @@ class Tanh(_Elementwise):
 
 
 @layer("sigmoid")
-@dataclass(frozen=True)
+@layer_fields
 class Sigmoid(_Elementwise):
     """Logistic sigmoid 1 / (1 + e^-x). `- sigmoid`"""
 
@@ -52,7 +51,7 @@ class Sigmoid(_Elementwise):
 
 
 @layer("leakyrelu")
-@dataclass(frozen=True)
+@layer_fields
 class LeakyReLU(ShapePreserving):
     """x if x > 0 else alpha·x. `- leakyrelu: {alpha: 0.1}`"""
 
@@ -69,7 +68,7 @@ class LeakyReLU(ShapePreserving):
 
 
 @layer("softmax")
-@dataclass(frozen=True)
+@layer_fields
 class Softmax(ShapePreserving):
     """Softmax along an axis (default 1: the classes of (N, K), the channels of NCHW).
 
@@ -96,7 +95,7 @@ class Softmax(ShapePreserving):
 
 
 @layer("dropout")
-@dataclass(frozen=True)
+@layer_fields
 class Dropout(ShapePreserving):
     """Dropout: active in training only, so the inference graph holds an Identity.
 
@@ -121,7 +120,7 @@ class Dropout(ShapePreserving):
 # (SiLU, GELU, Mish) is written out from the operators it is made of.
 
 
-@dataclass(frozen=True)
+@layer_fields
 class _Function(ShapePreserving):
     """An element-wise function: the shape stays; `explain` also says what it computes."""
 
@@ -148,7 +147,7 @@ def _clip(b: Lowering, x: str, lo: float | None, hi: float | None, out: str) -> 
 
 
 @layer("relu6")
-@dataclass(frozen=True)
+@layer_fields
 class ReLU6(_Function):
     """min(max(x, 0), 6), as in MobileNet. `- relu6`"""
 
@@ -182,7 +181,7 @@ def _torch_classes(torch) -> dict[str, type]:
 
 
 @layer("clip")
-@dataclass(frozen=True)
+@layer_fields
 class Clip(_Function):
     """Clamps every value into [min, max]; a bound left out is no bound (torch.clamp).
 
@@ -230,7 +229,7 @@ class Clip(_Function):
 
 
 @layer("hardsigmoid")
-@dataclass(frozen=True)
+@layer_fields
 class HardSigmoid(_Function):
     """PyTorch's hard sigmoid min(max(x/6 + 1/2, 0), 1) (ONNX's default slope is 0.2; netc's
     is PyTorch's 1/6). `- hardsigmoid`"""
@@ -247,7 +246,7 @@ class HardSigmoid(_Function):
 
 
 @layer("hardswish")
-@dataclass(frozen=True)
+@layer_fields
 class HardSwish(_Function):
     """x · hardsigmoid(x) = x · min(max(x + 3, 0), 6) / 6, as in MobileNetV3. `- hardswish`"""
 
@@ -263,7 +262,7 @@ class HardSwish(_Function):
 
 
 @layer("silu")
-@dataclass(frozen=True)
+@layer_fields
 class SiLU(_Function):
     """x · sigmoid(x), also called swish (EfficientNet). `- silu`"""
 
@@ -281,7 +280,7 @@ class SiLU(_Function):
 
 
 @layer("gelu")
-@dataclass(frozen=True)
+@layer_fields
 class GELU(_Function):
     """x · Φ(x), Φ the standard normal CDF, exactly (with erf) or by PyTorch's tanh formula.
 
@@ -325,7 +324,7 @@ class GELU(_Function):
 
 
 @layer("mish")
-@dataclass(frozen=True)
+@layer_fields
 class Mish(_Function):
     """x · tanh(softplus(x)), softplus(x) = ln(1 + e^x). `- mish`"""
 
@@ -344,7 +343,7 @@ class Mish(_Function):
 
 
 @layer("elu")
-@dataclass(frozen=True)
+@layer_fields
 class ELU(_Function):
     """x if x > 0 else alpha·(e^x - 1). `- elu: {alpha: 1.0}`"""
 
@@ -364,7 +363,7 @@ class ELU(_Function):
 
 
 @layer("prelu")
-@dataclass(frozen=True)
+@layer_fields
 class PReLU(_Function):
     """x if x > 0 else weight[c]·x, with a learned slope per channel (or feature), starting
     at 0.25 as in PyTorch. `- prelu`

@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from functools import lru_cache
 
 from ..errors import Lint, RuleError
 from .base import (Init, Lowering, Padding, Pair, Round, Shape, Site, Tensor, WeightSpec, attr,
-                   bias_lint, layer, need_rank)
+                   bias_lint, layer, layer_fields, need_rank)
 from .window import EDGE, Windowed, pads_of, rounding_of, spatial
 
 
 @layer("conv")
-@dataclass(frozen=True)
+@layer_fields
 class Conv(Windowed):
     """2-D convolution over an NCHW input; lowers to ONNX Conv.
 

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Literal
 
 from ..errors import Lint, RuleError
 from .base import (Init, Layer, Lowering, Shape, Site, Tensor, WeightSpec, attr, bias_lint,
-                   fmt_shape, layer, volume)
+                   fmt_shape, layer, layer_fields, volume)
 
 
 @layer("dense")
-@dataclass(frozen=True)
+@layer_fields
 class Dense(Layer):
     """Fully connected layer y = x·Wᵀ + b on an (N, features) input (ONNX Gemm), or with `axis:
     last` on the last axis of an input of any rank, as nn.Linear does (ONNX MatMul).
@@ -99,7 +98,7 @@ class Dense(Layer):
 
 
 @layer("flatten")
-@dataclass(frozen=True)
+@layer_fields
 class Flatten(Layer):
     """Flatten everything but the batch: N×C×H×W -> N×(C·H·W), in PyTorch's order.
 

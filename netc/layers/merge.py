@@ -4,11 +4,10 @@ broadcasting as numpy and ONNX do, and concatenation (inception modules)."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from functools import lru_cache
 
 from ..errors import RuleError
-from .base import Layer, Lowering, Shape, Tensor, attr, fmt_shape, layer
+from .base import Layer, Lowering, Shape, Tensor, attr, fmt_shape, layer, layer_fields
 
 
 def broadcast(xs: Sequence[Shape], hint: str) -> Shape:
@@ -68,7 +67,7 @@ def _broadcast_equation(out: Shape, xs: Sequence[Shape]) -> list[str]:
 
 
 @layer("add")
-@dataclass(frozen=True)
+@layer_fields
 class Add(Layer):
     """Element-wise sum of two or more inputs of one shape, or shapes that broadcast as in numpy
     and ONNX (N×C×1×1 + N×C×H×W); ONNX Add (Sum for three or more).
@@ -98,7 +97,7 @@ class Add(Layer):
 
 
 @layer("mul")
-@dataclass(frozen=True)
+@layer_fields
 class Mul(Layer):
     """Element-wise product of two or more inputs whose shapes broadcast as in numpy and ONNX:
     squeeze-and-excitation's N×C×1×1 scale times its N×C×H×W input; ONNX Mul.
@@ -133,7 +132,7 @@ class Mul(Layer):
 
 
 @layer("concat")
-@dataclass(frozen=True)
+@layer_fields
 class Concat(Layer):
     """Concatenation along an axis (default 1: channels) of inputs equal in every other axis.
 

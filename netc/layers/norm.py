@@ -4,17 +4,16 @@ norm; and `param`, a learned tensor named in the spec (ConvNeXt's layer scale)."
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from functools import lru_cache
 from typing import Literal
 
 from ..errors import RuleError
 from .base import (Init, Layer, Lowering, Shape, ShapePreserving, Tensor, WeightSpec, attr,
-                   fmt_shape, layer, need_rank)
+                   fmt_shape, layer, layer_fields, need_rank)
 
 
 @layer("batchnorm")
-@dataclass(frozen=True)
+@layer_fields
 class BatchNorm(ShapePreserving):
     """Batch normalisation with running statistics (inference form); ONNX BatchNormalization.
 
@@ -60,7 +59,7 @@ class BatchNorm(ShapePreserving):
 
 
 @layer("lrn")
-@dataclass(frozen=True)
+@layer_fields
 class LRN(ShapePreserving):
     """Local response normalisation across channels (AlexNet); ONNX LRN.
 
@@ -115,7 +114,7 @@ def _scale_and_shift(b: Lowering, w: Mapping[str, str], out: Tensor, c: int,
 
 
 @layer("layernorm")
-@dataclass(frozen=True)
+@layer_fields
 class LayerNorm(ShapePreserving):
     """Layer normalisation of each position's channels (or of the last axis), with a learned
     scale and shift per channel; ONNX LayerNormalization.
@@ -199,7 +198,7 @@ def _layernorm2d(torch):
 
 
 @layer("groupnorm")
-@dataclass(frozen=True)
+@layer_fields
 class GroupNorm(ShapePreserving):
     """Group normalisation: the channels split into groups, each normalised over its channels
     and positions, then a learned scale and shift per channel (nn.GroupNorm).
@@ -271,7 +270,7 @@ class GroupNorm(ShapePreserving):
 
 
 @layer("instancenorm")
-@dataclass(frozen=True)
+@layer_fields
 class InstanceNorm(ShapePreserving):
     """Instance normalisation: each channel of each image normalised over its positions
     (nn.InstanceNorm2d, without running statistics); ONNX InstanceNormalization.
@@ -309,7 +308,7 @@ class InstanceNorm(ShapePreserving):
 
 
 @layer("param")
-@dataclass(frozen=True)
+@layer_fields
 class Param(Layer):
     """A learned tensor, one value per channel of its input, as a layer whose output is the
     tensor itself and whose full name is its state_dict key (ConvNeXt's layer scale).

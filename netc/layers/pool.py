@@ -4,16 +4,16 @@ AdaptiveMaxPool2d)."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from functools import lru_cache
 
 
 from ..errors import RuleError
-from .base import Layer, Lowering, Padding, Pair, Round, Shape, Tensor, attr, layer, need_rank
+from .base import (Layer, Lowering, Padding, Pair, Round, Shape, Tensor, attr, layer, layer_fields,
+                   need_rank)
 from .window import AXES, Windowed, pads_of, rounding_of, spatial
 
 
-@dataclass(frozen=True)
+@layer_fields
 class _Pool(Windowed):
     kernel: Pair = attr(doc="window size: an int or [height, width]", min=1, max=4096)
     stride: Pair | None = attr(None, doc="step between windows (default: the kernel)",
@@ -99,7 +99,7 @@ class _Pool(Windowed):
 
 
 @layer("maxpool")
-@dataclass(frozen=True)
+@layer_fields
 class MaxPool(_Pool):
     """Max pooling; lowers to ONNX MaxPool (`round: ceil` pads the end of the input).
 
@@ -130,7 +130,7 @@ class MaxPool(_Pool):
 
 
 @layer("avgpool")
-@dataclass(frozen=True)
+@layer_fields
 class AvgPool(_Pool):
     """Average pooling; lowers to ONNX AveragePool.
 
@@ -210,7 +210,7 @@ def _window_counts(hw, kernel, stride, dilation, pads, extra, include_pad):
 
 
 @layer("globalavgpool")
-@dataclass(frozen=True)
+@layer_fields
 class GlobalAvgPool(Layer):
     """Average over the whole height and width: N×C×H×W -> N×C×1×1 (ONNX GlobalAveragePool).
 
@@ -241,7 +241,7 @@ def adaptive_windows(size: int, out: int) -> list[tuple[int, int]]:
     return [((i * size) // out, -(-((i + 1) * size) // out)) for i in range(out)]
 
 
-@dataclass(frozen=True)
+@layer_fields
 class _AdaptivePool(Layer):
     """An adaptive pool: the output size is given, the windows follow from the input's."""
 
@@ -315,7 +315,7 @@ class _AdaptivePool(Layer):
 
 
 @layer("adaptiveavgpool")
-@dataclass(frozen=True)
+@layer_fields
 class AdaptiveAvgPool(_AdaptivePool):
     """Average pooling to a given output size, with PyTorch's windows (nn.AdaptiveAvgPool2d).
 
@@ -347,7 +347,7 @@ class AdaptiveAvgPool(_AdaptivePool):
 
 
 @layer("adaptivemaxpool")
-@dataclass(frozen=True)
+@layer_fields
 class AdaptiveMaxPool(_AdaptivePool):
     """Max pooling to a given output size, with PyTorch's windows (nn.AdaptiveMaxPool2d).
 

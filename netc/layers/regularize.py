@@ -4,15 +4,14 @@ and netc.torch computes them in training mode (`model.train()`)."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from functools import lru_cache
 from typing import Literal
 
-from .base import Lowering, Shape, ShapePreserving, Tensor, attr, layer
+from .base import Lowering, Shape, ShapePreserving, Tensor, attr, layer, layer_fields
 
 
 @layer("stochasticdepth")
-@dataclass(frozen=True)
+@layer_fields
 class StochasticDepth(ShapePreserving):
     """Stochastic depth (torchvision.ops.StochasticDepth): in training, zeroes its whole input
     with probability `p` per image (`row`) or per batch (`batch`) and scales what survives by

@@ -4,15 +4,15 @@ part of a channel split, permute, reshape). Each keeps the batch axis 0 where it
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from functools import lru_cache
 
 from ..errors import RuleError
-from .base import Ints, Layer, Lowering, Shape, Tensor, attr, fmt_shape, layer, need_rank, volume
+from .base import (Ints, Layer, Lowering, Shape, Tensor, attr, fmt_shape, layer, layer_fields,
+                   need_rank, volume)
 
 
 @layer("shuffle")
-@dataclass(frozen=True)
+@layer_fields
 class Shuffle(Layer):
     """Channel shuffle (ShuffleNet): channels viewed as groups × C/groups, transposed, and
     flattened back, so that the next grouped conv mixes the groups.
@@ -65,7 +65,7 @@ class Shuffle(Layer):
 
 
 @layer("split")
-@dataclass(frozen=True)
+@layer_fields
 class Split(Layer):
     """One part of the channels split into equal `parts` (torch.chunk) or given `sizes`
     (torch.split); each part is its own layer, named as any other, on the same input.
@@ -165,7 +165,7 @@ def _near_equal(total: int, parts: int) -> list[int]:
 
 
 @layer("permute")
-@dataclass(frozen=True)
+@layer_fields
 class Permute(Layer):
     """Axes reordered, as torch.permute: output axis i is input axis dims[i]; the batch stays
     axis 0.
@@ -218,7 +218,7 @@ class Permute(Layer):
 
 
 @layer("reshape")
-@dataclass(frozen=True)
+@layer_fields
 class Reshape(Layer):
     """A new shape for each image's values, in their row-major order (torch.reshape); `shape`
     excludes the batch, which is kept, and one entry may be -1: what the others leave.

@@ -12,11 +12,14 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from fractions import Fraction
-from math import ceil, floor
+from math import ceil
+from typing import TYPE_CHECKING
 
 from ..errors import Lint, RuleError
 from .base import Layer, Shape, Site
+
+if TYPE_CHECKING:
+    from fractions import Fraction
 
 AXES = ("height", "width")
 EDGE = {"height": "row", "width": "column"}
@@ -38,6 +41,10 @@ def fmt_num(x: Fraction) -> str:
 
 
 def exact_size(n: int, k: int, s: int, pb: int, pa: int, d: int = 1) -> Fraction:
+    """(N - F + 2P) / S + 1 as an exact fraction (for messages: `window` needs integers only,
+    so fractions are imported when a message needs them)."""
+    from fractions import Fraction
+
     return Fraction(n + pb + pa - (d * (k - 1) + 1), s) + 1
 
 
@@ -54,14 +61,14 @@ def window(n: int, k: int, s: int, pb: int, pa: int, d: int, rounding: str) -> W
     Assumes the (effective) filter fits the padded input; `spatial` checks that first."""
     padded = n + pb + pa
     keff = d * (k - 1) + 1
-    q = Fraction(padded - keff, s)
-    if q.denominator == 1:
-        return Window(int(q) + 1, 0)
+    q, r = divmod(padded - keff, s)  # (padded - keff) / s, whole and remainder (numerator >= 0)
+    if r == 0:
+        return Window(q + 1, 0)
     if rounding == "exact":
         return None
     if rounding == "floor":
-        return Window(floor(q) + 1, 0)
-    out = ceil(q) + 1
+        return Window(q + 1, 0)
+    out = q + 2  # ceil
     if (out - 1) * s >= n + pb:  # the last window would start in the end padding
         out -= 1
     return Window(out, max(0, (out - 1) * s + keff - padded))

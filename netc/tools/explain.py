@@ -359,8 +359,8 @@ def _explain_instance(inst: BlockInstance, nodes: dict, prov: _Provenance) -> st
     """A block instance (`layer2.0`, `inception3a`): its arguments and its layers."""
     inside = [n for name, n in nodes.items() if name.startswith(inst.full + ".")]
     out = [f"{inst.full}: a use of block '{inst.block.name}'",
-           f"  used at {inst.entry.kind_span}"]
-    span = inst.entry.kind_span
+           f"  used at {inst.kind_span}"]
+    span = inst.kind_span
     while span.origin is not None:
         out.append(f"  inside a block used at {span.origin}")
         span = span.origin

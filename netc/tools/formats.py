@@ -85,13 +85,14 @@ class Report:
 
 def check_spec_file(path: str, limits: Limits = DEFAULT) -> Diagnostics:
     """Check one spec file; every diagnostic found (errors and warnings)."""
-    from ..pipeline import check_file
+    from ..pipeline import check_file, collection_paused
 
     found = Diagnostics()
-    try:
-        check_file(path, found, limits)
-    except NetcError as e:
-        return e.diagnostics
+    with collection_paused():  # (the graph is dropped before collection resumes)
+        try:
+            check_file(path, found, limits)
+        except NetcError as e:
+            return e.diagnostics
     return found
 
 
