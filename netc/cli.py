@@ -11,7 +11,6 @@ import argparse
 import io
 import os
 import sys
-import traceback
 
 from .errors import NetcError, fail
 from .limits import BOUNDS, Limits
@@ -223,6 +222,8 @@ def main(argv: list[str] | None = None) -> int:
     except Exception:  # anything else is a bug in netc, never the user's fault
         print("netc: internal error: this is a bug in netc, please report it with the spec "
               "and this trace:", file=sys.stderr)
+        import traceback  # (here: only a bug needs it)
+
         traceback.print_exc()
         return EXIT_INTERNAL
 

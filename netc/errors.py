@@ -11,7 +11,6 @@ input at fault, and `check.py` turns it into a positioned `Diagnostic`.
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 
@@ -236,6 +235,8 @@ class Diagnostics:
         return "\n".join(d.render() for d in self.sorted())
 
     def to_json(self) -> str:
+        import json  # (here: most runs never write JSON, and every run imports this module)
+
         return json.dumps([d.to_dict() for d in self.sorted()], indent=2)
 
     def __len__(self) -> int:

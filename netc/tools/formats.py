@@ -10,7 +10,6 @@ position (a file that can't be read) is reported on the file it is about.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from dataclasses import dataclass, field
@@ -100,6 +99,8 @@ def render(report: Report, fmt: str) -> str:
     """The report in `fmt` (one of FORMATS), without a final newline."""
     if fmt == "text":
         return "\n".join(d.render() for f in report.files for d in f.diagnostics)
+    import json  # (here: a text report, the usual one, does not need it)
+
     if fmt == "json":
         return json.dumps(json_document(report), indent=2, ensure_ascii=False)
     if fmt == "github":
