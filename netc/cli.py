@@ -313,17 +313,18 @@ def spec_files(paths: list[str]) -> list[str]:
 def cmd_check(args) -> int:
     if args.update_expect:
         return _update_expect(args)
-    from .tools.formats import Report, check_spec_file, render
+    from .tools.formats import Report, check_spec_files, render
 
     report = Report(strict=args.strict)
+    entries = []  # (path, diagnostics already known) or (file, None): to check
     for path in args.paths:
         try:
-            found = spec_files([path])
+            entries += [(file, None) for file in spec_files([path])]
         except NetcError as e:  # a folder without specs: reported, and the other paths checked
-            report.add(path, e.diagnostics)
-            continue
-        for file in found:
-            report.add(file, check_spec_file(file, args.limits))
+            entries.append((path, e.diagnostics))
+    checked = iter(check_spec_files([p for p, d in entries if d is None], args.limits))
+    for path, diagnostics in entries:
+        report.add(path, diagnostics if diagnostics is not None else next(checked))
     text = render(report, args.format)
     if args.format == "text":  # diagnostics to standard error, the verdict to standard output
         if text:

@@ -310,3 +310,58 @@ def test_unknown_format_is_a_usage_error(capsys):
         main(["check", "--format", "xml", "specs"])
     assert e.value.code == 2
     assert "invalid choice: 'xml'" in capsys.readouterr().err
+
+
+# --- checking many files in two processes -----------------------------------------------------
+
+
+def _render(found) -> list[str]:
+    return ["\n".join(d.render() for d in diagnostics) for diagnostics in found]
+
+
+@pytest.fixture
+def two_cpus(monkeypatch):
+    """The forked half runs wherever the machine has one CPU too."""
+    import os
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+
+
+def test_many_files_checked_in_two_processes_as_in_one(two_cpus, in_root, monkeypatch):
+    """The corpus of bad specs and the zoo, checked by check_spec_files (half of them in a
+    forked process), give every file's diagnostics in order, as checking each alone does."""
+    import os
+
+    from netc.tools import formats
+
+    forks, fork = [], os.fork
+    monkeypatch.setattr(os, "fork", lambda: forks.append(1) or fork())
+    paths = [str(p) for p in FILES] + [str(p) for p in sorted(Path("specs").glob("*.yaml"))]
+    assert sum(Path(p).stat().st_size for p in paths) >= 32_768  # (else it checks them alone)
+    together = formats.check_spec_files(paths)
+    assert forks == [1]
+    alone = [formats.check_spec_file(p) for p in paths]
+    assert _render(together) == _render(alone)
+    assert [len(d) for d in together] == [len(d) for d in alone]
+    assert any(len(d) for d in together) and not all(len(d) for d in together)
+
+
+def test_a_failing_second_process_is_made_up_for(two_cpus, monkeypatch, tmp_path):
+    """If the forked process fails (a bug there, a kill), this process checks its files."""
+    import os
+
+    from netc.tools import formats
+
+    parent, real = os.getpid(), formats.check_spec_file
+    marker = tmp_path / "the child ran"
+
+    def crash_in_the_child(path, limits=formats.DEFAULT):
+        if os.getpid() != parent:
+            marker.touch()
+            raise RuntimeError("the forked process fails")
+        return real(path, limits)
+
+    monkeypatch.setattr(formats, "check_spec_file", crash_in_the_child)
+    paths = [str(p) for p in FILES]
+    assert _render(formats.check_spec_files(paths)) == _render(real(p) for p in paths)
+    assert marker.exists()
