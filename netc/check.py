@@ -87,10 +87,31 @@ class Checker:
         outputs = self._outputs()
         if not self.diags.has_errors():
             self._expect(outputs)
+            self._labels(outputs)
             self._unused(outputs)
             self._lint(outputs)
         inputs = tuple(Value(d.name, d.shape) for d in spec.inputs)
-        return Graph(spec.name, spec.description, inputs, tuple(self.nodes), tuple(outputs))
+        return Graph(spec.name, spec.description, inputs, tuple(self.nodes), tuple(outputs),
+                     spec.preprocess, spec.labels)
+
+    def _labels(self, outputs: list[Value]) -> None:
+        """`labels:` name the classes of the (first) output, N × classes: one name each."""
+        labels = self.spec.labels
+        if labels is None or not outputs:
+            return
+        out = outputs[0]
+        span = self.spec.labels_node.span
+        if len(out.shape) != 2:
+            self.diags.error("E118", f"labels name the classes of an N×classes output, and "
+                             f"output '{out.name}' is {fmt_shape(out.shape)}", span,
+                             hints=["a classifier ends with a dense layer (or a flatten after "
+                                    "a global pool)"])
+        elif out.shape[1] != len(labels):
+            self.diags.error("E118", f"labels name {len(labels):,} classes, and output "
+                             f"'{out.name}' has {out.shape[1]:,}", span,
+                             hints=["one name per output, in order" if len(labels) < 50 else
+                                    "the labels file has one name a line, line k for output "
+                                    "k - 1"])
 
     # --- one layer ---------------------------------------------------------------------------
 

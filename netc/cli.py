@@ -55,6 +55,11 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--seed", type=_seed, default=0, metavar="N",
                    help="seed for the initial weights (default 0)")
     _emission_options(c)
+    c.add_argument("--uint8-input", action="store_true",
+                   help="make the model's input raw uint8 pixels N×H×W×C, as image libraries "
+                   "decode them, with the cast, the change to N×C×H×W and the normalisation "
+                   "that the spec's `preprocess:` declares inside the model (resizing and "
+                   "cropping stay outside); needs `preprocess:`")
     c.add_argument("--external-data", action="store_true",
                    help="store the weights in a data file beside the model (always done when "
                    "they pass 1.5 GiB, as protobuf cannot hold 2 GiB)")
@@ -107,8 +112,21 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--provider", choices=("cpu", "cuda"), default="cpu",
                    help="execution provider (default cpu); cuda fails clearly when it is "
                    "unavailable instead of falling back to the CPU")
+    r.add_argument("--image", action="append", nargs="+", default=[], metavar="FILE_OR_DIR",
+                   help="run on images (PNG, JPEG, ... as Pillow reads them; a folder: its "
+                   "image files, sorted), made into the input by the preprocessing the spec or "
+                   "model declares (`preprocess:`), and print the top classes of each")
+    r.add_argument("--top", type=_positive, default=5, metavar="K",
+                   help="with --image: how many classes to print per image (default 5)")
     r.add_argument("--output", metavar="OUT.npy",
-                   help="save the output (.npy), or all outputs by name (.npz)")
+                   help="save the output (.npy), or all outputs by name (.npz); with --image, "
+                   "a table of the top classes per image (.csv or .jsonl) or the outputs "
+                   "(.npy, one row per image)")
+    r.add_argument("--maps", metavar="DIR",
+                   help="with --image FILE: write each chosen layer's activation maps as one "
+                   "PNG grid per layer (a tile per channel) into DIR")
+    r.add_argument("--layers", metavar="NAME,...",
+                   help="with --maps: the layers to draw (default: every conv layer)")
     r.add_argument("--seed", type=_seed, default=0, metavar="N",
                    help="seed for the weights when running a spec (default 0)")
     _emission_options(r)
@@ -257,7 +275,8 @@ def _emission(args, graph):
     """The emission options of `compile` and `run` (weights loaded and checked here)."""
     from .pipeline import Emission
 
-    return Emission(args.seed, _loaded(args, graph), args.dtype, args.fold_bn)
+    return Emission(args.seed, _loaded(args, graph), args.dtype, args.fold_bn,
+                    getattr(args, "uint8_input", False))
 
 
 def _loaded(args, graph):
@@ -345,6 +364,10 @@ def cmd_summary(args) -> int:
 
 
 def cmd_run(args) -> int:
+    if args.image or args.maps or args.layers:
+        from .tools.predict import run_images
+
+        return run_images(args)
     import numpy as np
 
     from . import run

@@ -48,6 +48,9 @@ CODES: dict[str, str] = {
     "E114": "invalid expression",
     "E115": "a block uses itself",
     "E116": "a block named like a layer type",
+    "E117": "preprocessing doesn't fit the input",
+    "E118": "labels don't fit the output",
+    "E119": "cannot read the labels file",
     # graphs (warnings)
     "W201": "unused layer",
     "W202": "bias before batchnorm",
@@ -80,6 +83,9 @@ CODES: dict[str, str] = {
     "E602": "bad input data",
     "E603": "cannot write output",
     "E604": "not a valid ONNX model",
+    "E605": "cannot read an image",
+    "E606": "no preprocessing declared",
+    "W601": "an unreadable image skipped",
 }
 
 

@@ -29,14 +29,15 @@ from dataclasses import dataclass, field
 
 from .errors import CODES, Diagnostics, Note, closest, did_you_mean, did_you_mean_type
 from .expr import ExprError, evaluate, is_expression
+from .images import Preprocess, read_labels, read_preprocess
 from .layers import REGISTRY
 from .limits import DEFAULT, Limits
 from .load import YList, YMap, YNode, YScalar, kind_name
 from .source import SourceFile, Span, file_span
 
 FORMAT_VERSION = 1
-TOP_KEYS = ("netc", "name", "description", "inputs", "defaults", "blocks", "layers", "outputs",
-            "expect", "allow")
+TOP_KEYS = ("netc", "name", "description", "inputs", "preprocess", "labels", "defaults", "blocks",
+            "layers", "outputs", "expect", "allow")
 COMMON_KEYS = ("name", "from", "repeat", "first", "when", "allow")
 BLOCK_KEYS = ("description", "args", "layers", "branches", "output")
 REPEAT_KEYS = ("count", "name", "start")  # `repeat: {count: 6, name: "denselayer{i}", start: 1}`
@@ -154,6 +155,11 @@ class FlatSpec:
     instances: dict[str, BlockInstance] = field(default_factory=dict)
     defaults: dict[str, YMap] = field(default_factory=dict)
     allow: frozenset = frozenset()  # the top-level `allow:` (also in every LayerUse's)
+    # how an image file becomes the input, and the output's class names (images.py); the
+    # `labels:` node, for check.py's message when their number is not the output's
+    preprocess: Preprocess | None = None
+    labels: tuple[str, ...] | None = None
+    labels_node: YNode | None = None
 
 
 def check_name(diags: Diagnostics, node: YNode, what: str, local: bool = False,
@@ -241,8 +247,12 @@ def flatten(source: SourceFile, root: YNode | None,
         diags.error("E103", f"expect must be a mapping, not {kind_name(expect)}", expect.span)
         expect = None
 
+    preprocess = read_preprocess(diags, root.get("preprocess"), inputs)
+    labels = read_labels(diags, root.get("labels"), source.path)
+
     spec = FlatSpec(source, name or "", description, inputs, layers, outputs, expect, root.span,
-                    last if isinstance(last, str) else None, expander.instances, defaults, allow)
+                    last if isinstance(last, str) else None, expander.instances, defaults, allow,
+                    preprocess, labels, root.get("labels"))
     return spec, diags
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .images import Preprocess
 from .layers.base import Layer, Shape, WeightSpec, fmt_shape, volume
 from .source import Span
 
@@ -88,13 +89,16 @@ class Node:
 
 @dataclass(frozen=True)
 class Graph:
-    """A whole checked network."""
+    """A whole checked network; `preprocess` and `labels` are what the spec declares about
+    images in and class names out (images.py), or None."""
 
     name: str
     description: str
     inputs: tuple[Value, ...]
     nodes: tuple[Node, ...]
     outputs: tuple[Value, ...]
+    preprocess: Preprocess | None = None
+    labels: tuple[str, ...] | None = None
 
     @property
     def params(self) -> int:

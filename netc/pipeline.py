@@ -129,12 +129,15 @@ def check_file(path, warnings: Diagnostics | None = None, limits: Limits = DEFAU
 class Emission:
     """How a checked graph becomes a model: the seed of the initial weights, weights loaded by
     name (`<layer>.<param>` -> float32 array, shapes already checked; None: all initial), the
-    precision of weights and computation, and whether batchnorm is folded into convs."""
+    precision of weights and computation, whether batchnorm is folded into convs, and whether
+    the input is raw uint8 pixels N×H×W×C with the declared preprocessing's cast, layout
+    change and normalisation inside the model (`--uint8-input`)."""
 
     seed: int = 0
     weights: dict | None = None
     dtype: str = "float32"
     fold_bn: bool = False
+    uint8_input: bool = False
 
 
 def write(graph: Graph, path: str, emission: Emission = Emission(),

@@ -1,0 +1,534 @@
+"""Images in, labels out: the preprocessing a spec declares, its class names, and decoding.
+
+A spec says how an image file becomes its input tensor (`preprocess:`) and what its output's
+classes are called (`labels:`), as Caffe's prototxt declared its transform beside the
+network. The steps and their order are torchvision's evaluation transforms, which is what the
+zoo's weights were trained with:
+
+    colour mode   PIL `Image.convert("RGB")` or `"L"` (grayscale)
+    resize        torchvision `Resize(S)`: the shorter side to S, the longer one to
+                  int(S * long / short) (rounded down); or `Resize((H, W))`; Pillow's
+                  filter (bilinear by default; bicubic, nearest), which is what torchvision
+                  uses on a PIL image
+    crop          torchvision `CenterCrop`: top = round((h - H) / 2), left = round((w - W) / 2)
+                  (Python's round); an image smaller than the crop is an error here, where
+                  torchvision would pad it with black
+    to a tensor   H x W x C bytes -> C x H x W float32, times `scale` (1/255: ToTensor)
+    normalise     (x - mean[c]) / std[c] per channel (Normalize)
+
+Compiled models carry both in their ONNX metadata_props under METADATA_PREPROCESS and
+METADATA_LABELS (JSON), so that a .onnx file alone runs on images (`netc run --image`).
+
+This module holds the declaration (read by expand.py, checked against the input by check.py,
+written by emit.py) and the decoding (Pillow, imported when an image is decoded).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+METADATA_PREPROCESS = "netc.preprocess"  # JSON: Preprocess.to_dict()
+METADATA_LABELS = "netc.labels"  # JSON: the class names, in output order
+COLORS = {"rgb": 3, "grayscale": 1}
+INTERPOLATIONS = ("bilinear", "bicubic", "nearest")
+PREPROCESS_KEYS = ("color", "resize", "crop", "interpolation", "scale", "mean", "std")
+MAX_SIDE = 1 << 15  # a resize or crop side (Pillow's own limit on a side is larger)
+MAX_LABELS = 100_000
+MAX_LABEL = 256  # characters in one class name
+# the 1,000 ImageNet classes in the order of torchvision's classifiers (netc/data/)
+IMAGENET = "imagenet"
+
+
+@dataclass(frozen=True)
+class Preprocess:
+    """How an image file becomes the input `input` (N x C x H x W, float32).
+
+    `resize` is (S,) for the shorter side or (H, W); `crop` a centre crop (H, W); None: not
+    done. Pixel values 0..255 are multiplied by `scale`, then `mean` is subtracted and the
+    result divided by `std`, per channel (one value each for grayscale, three for RGB)."""
+
+    input: str
+    color: str = "rgb"
+    resize: tuple[int, ...] | None = None
+    crop: tuple[int, int] | None = None
+    interpolation: str = "bilinear"
+    scale: float = 1 / 255
+    mean: tuple[float, ...] = (0.0, 0.0, 0.0)
+    std: tuple[float, ...] = (1.0, 1.0, 1.0)
+
+    @property
+    def channels(self) -> int:
+        return COLORS[self.color]
+
+    def size(self) -> tuple[int, int] | None:
+        """The (H, W) the steps produce: the crop, or a resize to H x W; None when the
+        image's own size passes through (then it must already be the input's size)."""
+        if self.crop is not None:
+            return self.crop
+        if self.resize is not None and len(self.resize) == 2:
+            return self.resize
+        return None
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        for key in ("resize", "crop", "mean", "std"):
+            d[key] = list(d[key]) if d[key] is not None else None
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Preprocess:
+        """The inverse of to_dict; raises ValueError for anything else (a model's metadata
+        comes from strangers too)."""
+        if not isinstance(d, dict) or set(d) - set(PREPROCESS_KEYS) - {"input"} \
+                or not isinstance(d.get("input"), str):
+            raise ValueError("not a netc preprocessing record")
+        color = d.get("color", "rgb")
+        if color not in COLORS:
+            raise ValueError(f"unknown colour mode {color!r}")
+        n = COLORS[color]
+
+        def ints(v, lengths):
+            if v is None:
+                return None
+            if not isinstance(v, list) or len(v) not in lengths or not all(
+                    type(x) is int and 1 <= x <= MAX_SIDE for x in v):
+                raise ValueError(f"bad size {v!r}")
+            return tuple(v)
+
+        def floats(v, positive):
+            if not isinstance(v, list) or len(v) != n or not all(
+                    isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+                    and (x > 0 if positive else True) for x in v):
+                raise ValueError(f"bad per-channel values {v!r}")
+            return tuple(float(x) for x in v)
+
+        scale = d.get("scale", 1 / 255)
+        if not isinstance(scale, (int, float)) or isinstance(scale, bool) \
+                or not math.isfinite(scale) or scale <= 0:
+            raise ValueError(f"bad scale {scale!r}")
+        interpolation = d.get("interpolation", "bilinear")
+        if interpolation not in INTERPOLATIONS:
+            raise ValueError(f"unknown interpolation {interpolation!r}")
+        return cls(d["input"], color, ints(d.get("resize"), (1, 2)), ints(d.get("crop"), (2,)),
+                   interpolation, float(scale), floats(d.get("mean", [0.0] * n), False),
+                   floats(d.get("std", [1.0] * n), True))
+
+
+def to_metadata(preprocess: Preprocess | None, labels: tuple[str, ...] | None) -> dict:
+    """The metadata_props entries of a model (empty when it declares neither)."""
+    props = {}
+    if preprocess is not None:
+        props[METADATA_PREPROCESS] = json.dumps(preprocess.to_dict(), separators=(",", ":"))
+    if labels is not None:
+        props[METADATA_LABELS] = json.dumps(list(labels), ensure_ascii=False,
+                                            separators=(",", ":"))
+    return props
+
+
+def from_metadata(props: dict) -> tuple[Preprocess | None, tuple[str, ...] | None]:
+    """The preprocessing and labels a model's metadata_props carry; ValueError if present
+    but malformed."""
+    preprocess = labels = None
+    if METADATA_PREPROCESS in props:
+        try:
+            preprocess = Preprocess.from_dict(json.loads(props[METADATA_PREPROCESS]))
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{METADATA_PREPROCESS} is not JSON: {e}") from None
+    if METADATA_LABELS in props:
+        try:
+            found = json.loads(props[METADATA_LABELS])
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{METADATA_LABELS} is not JSON: {e}") from None
+        if not isinstance(found, list) or not all(isinstance(x, str) for x in found) \
+                or len(found) > MAX_LABELS:
+            raise ValueError(f"{METADATA_LABELS} is not a list of names")
+        labels = tuple(found)
+    return preprocess, labels
+
+
+def imagenet_labels() -> tuple[str, ...]:
+    """The 1,000 ImageNet class names, in the order of torchvision's classifiers (from
+    torchvision's `torchvision/models/_meta.py`, `_IMAGENET_CATEGORIES`, BSD-3-Clause; see
+    netc/data/imagenet_classes.txt)."""
+    path = Path(__file__).parent / "data" / "imagenet_classes.txt"
+    return tuple(line for line in path.read_text(encoding="utf-8").splitlines() if line)
+
+
+# --- decoding ------------------------------------------------------------------------------
+
+
+def resized_size(width: int, height: int, resize: tuple[int, ...]) -> tuple[int, int]:
+    """(width, height) after torchvision's Resize: (S,) puts the shorter side at S and the
+    longer at int(S * long / short) (torchvision's `_compute_resized_output_size`); (H, W)
+    is exact."""
+    if len(resize) == 2:
+        return resize[1], resize[0]
+    short, long = (width, height) if width <= height else (height, width)
+    new_short, new_long = resize[0], int(resize[0] * long / short)
+    return (new_short, new_long) if width <= height else (new_long, new_short)
+
+
+def crop_box(width: int, height: int, crop: tuple[int, int]) -> tuple[int, int, int, int]:
+    """(left, top, right, bottom) of torchvision's CenterCrop of a width x height image."""
+    top = int(round((height - crop[0]) / 2.0))
+    left = int(round((width - crop[1]) / 2.0))
+    return left, top, left + crop[1], top + crop[0]
+
+
+# --- reading the declaration (expand.py calls these) ------------------------------------------
+
+_FRACTION = re.compile(r"\s*([0-9]+(?:\.[0-9]+)?)\s*/\s*([0-9]+(?:\.[0-9]+)?)\s*\Z")
+LABELS_FILE_BYTES = 4 << 20
+
+
+def read_preprocess(diags, node, inputs) -> Preprocess | None:
+    """`preprocess:` of a spec, checked against its inputs (`expand.InputDecl`s); None after
+    an error (reported) or when absent. Every key is optional: `color` follows the input's
+    channels, `scale` is 1/255, `mean` 0 and `std` 1."""
+    from .errors import closest, did_you_mean
+    from .load import YList, YMap, YScalar, kind_name
+
+    if node is None:
+        return None
+    if not isinstance(node, YMap):
+        diags.error("E103", f"preprocess must be a mapping, not {kind_name(node)}", node.span,
+                    hints=["preprocess: {resize: 256, crop: 224, mean: [0.485, 0.456, 0.406], "
+                           "std: [0.229, 0.224, 0.225]}"])
+        return None
+    ok, meant = True, set()
+    for key in node.entries:
+        if key not in PREPROCESS_KEYS and key != "input":
+            meant.add(closest(key, PREPROCESS_KEYS))
+            diags.error("E102", f"unknown key '{key}' in preprocess", node.key_span(key),
+                        hints=did_you_mean(key, PREPROCESS_KEYS + ("input",))
+                        or [f"preprocess takes: {', '.join(PREPROCESS_KEYS)} (and `input`)"])
+            ok = False
+    images = [d for d in inputs if len(d.shape) == 4]
+    target = node.get("input")
+    if target is not None:
+        name = target.value if isinstance(target, YScalar) else None
+        found = [d for d in inputs if d.name == name]
+        if not found:
+            diags.error("E111", f"preprocess: no input is named {name!r}" if isinstance(name, str)
+                        else f"preprocess: input must be an input's name, not {kind_name(target)}",
+                        target.span, hints=did_you_mean(str(name), [d.name for d in inputs])
+                        or [f"inputs: {', '.join(d.name for d in inputs)}"])
+            return None
+        decl = found[0]
+    elif len(images) == 1:
+        decl = images[0]
+    else:
+        if inputs:  # (no inputs: reported already)
+            diags.error("E117", f"preprocess makes one N×C×H×W input, and this spec has "
+                        f"{len(images)} of them" + (f" ({', '.join(d.name for d in images)})"
+                                                    if images else ""),
+                        node.span, hints=["name it: `input: <name>` in preprocess"]
+                        if images else ["preprocess is for a spec whose input is an image"])
+        return None
+    if len(decl.shape) != 4:
+        diags.error("E117", f"preprocess makes an N×C×H×W image, and input '{decl.name}' is "
+                    f"{len(decl.shape)}-D", (target or node).span)
+        return None
+    channels, height, width = decl.shape[1:]
+
+    def number(key, positive=True):
+        v = node.get(key)
+        value = v.value if isinstance(v, YScalar) else None
+        if isinstance(value, str) and _FRACTION.match(value):
+            a, b = _FRACTION.match(value).groups()
+            value = float(a) / float(b) if float(b) else math.inf
+        if isinstance(value, bool) or not isinstance(value, (int, float)) \
+                or not math.isfinite(value) or (positive and value <= 0):
+            diags.error("E105" if isinstance(value, (int, float)) else "E103",
+                        f"preprocess {key} must be a {'positive ' if positive else ''}number"
+                        f"{' or a fraction such as 1/255' if key == 'scale' else ''}, not "
+                        f"{kind_name(v)}", v.span)
+            return None
+        return float(value)
+
+    def sides(key, lengths):
+        v = node.get(key)
+        items = v.items if isinstance(v, YList) else [v]
+        values = [i.value if isinstance(i, YScalar) else None for i in items]
+        if len(items) not in lengths or not all(
+                type(x) is int and 1 <= x <= MAX_SIDE for x in values):
+            form = "a size S (the shorter side) or [H, W]" if 1 in lengths else "a size or [H, W]"
+            diags.error("E103" if not all(type(x) is int for x in values) else "E105",
+                        f"preprocess {key} must be {form} of whole pixels from 1 to "
+                        f"{MAX_SIDE:,}, not {kind_name(v)}", v.span)
+            return None
+        return tuple(values)
+
+    def per_channel(key, n, positive):
+        v = node.get(key)
+        items = v.items if isinstance(v, YList) else None
+        values = [i.value if isinstance(i, YScalar) else None for i in items or []]
+        if items is None or not all(isinstance(x, (int, float)) and not isinstance(x, bool)
+                                    and math.isfinite(x) for x in values):
+            diags.error("E103", f"preprocess {key} must be a list of numbers, one per channel, "
+                        f"not {kind_name(v)}", v.span,
+                        hints=[f"{key}: [{', '.join(['0.5'] * n)}]"])
+            return None
+        if len(values) != n:
+            diags.error("E117", f"preprocess {key} has {len(values)} value"
+                        f"{'s' * (len(values) != 1)}, and input '{decl.name}' has {n} channel"
+                        f"{'s' * (n != 1)}", v.span,
+                        hints=[f"give one value per channel: {key}: [{', '.join(['...'] * n)}]"])
+            return None
+        if positive and not all(x > 0 for x in values):
+            diags.error("E105", f"preprocess {key} must be positive (it divides)", v.span)
+            return None
+        return tuple(float(x) for x in values)
+
+    color = {3: "rgb", 1: "grayscale"}.get(channels)
+    if "color" in node.entries:
+        v = node.get("color")
+        given = v.value if isinstance(v, YScalar) else None
+        if given not in COLORS:
+            diags.error("E105", f"preprocess color must be rgb or grayscale, not {kind_name(v)}",
+                        v.span, hints=did_you_mean(str(given), COLORS) or [])
+            return None
+        if COLORS[given] != channels:
+            diags.error("E117", f"preprocess color {given} makes {COLORS[given]} channel"
+                        f"{'s' * (COLORS[given] > 1)}, and input '{decl.name}' has {channels}",
+                        v.span, hints=[f"color: {color}" if color else
+                                       "an image has 1 (grayscale) or 3 (rgb) channels"])
+            return None
+        color = given
+    elif color is None:
+        diags.error("E117", f"preprocess makes 1 (grayscale) or 3 (rgb) channels, and input "
+                    f"'{decl.name}' has {channels}", node.span)
+        return None
+    n = COLORS[color]
+    resize = sides("resize", (1, 2)) if "resize" in node.entries else None
+    crop = sides("crop", (1, 2)) if "crop" in node.entries else None
+    if crop is not None and len(crop) == 1:
+        crop = (crop[0], crop[0])
+    interpolation = "bilinear"
+    if "interpolation" in node.entries:
+        v = node.get("interpolation")
+        interpolation = v.value if isinstance(v, YScalar) else None
+        if interpolation not in INTERPOLATIONS:
+            diags.error("E105", f"preprocess interpolation must be one of "
+                        f"{', '.join(INTERPOLATIONS)}, not {kind_name(v)}", v.span,
+                        hints=did_you_mean(str(interpolation), INTERPOLATIONS) or [])
+            return None
+    scale = number("scale") if "scale" in node.entries else 1 / 255
+    mean = per_channel("mean", n, False) if "mean" in node.entries else (0.0,) * n
+    std = per_channel("std", n, True) if "std" in node.entries else (1.0,) * n
+    if not ok or None in (scale, mean, std) or ("resize" in node.entries and resize is None) \
+            or ("crop" in node.entries and crop is None):
+        return None
+    made = Preprocess(decl.name, color, resize, crop, interpolation, scale, mean, std)
+    size = made.size()
+    if size is not None and size != (height, width):
+        key = "crop" if crop is not None else "resize"
+        diags.error("E117", f"preprocess makes {size[0]}×{size[1]} images ({key}), and input "
+                    f"'{decl.name}' is {height}×{width}", node.get(key).span,
+                    hints=[f"{key}: {height if height == width else [height, width]}"
+                           if key == "crop" else
+                           f"crop: {height if height == width else [height, width]}, or "
+                           f"resize: [{height}, {width}]"])
+        return None
+    if crop is not None and resize is not None and len(resize) == 2 \
+            and (resize[0] < crop[0] or resize[1] < crop[1]):
+        diags.error("E117", f"preprocess resizes to {resize[0]}×{resize[1]}, smaller than its "
+                    f"{crop[0]}×{crop[1]} crop", node.get("resize").span)
+        return None
+    if crop is not None and resize is not None and len(resize) == 1 and resize[0] < max(crop):
+        diags.error("E117", f"preprocess resizes the shorter side to {resize[0]}, smaller than "
+                    f"its {crop[0]}×{crop[1]} crop", node.get("resize").span,
+                    hints=[f"resize: {max(crop)} or more (torchvision's ratio is 256 for 224)"])
+        return None
+    return made
+
+
+def read_labels(diags, node, source_path: str | None) -> tuple[str, ...] | None:
+    """`labels:` of a spec: `imagenet` (netc's copy of the 1,000 ImageNet names), a file
+    beside the spec (one name a line; it must lie in the spec's folder, as a spec may come
+    from a stranger and the names go into the model), or a list. None after an error
+    (reported) or when absent."""
+    from .load import YList, YScalar, kind_name
+
+    if node is None:
+        return None
+    if isinstance(node, YList):
+        names = []
+        for item in node.items:
+            v = item.value if isinstance(item, YScalar) else None
+            if isinstance(v, bool) or not isinstance(v, (str, int)) or str(v) == "":
+                diags.error("E103", f"a label must be a name or a number, not {kind_name(item)}",
+                            item.span)
+                return None
+            if len(str(v)) > MAX_LABEL:
+                diags.error("E112", f"a label of {len(str(v)):,} characters is longer than "
+                            f"{MAX_LABEL}", item.span)
+                return None
+            names.append(str(v))
+        if not names:
+            diags.error("E103", "labels must name at least one class", node.span)
+            return None
+        return tuple(names)
+    value = node.value if isinstance(node, YScalar) else None
+    if not isinstance(value, str) or not value:
+        diags.error("E103", f"labels must be `imagenet`, a file name or a list of names, not "
+                    f"{kind_name(node)}", node.span,
+                    hints=["labels: imagenet", "labels: classes.txt (one name a line)",
+                           "labels: [cat, dog]"])
+        return None
+    if value == IMAGENET:
+        return imagenet_labels()
+    return _labels_file(diags, node, value, source_path)
+
+
+def _labels_file(diags, node, value: str, source_path: str | None) -> tuple[str, ...] | None:
+    if source_path is None or source_path.startswith("<"):
+        diags.error("E119", f"labels file {value!r}: a spec read from memory has no folder to "
+                    "find it in", node.span, hints=["give the names as a list"])
+        return None
+    folder = Path(source_path).resolve().parent
+    path = (folder / value).resolve()
+    if Path(value).is_absolute() or not path.is_relative_to(folder):
+        diags.error("E119", f"labels file {value!r} is outside the spec's folder", node.span,
+                    hints=["put the labels file beside the spec (a spec may come from someone "
+                           "else: netc reads no file it names outside its folder)"])
+        return None
+    try:
+        with open(path, "rb") as f:
+            data = f.read(LABELS_FILE_BYTES + 1)
+    except OSError as e:
+        diags.error("E119", f"cannot read labels file {value!r}: {e.strerror or e}", node.span,
+                    hints=["one class name a line, in the order of the outputs; or "
+                           "`labels: imagenet`"])
+        return None
+    if len(data) > LABELS_FILE_BYTES:
+        diags.error("E119", f"labels file {value!r} is larger than "
+                    f"{LABELS_FILE_BYTES >> 20} MiB", node.span)
+        return None
+    try:
+        lines = data.decode("utf-8-sig").splitlines()
+    except UnicodeDecodeError:
+        diags.error("E119", f"labels file {value!r} is not UTF-8 text", node.span)
+        return None
+    while lines and not lines[-1].strip():
+        lines.pop()
+    names = [line.strip() for line in lines]
+    empty = [i for i, name in enumerate(names, 1) if not name]
+    if empty or not names:
+        diags.error("E119", f"labels file {value!r} " + (f"has an empty line ({empty[0]})"
+                    if empty else "is empty"), node.span,
+                    hints=["one class name a line: line k names output k - 1"])
+        return None
+    if len(names) > MAX_LABELS or max(len(n) for n in names) > MAX_LABEL:
+        diags.error("E119", f"labels file {value!r} has more than {MAX_LABELS:,} names or a "
+                    f"name longer than {MAX_LABEL} characters", node.span)
+        return None
+    return tuple(names)
+
+
+# --- decoding (netc run --image) ---------------------------------------------------------------
+
+MAX_PIXELS = 1 << 28  # an image's pixels before decoding (a decompression bomb is refused)
+
+
+def open_image(path: str):
+    """The image at `path`, decoded by Pillow (its size checked before its pixels are read).
+    Raises NetcError E605 when it is not an image Pillow reads, or is too large."""
+    from PIL import Image, UnidentifiedImageError
+
+    from .errors import fail
+
+    try:
+        image = Image.open(path)
+    except (UnidentifiedImageError, OSError, ValueError) as e:
+        kind = sniff(path)
+        raise fail("E605", f"cannot read image '{path}': "
+                   + (f"it is {kind}, not an image" if kind else (getattr(e, "strerror", None)
+                                                                    or str(e))), None,
+                   hints=["give PNG, JPEG, BMP, GIF, TIFF or WebP files"]) from None
+    width, height = image.size
+    if width * height > MAX_PIXELS:
+        raise fail("E605", f"image '{path}' has {width}×{height} pixels, more than netc decodes "
+                   f"({MAX_PIXELS:,})", None)
+    try:
+        image.load()
+    except (OSError, ValueError, SyntaxError) as e:  # truncated or corrupt after the header
+        raise fail("E605", f"cannot decode image '{path}': {e}", None) from None
+    return image
+
+
+def sniff(path: str) -> str | None:
+    """What a file is, from its first bytes, for messages ("a PNG image", "text"); None when
+    it is unknown (or unreadable)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(512)
+    except OSError:
+        return None
+    signatures = [
+        (b"\x89PNG\r\n\x1a\n", "a PNG image"), (b"\xff\xd8\xff", "a JPEG image"),
+        (b"GIF8", "a GIF image"), (b"BM", "a BMP image"), (b"II*\x00", "a TIFF image"),
+        (b"MM\x00*", "a TIFF image"), (b"\x93NUMPY", "a .npy array"),
+        (b"PK\x03\x04", "a zip archive (an .npz file is one)"), (b"\x08", None),
+    ]
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "a WebP image"
+    for magic, kind in signatures:
+        if kind and head.startswith(magic):
+            return kind
+    if head.startswith(b"\x80") and len(head) > 1 and head[1] in range(2, 6):
+        return "Python pickle data"
+    try:
+        head.decode("utf-8")
+        return "text" if head else "an empty file"
+    except UnicodeDecodeError:
+        return None
+
+
+def preprocess_image(image, preprocess: Preprocess, path: str = "<image>"):
+    """A decoded PIL image made into the input tensor, C × H × W float32, as torchvision's
+    Resize, CenterCrop, ToTensor and Normalize make it (module doc). Raises NetcError E602
+    when the image is smaller than the crop."""
+    import numpy as np
+    from PIL import Image
+
+    from .errors import fail
+
+    image = image.convert("RGB" if preprocess.color == "rgb" else "L")
+    filters = {"bilinear": Image.BILINEAR, "bicubic": Image.BICUBIC, "nearest": Image.NEAREST}
+    if preprocess.resize is not None:
+        size = resized_size(image.width, image.height, preprocess.resize)
+        if size != image.size:
+            image = image.resize(size, filters[preprocess.interpolation])
+    if preprocess.crop is not None:
+        h, w = preprocess.crop
+        if image.height < h or image.width < w:
+            before = "after the resize " if preprocess.resize is not None else ""
+            raise fail("E602", f"image '{path}' is {image.width}×{image.height} {before}"
+                       f"(width × height), smaller than the {w}×{h} crop", None,
+                       hints=["use a larger image, or declare `resize:` in the spec's "
+                              "preprocess so that images are scaled up to the crop first"])
+        image = image.crop(crop_box(image.width, image.height, preprocess.crop))
+    pixels = np.asarray(image, dtype=np.uint8)
+    if pixels.ndim == 2:
+        pixels = pixels[:, :, None]
+    x = pixels.transpose(2, 0, 1).astype(np.float32) * np.float32(preprocess.scale)
+    mean = np.asarray(preprocess.mean, dtype=np.float32).reshape(-1, 1, 1)
+    std = np.asarray(preprocess.std, dtype=np.float32).reshape(-1, 1, 1)
+    return (x - mean) / std
+
+
+def image_pixels(image, preprocess: Preprocess, path: str = "<image>"):
+    """As `preprocess_image`, up to the crop: H × W × C uint8 pixels (the input of a model
+    compiled with --uint8-input, which scales and normalises them itself)."""
+    import numpy as np
+
+    x = preprocess_image(image, Preprocess(preprocess.input, preprocess.color, preprocess.resize,
+                                           preprocess.crop, preprocess.interpolation, 1.0,
+                                           (0.0,) * preprocess.channels,
+                                           (1.0,) * preprocess.channels), path)
+    return np.rint(x.transpose(1, 2, 0)).astype(np.uint8)
