@@ -20,6 +20,7 @@ import json
 
 from ..expand import ALLOWABLE, ARG_TYPES, BLOCK_KEYS, BRANCH_KEYS, COMMON_KEYS, FORMAT_VERSION, \
     MAX_NAME, MAX_RANK_DIM, REPEAT_KEYS, TOP_KEYS
+from ..images import COLORS, INTERPOLATIONS, MAX_SIDE
 from ..layers import REGISTRY, AttrSpec, attributes, counting_macs
 from ..layers.base import INITIALISERS, INITIALISERS_WITH_VALUE, MAX_ITEMS
 
@@ -83,6 +84,14 @@ def spec_schema() -> dict:
                    "additionalProperties": {"$ref": REF + "shape"},
                    "description": "input names and their shapes: [N, C, H, W] or "
                    "[N, features]; the first dimension may be a name (a symbolic batch)"},
+        "preprocess": _preprocess(),
+        "labels": {"anyOf": [
+            {"const": "imagenet", "description": "the 1,000 ImageNet classes"},
+            {"type": "string", "minLength": 1,
+             "description": "a file beside the spec, one class name a line"},
+            {"type": "array", "minItems": 1, "items": {"type": ["string", "integer"]},
+             "description": "the class names, in output order"}],
+            "description": "the names of the output's classes (netc run --image prints them)"},
         "defaults": {"type": "object",
                      "properties": {k: {"$ref": REF + f"defaults.{k}"} for k in kinds},
                      "additionalProperties": False,
@@ -239,6 +248,33 @@ def _expect() -> dict:
             },
             "description": "numbers the network must have; `netc check` reports a mismatch, "
             "`netc check --update-expect` writes the actual ones"}
+
+
+def _preprocess() -> dict:
+    """`preprocess:` (images.py): how an image file becomes the input."""
+    side = {"type": "integer", "minimum": 1, "maximum": MAX_SIDE}
+    size = {"oneOf": [side, {"type": "array", "items": side, "minItems": 2, "maxItems": 2}]}
+    numbers = {"type": "array", "items": {"type": "number"}, "minItems": 1, "maxItems": 3}
+    return {
+        "type": "object", "additionalProperties": False,
+        "description": "how an image becomes the input, as torchvision's Resize, CenterCrop, "
+                       "ToTensor and Normalize do it (docs/spec.md)",
+        "properties": {
+            "input": {"$ref": REF + "name", "description": "the input it makes (default: the "
+                      "only N×C×H×W one)"},
+            "color": {"enum": list(COLORS), "description": "rgb (3 channels) or grayscale (1); "
+                      "default: as the input's channels"},
+            "resize": dict(size, description="the shorter side to S, or to [H, W]"),
+            "crop": dict(size, description="a centre crop to S×S or [H, W]"),
+            "interpolation": {"enum": list(INTERPOLATIONS),
+                              "description": "the resize filter (default bilinear)"},
+            "scale": {"oneOf": [{"type": "number", "exclusiveMinimum": 0},
+                                {"type": "string", "pattern": r"^\s*[0-9.]+\s*/\s*[0-9.]+\s*$"}],
+                      "description": "pixel values 0..255 are multiplied by it (default 1/255)"},
+            "mean": dict(numbers, description="subtracted per channel, after the scale"),
+            "std": dict(numbers, description="divided per channel, after the mean"),
+        },
+    }
 
 
 def _attributes(kind: str, expressions: bool) -> dict:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 
 from ..expand import FORMAT_VERSION, NAME_RE
+from ..images import imagenet_labels
 from ..ir import Graph
 from ..layers import attributes
 from ..load import resolve_plain, yaml11_trap
@@ -36,6 +37,14 @@ def flat_spec(graph: Graph) -> str:
         lines.append(f"description: {json.dumps(graph.description, ensure_ascii=False)}")
     lines.append("inputs:")
     lines += [f"  {scalar(v.name)}: {scalar(list(v.shape))}" for v in graph.inputs]
+    pre = graph.preprocess
+    if pre is not None:  # every step stated, the defaults too
+        lines.append("preprocess:")
+        lines += [f"  {key}: {scalar(list(value) if isinstance(value, tuple) else value)}"
+                  for key, value in pre.to_dict().items() if value is not None]
+    if graph.labels is not None:
+        lines.append("labels: imagenet" if graph.labels == imagenet_labels()
+                     else f"labels: {scalar(list(graph.labels))}")
     lines.append("layers:")
     for node in graph.nodes:
         attrs = []

@@ -1,0 +1,215 @@
+"""The spec's `preprocess:` and `labels:` (netc/images.py): what they read, what they refuse,
+and what travels with a checked graph. The decoding and its equality with torchvision are in
+tests/test_preprocess.py; the metadata in the model in tests/test_uint8_input.py."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from netc import pipeline
+from netc.cli import main
+from netc.errors import NetcError
+from netc.images import (METADATA_LABELS, METADATA_PREPROCESS, Preprocess, from_metadata,
+                         imagenet_labels, to_metadata)
+
+ROOT = Path(__file__).resolve().parent.parent
+
+SPEC = """netc: 1
+name: small
+inputs:
+  image: [N, {c}, 16, 16]
+{extra}
+layers:
+  - conv: {{filters: 4, kernel: 3, pad: 1}}
+  - globalavgpool
+  - flatten
+  - dense: 3
+"""
+
+
+def spec(tmp_path: Path, extra: str, c: int = 3, name: str = "s.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(SPEC.format(c=c, extra=extra), encoding="utf-8")
+    return path
+
+
+def errors(path: Path) -> list[tuple[str, str]]:
+    with pytest.raises(NetcError) as e:
+        pipeline.check_file(path)
+    return [(d.code, d.message) for d in e.value.diagnostics.errors]
+
+
+def test_defaults_follow_the_input(tmp_path):
+    """Every key is optional: the colour mode follows the input's channels, the scale is
+    1/255 (ToTensor), the mean 0 and the std 1."""
+    graph = pipeline.check_file(spec(tmp_path, "preprocess: {}"))
+    assert graph.preprocess == Preprocess("image", "rgb", None, None, "bilinear", 1 / 255,
+                                          (0.0, 0.0, 0.0), (1.0, 1.0, 1.0))
+    graph = pipeline.check_file(spec(tmp_path, "preprocess: {scale: 1/255}", c=1))
+    assert graph.preprocess.color == "grayscale" and graph.preprocess.scale == 1 / 255
+    assert graph.preprocess.mean == (0.0,) and graph.labels is None
+
+
+def test_the_zoo_declares_torchvisions_transform():
+    """The ImageNet specs: resize 256 and crop 224 (Inception v3 342/299, EfficientNetV2-S
+    384/384, as torchvision's weights declare), ImageNet's mean and std, the ImageNet names."""
+    names = imagenet_labels()
+    assert len(names) == 1000 and len(set(names)) == 1000
+    assert names[0] == "tench" and names[281] == "tabby" and names[999] == "toilet tissue"
+    for path in sorted((ROOT / "specs").glob("*.yaml")):
+        graph = pipeline.check_file(path)
+        pre = graph.preprocess
+        if path.stem == "lenet5":
+            assert pre.color == "grayscale" and pre.size() == (32, 32)
+            assert graph.labels == tuple("0123456789")
+            continue
+        side = graph.inputs[0].shape[2]
+        assert pre.crop == (side, side), path.stem
+        assert pre.resize == ({224: 256, 299: 342, 384: 384}[side],), path.stem
+        assert pre.mean == (0.485, 0.456, 0.406) and pre.std == (0.229, 0.224, 0.225)
+        assert graph.labels == names and graph.outputs[0].shape[1] == 1000
+
+
+def test_labels_from_a_file_beside_the_spec(tmp_path):
+    (tmp_path / "classes.txt").write_bytes("\ufeffcat\r\ndog \nbird\n\n".encode("utf-8"))
+    graph = pipeline.check_file(spec(tmp_path, "labels: classes.txt"))
+    assert graph.labels == ("cat", "dog", "bird")  # BOM, CRLF, spaces, trailing blank lines
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "names.txt").write_text("a\nb\nc\n", encoding="utf-8")
+    assert pipeline.check_file(spec(tmp_path, "labels: sub/names.txt")).labels == ("a", "b", "c")
+    assert pipeline.check_file(spec(tmp_path, "labels: [0, 1, two]")).labels == ("0", "1", "two")
+
+
+@pytest.mark.parametrize("content, message", [
+    ("cat\n\ndog\nbird\n", "has an empty line (2)"),
+    ("", "is empty"),
+    ("\n\n", "is empty"),
+])
+def test_a_labels_file_with_a_hole(tmp_path, content, message):
+    (tmp_path / "classes.txt").write_text(content, encoding="utf-8")
+    [(code, text)] = errors(spec(tmp_path, "labels: classes.txt"))
+    assert code == "E119" and message in text
+
+
+def test_a_labels_file_that_is_not_text_or_too_large(tmp_path):
+    (tmp_path / "bin.txt").write_bytes(b"\xff\xfe\x00cat")
+    assert errors(spec(tmp_path, "labels: bin.txt")) == [
+        ("E119", "labels file 'bin.txt' is not UTF-8 text")]
+    (tmp_path / "big.txt").write_bytes(b"x\n" * (2 << 20) + b"y\n")
+    [(code, text)] = errors(spec(tmp_path, "labels: big.txt"))
+    assert code == "E119" and "larger than 4 MiB" in text
+
+
+def test_no_file_outside_the_spec_folder(tmp_path):
+    """A spec may come from a stranger, and the names go into the model's metadata: netc
+    reads no labels file outside the spec's folder, by path or through a link."""
+    outside = tmp_path / "secret.txt"
+    outside.write_text("a\nb\nc\n", encoding="utf-8")
+    folder = tmp_path / "specs"
+    folder.mkdir()
+    for ref in ("../secret.txt", str(outside)):
+        [(code, text)] = errors(spec(folder, f"labels: {json.dumps(ref)}"))
+        assert code == "E119" and "outside the spec's folder" in text
+    os.symlink(outside, folder / "link.txt")
+    [(code, text)] = errors(spec(folder, "labels: link.txt"))
+    assert code == "E119" and "outside the spec's folder" in text
+
+
+def test_a_spec_from_memory_has_no_folder():
+    text = SPEC.format(c=3, extra="labels: classes.txt").encode()
+    parsed = pipeline.parse_bytes(text)
+    assert [(d.code, d.message) for d in parsed.diags.errors] == [
+        ("E119", "labels file 'classes.txt': a spec read from memory has no folder to find it in")]
+
+
+@pytest.mark.parametrize("extra, code, fragment", [
+    ("preprocess: [resize, 256]", "E103", "preprocess must be a mapping, not a list"),
+    ("preprocess: {resize: 0}", "E105", "preprocess resize must be a size S"),
+    ("preprocess: {resize: [16, 16, 3]}", "E105", "preprocess resize must be"),
+    ("preprocess: {crop: big}", "E103", "preprocess crop must be a size or [H, W]"),
+    ("preprocess: {scale: 0}", "E105", "preprocess scale must be a positive number"),
+    ("preprocess: {scale: one}", "E103", "or a fraction such as 1/255"),
+    ("preprocess: {std: [1, 0, 1]}", "E105", "preprocess std must be positive (it divides)"),
+    ("preprocess: {mean: 0.5}", "E103", "preprocess mean must be a list of numbers"),
+    ("preprocess: {interpolation: bilinaer}", "E105", "interpolation must be one of"),
+    ("preprocess: {color: cmyk}", "E105", "preprocess color must be rgb or grayscale"),
+    ("preprocess: {input: picture}", "E111", "preprocess: no input is named 'picture'"),
+    ("preprocess: {resize: [8, 8], crop: 16}", "E117", "preprocess resizes to 8×8, smaller "
+     "than its 16×16 crop"),
+    ("preprocess: {resize: [20, 18]}", "E117", "preprocess makes 20×18 images (resize)"),
+    ("labels: true", "E103", "labels must be `imagenet`, a file name or a list of names"),
+    ("labels: [a, [b], c]", "E103", "a label must be a name or a number, not a list"),
+    ("labels: []", "E103", "labels must name at least one class"),
+    ("labels: imagenet", "E118", "labels name 1,000 classes, and output 'dense1' has 3"),
+])
+def test_mistakes_in_the_declaration(tmp_path, extra, code, fragment):
+    found = errors(spec(tmp_path, extra))
+    assert len(found) == 1 and found[0][0] == code and fragment in found[0][1], found
+
+
+def test_several_image_inputs_need_a_name(tmp_path):
+    path = tmp_path / "two.yaml"
+    path.write_text("""netc: 1
+name: two
+inputs: {a: [N, 3, 8, 8], b: [N, 3, 8, 8]}
+preprocess: {crop: 8}
+layers:
+  - add: {from: [a, b]}
+""", encoding="utf-8")
+    [(code, text)] = errors(path)
+    assert code == "E117" and "this spec has 2 of them (a, b)" in text
+    path.write_text(path.read_text().replace("{crop: 8}", "{crop: 8, input: b}"))
+    assert pipeline.check_file(path).preprocess.input == "b"
+
+
+def test_the_cli_check_reports_them_with_positions(tmp_path, capsys):
+    path = spec(tmp_path, "preprocess:\n  crop: 15")
+    assert main(["check", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert f"{path}:6:9: error[E117]: preprocess makes 15×15 images (crop), and input 'image' " \
+           "is 16×16" in err and "hint: crop: 16" in err
+
+
+def test_expand_keeps_them(tmp_path, capsys):
+    """`netc expand` states every step; the flat spec checks to the same declaration."""
+    for name in ("resnet18", "lenet5"):
+        source = ROOT / "specs" / f"{name}.yaml"
+        out = tmp_path / f"{name}.flat.yaml"
+        assert main(["expand", str(source), "-o", str(out)]) == 0
+        a, b = pipeline.check_file(source), pipeline.check_file(out)
+        assert (a.preprocess, a.labels) == (b.preprocess, b.labels)
+
+
+# --- the metadata record -------------------------------------------------------------------
+
+
+def test_metadata_round_trip():
+    pre = Preprocess("image", "grayscale", (40,), (32, 32), "bicubic", 1 / 255, (0.5,), (0.25,))
+    props = to_metadata(pre, ("a", "ü", "c"))
+    assert set(props) == {METADATA_PREPROCESS, METADATA_LABELS}
+    assert from_metadata(props) == (pre, ("a", "ü", "c"))
+    assert to_metadata(None, None) == {} and from_metadata({}) == (None, None)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
+                    lambda inner: st.lists(inner, max_size=4)
+                    | st.dictionaries(st.sampled_from(["input", "color", "resize", "crop",
+                                                       "interpolation", "scale", "mean", "std",
+                                                       "other"]), inner, max_size=8),
+                    max_leaves=20))
+def test_a_malformed_record_is_a_value_error(value):
+    """A model's metadata comes from strangers too: anything that is not a record netc
+    wrote is a ValueError (netc run turns it into a message), never another exception."""
+    for props in ({METADATA_PREPROCESS: json.dumps(value)}, {METADATA_LABELS: json.dumps(value)},
+                  {METADATA_PREPROCESS: "{not json"}):
+        try:
+            from_metadata(props)
+        except ValueError:
+            pass
