@@ -14,8 +14,8 @@ from .errors import Diagnostics, Note, RuleError, closest, did_you_mean, did_you
 from .expand import FlatSpec, LayerUse
 from .ir import Graph, Node, Value, Weight
 from .layers import REGISTRY, AttrSpec, Site, attributes, fmt_shape
-from .layers.base import (INITIALISERS, INITIALISERS_WITH_VALUE, MAX_ITEMS, Layer, parse_init,
-                          volume)
+from .layers.base import (INITIALISERS, INITIALISERS_WITH_VALUE, MAX_ITEMS, Layer, init_hints,
+                          parse_init, volume)
 from .layers.base import fmt_number as _num
 from .limits import DEFAULT, Limits
 from .load import YList, YMap, YNode, YScalar, kind_name
@@ -347,8 +347,7 @@ class Checker:
         if isinstance(problem, str):
             name, paren, _ = v.partition("(")
             if paren and name in INITIALISERS_WITH_VALUE:  # `normal(x)`: not a misspelt name
-                example = {"normal": "0.01", "uniform": "0.05", "constant": "0"}[name]
-                hints = [f"{name}(...) takes one number, for example {name}({example})"]
+                hints = init_hints(name)
             else:
                 hints = did_you_mean(v, INITIALISERS) \
                     or [f"choose one of: {', '.join(spec.choices)}"]

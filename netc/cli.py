@@ -364,7 +364,11 @@ def cmd_summary(args) -> int:
 
 
 def cmd_run(args) -> int:
-    if args.image or args.maps or args.layers:
+    if args.maps:
+        from .tools.maps import run_maps
+
+        return run_maps(args)
+    if args.image or args.layers:
         from .tools.predict import run_images
 
         return run_images(args)
@@ -373,9 +377,10 @@ def cmd_run(args) -> int:
     from . import run
 
     (model, graph), batch = _model_bytes(args), args.batch
+    spec = graph is not None
     sess = run.session(model, args.provider, graph=graph)
     names = [name for name, _ in run.input_specs(sess)]
-    feeds = run.random_inputs(sess, batch or 1, seed=0)
+    given = {}
     for item in args.input:
         name, _, path = item.rpartition("=") if "=" in item else ("", "", item)
         if not name:
@@ -386,7 +391,13 @@ def cmd_run(args) -> int:
         if name not in names:
             raise fail("E602", f"the model has no input '{name}'", None,
                        hints=[f"inputs: {', '.join(names)}"])
-        feeds[name] = run.check_input(sess, name, _load_npy(path), batch)
+        given[name] = run.check_input(sess, name, _load_npy(path), batch, f"'{path}'", spec)
+    # inputs not given are random, at the batch of those given (or --batch, or 1)
+    first = next((a.shape[0] for a in given.values() if a.ndim), None)
+    feeds = run.random_inputs(sess, batch or first, seed=0, spec=spec) \
+        if len(given) < len(names) else {}
+    feeds.update(given)
+    feeds = {name: feeds[name] for name in names}
     results = run.run_model(sess, feeds, graph, model, args.provider)
     outputs = [o.name for o in sess.get_outputs()]
     print(f"ran {args.model} on {args.provider} "
@@ -426,26 +437,91 @@ def _dims(a) -> str:
 
 def _model_bytes(args):
     """(model, graph): an .onnx path as is (its external data lies beside it) and None, or a
-    spec compiled in memory and its checked graph."""
-    if args.model.endswith(".onnx"):
-        if not os.path.isfile(args.model):
-            raise fail("E001", f"cannot read '{args.model}': no such file", None)
-        if args.weights:
-            raise fail("E507", "--weights goes with a spec; an .onnx model has its weights", None)
-        return args.model, None
-    from .pipeline import runnable
+    spec compiled in memory and its checked graph (run.load_model, which `--image` shares)."""
+    from .run import load_model
 
-    graph = _checked(args.model, args)
-    return runnable(graph, _emission(args, graph)), graph
+    return load_model(args)
 
 
 def _load_npy(path: str):
+    """The array in a .npy file, never unpickled (a stranger's file must not run code). A file
+    that is not .npy is E602, saying what it is (an image, an .npz or PyTorch archive, text,
+    pickle data) and how to give it to netc instead."""
     import numpy as np
 
+    from .images import sniff
+
+    kind = sniff(path)
+    if kind is None and os.path.isfile(path):  # readable or not, it is no known format
+        try:
+            with open(path, "rb") as f:
+                kind = None if f.read(6) == b"\x93NUMPY" else "unknown"
+        except OSError:
+            pass  # np.load says why
+    if kind is not None and kind != "a .npy array":
+        raise _not_npy(path, kind)
     try:
-        return np.load(path, allow_pickle=False)  # never unpickle a stranger's file
-    except (OSError, ValueError, EOFError) as e:
+        array = np.load(path, allow_pickle=False)  # never unpickle a stranger's file
+    except ValueError as e:
+        if "pickle" in str(e):  # numpy's own message would suggest loading it unsafely
+            raise fail("E602", f"'{path}' holds Python objects (pickled), not numbers: netc "
+                       "never unpickles a file, as that can run any code", None,
+                       hints=["save a numeric array in the program that made it: "
+                              "np.save(path, np.asarray(x, dtype=np.float32))"]) from None
         raise fail("E602", f"cannot read '{path}' as a .npy array: {e}", None) from None
+    except (OSError, EOFError) as e:
+        reason = getattr(e, "strerror", None) or str(e) or "the file ends early"
+        raise fail("E602", f"cannot read '{path}' as a .npy array: {reason}", None) from None
+    if not isinstance(array, np.ndarray):  # a zip archive without .npz's signature sniffed
+        array.close()
+        raise _not_npy(path, "a zip archive (an .npz file is one)")
+    return array
+
+
+def _not_npy(path: str, kind: str):
+    """E602 for a file given to --input that is `kind` (images.sniff), with the way in."""
+    message = f"'{path}' is {kind}, not a .npy array"
+    if kind.endswith(" image"):
+        return fail("E602", message, None,
+                    hints=[f"run on the image with --image {path}: netc makes it the input "
+                           "with the preprocessing the model declares (`preprocess:` in its "
+                           "spec)"])
+    if kind.startswith("a zip archive"):
+        import zipfile
+
+        try:
+            with zipfile.ZipFile(path) as z:
+                members = z.namelist()
+        except (OSError, zipfile.BadZipFile):
+            members = []
+        arrays = [m[:-4] for m in members if m.endswith(".npy")]
+        if any(m.endswith("data.pkl") for m in members):
+            return fail("E602", f"'{path}' is a PyTorch file (torch.save), not a .npy array",
+                        None, hints=["save the tensor as .npy: np.save('x.npy', "
+                                     "tensor.detach().cpu().numpy())"])
+        if arrays:
+            return fail("E602", f"'{path}' is an .npz archive of {len(arrays)} array"
+                        f"{'s' * (len(arrays) != 1)} ({', '.join(arrays[:8])}"
+                        f"{', ...' if len(arrays) > 8 else ''}), not a .npy array", None,
+                        hints=[f"save the one to feed as .npy: np.save('x.npy', "
+                               f"np.load('{path}')['{arrays[0]}'])"])
+        return fail("E602", message, None)
+    if kind == "a safetensors file":
+        return fail("E602", message, None,
+                    hints=["save the tensor to feed as .npy: np.save('x.npy', "
+                           f"safetensors.numpy.load_file('{path}')[NAME])"])
+    if kind == "Python pickle data":
+        return fail("E602", f"'{path}' is Python pickle data, not a .npy array: netc never "
+                    "unpickles a file, as that can run any code", None,
+                    hints=["save the array with np.save(path, x) in the program that made it"])
+    if kind == "text":
+        return fail("E602", message, None,
+                    hints=["numbers in text? convert them: np.save('x.npy', "
+                           f"np.loadtxt('{path}', dtype=np.float32).reshape(...)) with the "
+                           "input's shape"])
+    if kind == "unknown":
+        message = f"'{path}' is not a .npy array: it does not start with the .npy signature"
+    return fail("E602", message, None, hints=["save the array with np.save(path, x)"])
 
 
 def _save(path: str, outputs: dict, np) -> None:

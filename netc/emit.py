@@ -8,6 +8,13 @@ value names are the spec's layer names; every intermediate value carries netc's 
 Layers lower themselves into plain records (`proto.Node`); `proto.py` writes them as ONNX's
 protobuf without importing onnx, so that `netc compile` never loads it. `emit()`, the Python
 API, parses those same bytes into an `onnx.ModelProto`.
+
+Every model carries the spec's `preprocess:` and `labels:` in its metadata_props
+(`images.to_metadata`: keys `netc.preprocess` and `netc.labels`, JSON), so that a .onnx file
+alone runs on images; a spec that declares neither writes none, and its model's bytes are
+those of earlier netc versions. With `uint8_input` (`netc compile --uint8-input`) the
+preprocessed input takes raw pixels instead, N×H×W×C uint8 as image libraries decode them,
+and `netc.input` = `uint8-nhwc` says so (see `_uint8_input`).
 """
 
 from __future__ import annotations
@@ -21,12 +28,17 @@ import numpy as np
 from . import proto
 from .errors import fail
 from .files import unlink, write_atomic
+from .images import Preprocess, to_metadata
 from .ir import Graph, Value, Weight
 from .version import __version__
 from .weights import DEFAULT_SEED, initial_value
 
 IR_VERSION = 8
 OPSET = 17
+# metadata_props of a --uint8-input model: its preprocessed input takes raw pixels, and the
+# `netc.preprocess` record's scale, mean and std are applied inside the model
+METADATA_INPUT = "netc.input"
+UINT8_NHWC = "uint8-nhwc"
 
 
 class Builder:
@@ -96,6 +108,10 @@ class Lowered:
     elem_type: int
     storage: str  # numpy dtype of the stored weights
     float_value: object  # weight -> float32 array
+    # float32 initializers that are not weights of the spec (--uint8-input's normalisation),
+    # (name, array), stored inline after the weights
+    constants: tuple = ()
+    metadata: tuple = ()  # metadata_props, (key, value) pairs sorted by key
 
     @property
     def itemsize(self) -> int:
@@ -111,16 +127,20 @@ def _info(v: Value, elem_type: int) -> tuple:
 
 
 def lower(graph: Graph, seed: int = DEFAULT_SEED, weights=None, dtype: str = "float32",
-          fold_bn: bool = False) -> Lowered:
+          fold_bn: bool = False, uint8_input: bool = False) -> Lowered:
     """Lower a checked graph to ONNX nodes and value infos (see `emit` for the options)."""
+    if uint8_input and graph.preprocess is None:
+        raise _no_preprocess(graph)
     graph, value = weight_values(graph, seed, weights, fold_bn)
     elem, storage = DTYPES[dtype]
     b = Builder(elem, storage)
+    pixels = graph.preprocess.input if uint8_input else None
     # with float16, graph inputs and outputs are converted at the edges of the graph
     rename = {}
     inputs = {v.name for v in graph.inputs}
     # an output that is an input is the float32 input itself: nothing to convert
     cast_out = [v for v in graph.outputs if v.name not in inputs]
+    constants, extra_info = (), []
     if dtype != "float32":
         weights = {w.name for w in graph.weights}
         for v in cast_out:
@@ -133,9 +153,14 @@ def lower(graph: Graph, seed: int = DEFAULT_SEED, weights=None, dtype: str = "fl
                                   "in float32"])
         for v in graph.inputs:
             rename[v.name] = f"{v.name}/{dtype}"
-            b.begin(f"{v.name}/cast")
-            b.node("Cast", [v.name], rename[v.name], to=elem)
+            if v.name != pixels:
+                b.begin(f"{v.name}/cast")
+                b.node("Cast", [v.name], rename[v.name], to=elem)
         rename.update({v.name: f"{v.name}/{dtype}" for v in cast_out})
+    for v in graph.inputs:
+        if v.name == pixels:
+            rename.setdefault(v.name, f"{v.name}/normalized")
+            constants, extra_info = _uint8_input(b, v, graph.preprocess, rename[v.name], dtype)
     internal = lambda v: Value(rename.get(v.name, v.name), v.shape)  # noqa: E731
     for node in graph.nodes:
         names = {w.spec.param: w.name for w in node.weights}
@@ -149,9 +174,77 @@ def lower(graph: Graph, seed: int = DEFAULT_SEED, weights=None, dtype: str = "fl
     value_info = [_info(internal(n.output), elem) for n in graph.nodes
                   if n.output.name not in outputs or dtype != "float32"]
     value_info += [_info(internal(v), elem) for v in graph.inputs if v.name in rename]
-    return Lowered(graph, b.nodes, [_info(v, proto.FLOAT) for v in graph.inputs],
-                   [_info(v, proto.FLOAT) for v in graph.outputs], value_info, elem, storage,
-                   value)
+    value_info += extra_info
+    input_infos = {v.name: _pixels_info(v) if v.name == pixels else _info(v, proto.FLOAT)
+                   for v in graph.inputs}
+    props = to_metadata(graph.preprocess, graph.labels)
+    if pixels is not None:
+        props[METADATA_INPUT] = UINT8_NHWC
+    return Lowered(graph, b.nodes, list(input_infos.values()),
+                   [input_infos.get(v.name) or _info(v, proto.FLOAT) for v in graph.outputs],
+                   value_info, elem, storage, value, constants, tuple(sorted(props.items())))
+
+
+def _no_preprocess(graph: Graph):
+    """E606: --uint8-input without `preprocess:`, with the declaration to add."""
+    images = [v for v in graph.inputs if len(v.shape) == 4]
+    if not images:
+        return fail("E606", f"--uint8-input makes an image input take raw pixels, and spec "
+                    f"'{graph.name}' declares no preprocessing (and has no N×C×H×W input)",
+                    None, hints=["compile without --uint8-input"])
+    x = images[0]
+    _, c, h, w = x.shape
+    example = (f"preprocess: {{resize: [{h}, {w}], mean: [0.485, 0.456, 0.406], "
+               "std: [0.229, 0.224, 0.225]}" if c == 3 else f"preprocess: {{resize: [{h}, {w}]}}")
+    return fail("E606", f"--uint8-input puts the spec's preprocessing inside the model, and "
+                f"spec '{graph.name}' declares none (no `preprocess:`)", None,
+                hints=[f"declare how an image becomes input '{x.name}' in the spec, for example "
+                       f"`{example}` (scale is 1/255, mean 0 and std 1 unless given)",
+                       "or compile without --uint8-input: the model then takes the "
+                       "preprocessed float input"])
+
+
+def _pixels_info(v: Value) -> tuple:
+    """The value info of a --uint8-input model's input: N×H×W×C uint8 (N as declared)."""
+    n, c, h, w = (d if isinstance(d, str) else int(d) for d in v.shape)
+    return v.name, proto.UINT8, (n, h, w, c)
+
+
+def _uint8_input(b: Builder, v: Value, pre: Preprocess, output: str, dtype: str):
+    """Lower --uint8-input: pixels `v.name` (N×H×W×C uint8) -> the float input `output`
+    (N×C×H×W, the model's precision) that the first layers read. Three nodes (four with
+    float16): Transpose the uint8 pixels to N×C×H×W (a quarter of the bytes to move that a
+    float transpose would), Cast them to float32, and BatchNormalization with mean 0, var 1
+    and epsilon 0, so that it computes exactly x * gamma + beta per channel (x - 0 and
+    / sqrt(1 + 0) are exact in IEEE arithmetic), with gamma = scale / std and
+    beta = -mean / std (worked out in float64, rounded once): the declared
+    (x * scale - mean) / std in one node. With float16 the normalisation stays in float32 and
+    a Cast rounds its result once, where the float16 model of a float input rounds that
+    input. Returns the normalisation's initializers (name, float32 array) and the value
+    infos of the new intermediate values."""
+    n, c, h, w = (d if isinstance(d, str) else int(d) for d in v.shape)
+    nchw = (n, c, h, w)
+    norm = f"{v.name}/normalize"
+    std = np.asarray(pre.std, dtype=np.float64)
+    gamma = (pre.scale / std).astype(np.float32)
+    beta = (-np.asarray(pre.mean, dtype=np.float64) / std).astype(np.float32)
+    constants = ((f"{norm}.weight", gamma), (f"{norm}.bias", beta),
+                 (f"{norm}.running_mean", np.zeros(c, np.float32)),
+                 (f"{norm}.running_var", np.ones(c, np.float32)))
+    normalized = output if dtype == "float32" else f"{v.name}/normalized"
+    b.begin(f"{v.name}/transpose")
+    b.node("Transpose", [v.name], f"{v.name}/nchw", perm=[0, 3, 1, 2])
+    b.begin(f"{v.name}/cast")
+    b.node("Cast", [f"{v.name}/nchw"], f"{v.name}/float32", to=proto.FLOAT)
+    b.begin(norm)
+    b.node("BatchNormalization", [f"{v.name}/float32"] + [name for name, _ in constants],
+           normalized, epsilon=0.0)
+    infos = [(f"{v.name}/nchw", proto.UINT8, nchw), (f"{v.name}/float32", proto.FLOAT, nchw)]
+    if dtype != "float32":
+        b.begin(f"{v.name}/cast_{dtype}")
+        b.node("Cast", [normalized], output, to=b.elem_type)
+        infos.append((normalized, proto.FLOAT, nchw))
+    return constants, infos
 
 
 def _chunks(low: Lowered, external: dict | None = None):
@@ -167,33 +260,43 @@ def _chunks(low: Lowered, external: dict | None = None):
         head = proto.tensor(proto.Tensor(w.name, low.elem_type, tuple(w.shape), external=where))
         raw = None if where else w.size * low.itemsize
         entries.append((w, proto.initializer_head(head, raw), raw))
-    length = len(before) + len(after) + sum(len(h) + (raw or 0) for _, h, raw in entries)
+    # a few values each: always inline, their data in the head
+    constants = b"".join(proto.initializer_head(proto.tensor(proto.Tensor(
+        name, proto.FLOAT, array.shape, raw=array.astype("<f4").tobytes())), None)
+        for name, array in low.constants)
+    length = len(before) + len(after) + len(constants) \
+        + sum(len(h) + (raw or 0) for _, h, raw in entries)
     yield proto.model_head(IR_VERSION, "netc", __version__, length) + before
     for w, head, raw in entries:
         yield head
         if raw is not None:
             yield low.value(w)
-    yield after + proto.opset_import("", OPSET)
+    yield constants + after + proto.opset_import("", OPSET) + proto.metadata_props(low.metadata)
 
 
 def model_bytes(graph: Graph, seed: int = DEFAULT_SEED, weights=None, dtype: str = "float32",
-                fold_bn: bool = False) -> bytes:
+                fold_bn: bool = False, uint8_input: bool = False) -> bytes:
     """The serialised ONNX model, weights inline (for models under protobuf's 2 GiB limit;
     `write_model` takes any size). Options as for `emit`."""
-    return b"".join(_chunks(lower(graph, seed, weights, dtype, fold_bn)))
+    return b"".join(_chunks(lower(graph, seed, weights, dtype, fold_bn, uint8_input)))
 
 
 def emit(graph: Graph, seed: int = DEFAULT_SEED, weights=None, dtype: str = "float32",
-         fold_bn: bool = False):
+         fold_bn: bool = False, uint8_input: bool = False):
     """The ONNX model (an `onnx.ModelProto`) of a checked graph.
 
     `weights` maps names to arrays to use instead of initial values (float32, shapes already
     checked). `dtype="float16"` stores weights and computes in float16, while the model's
     inputs and outputs keep float32 (Cast nodes named `<name>/cast` convert them). `fold_bn`
-    folds batchnorm into the conv before it."""
+    folds batchnorm into the conv before it. `uint8_input` makes the input that the spec's
+    `preprocess:` names take raw pixels, N×H×W×C uint8 (values 0..255, after the resize and
+    crop), and applies the declared scale, mean and std inside the model; it raises
+    NetcError E606 when the spec declares no `preprocess:`. The model's metadata_props carry
+    the spec's preprocessing and labels (module doc)."""
     import onnx
 
-    return onnx.load_model_from_string(model_bytes(graph, seed, weights, dtype, fold_bn))
+    return onnx.load_model_from_string(model_bytes(graph, seed, weights, dtype, fold_bn,
+                                                   uint8_input))
 
 
 def serialize(model) -> bytes:
@@ -220,15 +323,15 @@ def weight_bytes(graph: Graph) -> int:
 
 def write_model(graph: Graph, path: str, seed: int = DEFAULT_SEED, weights=None,
                 external: bool | None = None, dtype: str = "float32",
-                fold_bn: bool = False) -> list[str]:
+                fold_bn: bool = False, uint8_input: bool = False) -> list[str]:
     """Write the model to `path` (atomically), streaming the weights; returns the files
     written. With `external` (by default: when the weights pass EXTERNAL_THRESHOLD), the
     weights go to one data file beside the model, named by netc after the model and a hash of
-    its contents, so that a model and its data always belong together. `dtype` and `fold_bn`
-    are as for `emit`."""
+    its contents, so that a model and its data always belong together. `dtype`, `fold_bn`
+    and `uint8_input` are as for `emit`."""
     if external is None:
         external = weight_bytes(graph) > EXTERNAL_THRESHOLD
-    low = lower(graph, seed, weights, dtype, fold_bn)
+    low = lower(graph, seed, weights, dtype, fold_bn, uint8_input)
     written = []
     data_existed = False
     entries = None

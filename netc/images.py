@@ -256,7 +256,7 @@ def read_preprocess(diags, node, inputs) -> Preprocess | None:
         values = [i.value if isinstance(i, YScalar) else None for i in items]
         if len(items) not in lengths or not all(
                 type(x) is int and 1 <= x <= MAX_SIDE for x in values):
-            form = "a size S (the shorter side) or [H, W]" if 1 in lengths else "a size or [H, W]"
+            form = "a size S (the shorter side) or [H, W]" if key == "resize" else "a size or [H, W]"
             diags.error("E103" if not all(type(x) is int for x in values) else "E105",
                         f"preprocess {key} must be {form} of whole pixels from 1 to "
                         f"{MAX_SIDE:,}, not {kind_name(v)}", v.span)
@@ -432,103 +432,210 @@ def _labels_file(diags, node, value: str, source_path: str | None) -> tuple[str,
 
 # --- decoding (netc run --image) ---------------------------------------------------------------
 
-MAX_PIXELS = 1 << 28  # an image's pixels before decoding (a decompression bomb is refused)
+# An image's pixels, read from its header before any is decoded: more is refused (a
+# decompression bomb: a few bytes of PNG can claim 100,000 × 100,000 pixels). 2^27 is below
+# Pillow's own refusal (2 × Image.MAX_IMAGE_PIXELS, about 179 million) so that netc's message,
+# with the image's size, is the one a user sees; 2^27 RGB pixels decode to 384 MiB.
+MAX_PIXELS = 1 << 27
+IMAGE_FORMATS = "PNG, JPEG, BMP, GIF, TIFF or WebP"
+_SMALLER = "a network's input is a few hundred pixels a side: scale the image down first"
 
 
 def open_image(path: str):
-    """The image at `path`, decoded by Pillow (its size checked before its pixels are read).
-    Raises NetcError E605 when it is not an image Pillow reads, or is too large."""
+    """The image at `path`, decoded by Pillow, as a PIL image in the mode the file holds.
+
+    Its width × height is read from the header and checked against MAX_PIXELS before any pixel
+    is decoded. Raises NetcError E605 when the file is not an image Pillow reads (naming what
+    it is: text, a .npy array ...), is truncated or corrupt, or is too large."""
+    import warnings
+
     from PIL import Image, UnidentifiedImageError
 
     from .errors import fail
 
     try:
-        image = Image.open(path)
-    except (UnidentifiedImageError, OSError, ValueError) as e:
+        with warnings.catch_warnings():
+            # netc's own limit (below) decides, and says so in a message, not a warning
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(path)
+    except Image.DecompressionBombError as e:
+        # Pillow refuses past 2 × MAX_IMAGE_PIXELS as it opens, before netc sees the size;
+        # its message has the pixel count ("Image size (N pixels) exceeds limit of ...")
+        found = re.search(r"\((\d+) pixels\)", str(e))
+        size = f"has {int(found.group(1)):,} pixels" if found else f"is too large ({e})"
+        raise fail("E605", f"image '{path}' {size}: more than netc decodes ({MAX_PIXELS:,})",
+                   None, hints=[_SMALLER]) from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError) as e:
         kind = sniff(path)
-        raise fail("E605", f"cannot read image '{path}': "
-                   + (f"it is {kind}, not an image" if kind else (getattr(e, "strerror", None)
-                                                                    or str(e))), None,
-                   hints=["give PNG, JPEG, BMP, GIF, TIFF or WebP files"]) from None
+        reason = getattr(e, "strerror", None) or str(e)
+        if kind is not None and kind.endswith(" image"):
+            # its signature says image, yet Pillow cannot read it: damaged, or a variant
+            message = f"cannot read image '{path}': it starts as {kind}, and Pillow cannot " \
+                      f"read it ({reason})"
+        elif kind is not None:
+            message = f"cannot read image '{path}': it is {kind}, not an image"
+        else:
+            message = f"cannot read image '{path}': {reason}"
+        raise fail("E605", message, None, hints=[f"give {IMAGE_FORMATS} files"]) from None
     width, height = image.size
     if width * height > MAX_PIXELS:
-        raise fail("E605", f"image '{path}' has {width}×{height} pixels, more than netc decodes "
-                   f"({MAX_PIXELS:,})", None)
+        image.close()
+        raise fail("E605", f"image '{path}' is {width:,}×{height:,} (width × height), "
+                   f"{width * height:,} pixels: more than netc decodes ({MAX_PIXELS:,})", None,
+                   hints=[_SMALLER])
     try:
         image.load()
-    except (OSError, ValueError, SyntaxError) as e:  # truncated or corrupt after the header
-        raise fail("E605", f"cannot decode image '{path}': {e}", None) from None
+    except Exception as e:  # a truncated or corrupt file fails in any of the plugins' ways
+        image.close()
+        raise fail("E605", f"cannot decode image '{path}' ({image.format or 'unknown format'}, "
+                   f"{width}×{height}): {e}", None,
+                   hints=["the file is truncated or damaged: decode it in an image viewer, or "
+                          "export it again"]) from None
     return image
 
 
+_SIGNATURES = [
+    (b"\x89PNG\r\n\x1a\n", "a PNG image"), (b"\xff\xd8\xff", "a JPEG image"),
+    (b"GIF87a", "a GIF image"), (b"GIF89a", "a GIF image"), (b"II*\x00", "a TIFF image"),
+    (b"MM\x00*", "a TIFF image"), (b"\x93NUMPY", "a .npy array"),
+    (b"PK\x03\x04", "a zip archive (an .npz file is one)"), (b"%PDF-", "a PDF document"),
+    (b"\x1f\x8b", "gzip-compressed data"), (b"\x89HDF\r\n\x1a\n", "an HDF5 file"),
+]
+
+
 def sniff(path: str) -> str | None:
-    """What a file is, from its first bytes, for messages ("a PNG image", "text"); None when
-    it is unknown (or unreadable)."""
+    """What a file is, from its first bytes, for messages: "a PNG image" (every image kind
+    ends in " image"), "a .npy array", "text", "Python pickle data", "an empty file" ...;
+    None when it is unknown (or unreadable)."""
     try:
         with open(path, "rb") as f:
             head = f.read(512)
     except OSError:
         return None
-    signatures = [
-        (b"\x89PNG\r\n\x1a\n", "a PNG image"), (b"\xff\xd8\xff", "a JPEG image"),
-        (b"GIF8", "a GIF image"), (b"BM", "a BMP image"), (b"II*\x00", "a TIFF image"),
-        (b"MM\x00*", "a TIFF image"), (b"\x93NUMPY", "a .npy array"),
-        (b"PK\x03\x04", "a zip archive (an .npz file is one)"), (b"\x08", None),
-    ]
     if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
         return "a WebP image"
-    for magic, kind in signatures:
-        if kind and head.startswith(magic):
+    for magic, kind in _SIGNATURES:
+        if head.startswith(magic):
             return kind
+    # BMP: "BM", then at byte 14 the size of a known DIB header (text can start with "BM")
+    if head[:2] == b"BM" and len(head) >= 18 \
+            and int.from_bytes(head[14:18], "little") in (12, 40, 52, 56, 64, 108, 124):
+        return "a BMP image"
+    # safetensors: an 8-byte little-endian header length, then a JSON object
+    if len(head) >= 10 and head[8:10] == b'{"' \
+            and 2 <= int.from_bytes(head[:8], "little") < 100 << 20:
+        return "a safetensors file"
     if head.startswith(b"\x80") and len(head) > 1 and head[1] in range(2, 6):
         return "Python pickle data"
+    if not head:
+        return "an empty file"
+    if b"\x00" in head:
+        return None
     try:
         head.decode("utf-8")
-        return "text" if head else "an empty file"
-    except UnicodeDecodeError:
-        return None
+    except UnicodeDecodeError as e:
+        # only a character cut at byte 512 is forgiven
+        if not (e.reason == "unexpected end of data" and e.start >= len(head) - 3):
+            return None
+    return "text"
 
 
 def preprocess_image(image, preprocess: Preprocess, path: str = "<image>"):
-    """A decoded PIL image made into the input tensor, C × H × W float32, as torchvision's
-    Resize, CenterCrop, ToTensor and Normalize make it (module doc). Raises NetcError E602
-    when the image is smaller than the crop."""
+    """A decoded PIL image made into the input tensor: C × H × W float32 (C = 3 for rgb, 1 for
+    grayscale; H × W = the crop, or the resize's [H, W], or the image's own size).
+
+    The steps are torchvision's Resize, CenterCrop, ToTensor and Normalize applied to
+    `image.convert("RGB")` (or Grayscale), with the same results to the bit (module doc and
+    tests/test_preprocess.py): `image_pixels`, then x × scale in float32 (x / k when scale is
+    1/k for a whole k, as ToTensor divides by 255), then (x - mean[c]) / std[c] in float32.
+    Raises NetcError E602 when the image is smaller than the crop, E605 when its pixels cannot
+    be made the declared colour (32-bit values outside 0..255)."""
     import numpy as np
-    from PIL import Image
 
-    from .errors import fail
-
-    image = image.convert("RGB" if preprocess.color == "rgb" else "L")
-    filters = {"bilinear": Image.BILINEAR, "bicubic": Image.BICUBIC, "nearest": Image.NEAREST}
-    if preprocess.resize is not None:
-        size = resized_size(image.width, image.height, preprocess.resize)
-        if size != image.size:
-            image = image.resize(size, filters[preprocess.interpolation])
-    if preprocess.crop is not None:
-        h, w = preprocess.crop
-        if image.height < h or image.width < w:
-            before = "after the resize " if preprocess.resize is not None else ""
-            raise fail("E602", f"image '{path}' is {image.width}×{image.height} {before}"
-                       f"(width × height), smaller than the {w}×{h} crop", None,
-                       hints=["use a larger image, or declare `resize:` in the spec's "
-                              "preprocess so that images are scaled up to the crop first"])
-        image = image.crop(crop_box(image.width, image.height, preprocess.crop))
-    pixels = np.asarray(image, dtype=np.uint8)
-    if pixels.ndim == 2:
-        pixels = pixels[:, :, None]
-    x = pixels.transpose(2, 0, 1).astype(np.float32) * np.float32(preprocess.scale)
+    pixels = image_pixels(image, preprocess, path)
+    x = pixels.transpose(2, 0, 1).astype(np.float32)
+    inverse = 1 / preprocess.scale
+    reciprocal = round(inverse) if inverse <= 1 << 24 else 0  # (a whole float32 up to 2^24)
+    if reciprocal >= 1 and 1 / reciprocal == preprocess.scale:
+        x /= np.float32(reciprocal)  # exactly ToTensor's x / 255 (x * (1/255) is 1 ulp off)
+    else:
+        x *= np.float32(preprocess.scale)
     mean = np.asarray(preprocess.mean, dtype=np.float32).reshape(-1, 1, 1)
     std = np.asarray(preprocess.std, dtype=np.float32).reshape(-1, 1, 1)
     return (x - mean) / std
 
 
 def image_pixels(image, preprocess: Preprocess, path: str = "<image>"):
-    """As `preprocess_image`, up to the crop: H × W × C uint8 pixels (the input of a model
-    compiled with --uint8-input, which scales and normalises them itself)."""
+    """A decoded PIL image made into H × W × C uint8 pixels 0..255: the declared colour mode,
+    resize (Pillow's filter, as torchvision's Resize on a PIL image) and centre crop; no scale,
+    mean or std (the input of a model compiled with --uint8-input, which does those itself).
+    Raises NetcError E602 when the image is smaller than the crop, E605 when its pixels cannot
+    be made the declared colour."""
     import numpy as np
+    from PIL import Image
 
-    x = preprocess_image(image, Preprocess(preprocess.input, preprocess.color, preprocess.resize,
-                                           preprocess.crop, preprocess.interpolation, 1.0,
-                                           (0.0,) * preprocess.channels,
-                                           (1.0,) * preprocess.channels), path)
-    return np.rint(x.transpose(1, 2, 0)).astype(np.uint8)
+    from .errors import fail
+
+    image = _colored(image, preprocess.color, path)
+    filters = {"bilinear": Image.Resampling.BILINEAR, "bicubic": Image.Resampling.BICUBIC,
+               "nearest": Image.Resampling.NEAREST}
+    before = image.size
+    if preprocess.resize is not None:
+        size = resized_size(image.width, image.height, preprocess.resize)
+        if size != image.size:  # (torchvision returns the image itself then)
+            image = image.resize(size, filters[preprocess.interpolation])
+    if preprocess.crop is not None:
+        h, w = preprocess.crop
+        if image.height < h or image.width < w:
+            if preprocess.resize is None:
+                where = f"is {image.width}×{image.height}"
+                hints = ["use a larger image, or declare `resize:` in the spec's preprocess "
+                         f"(e.g. resize: {max(h, w)}) so that images are scaled to the crop "
+                         "first"]
+            else:
+                where = f"is {before[0]}×{before[1]}, {image.width}×{image.height} after the " \
+                        f"resize to {list(preprocess.resize)}"
+                hints = [f"resize to at least the crop: resize: {max(h, w)}"]
+            raise fail("E602", f"image '{path}' {where} (width × height), smaller than the "
+                       f"{w}×{h} crop", None, hints=hints)
+        image = image.crop(crop_box(image.width, image.height, preprocess.crop))
+    pixels = np.asarray(image, dtype=np.uint8)
+    return pixels[:, :, None] if pixels.ndim == 2 else pixels
+
+
+def _colored(image, color: str, path: str):
+    """`image` in mode "RGB" or "L" (`color`), as `image.convert(...)` makes it (which is what
+    torchvision users write), except where that would clip: 16-bit grayscale ("I;16") keeps
+    its high byte, as Pillow decodes 16-bit RGB; 32-bit integer or float pixels ("I", "F")
+    must hold 0..255 (their scale is not known). Transparency is dropped, as convert does.
+    Raises NetcError E605 for pixels that cannot be converted."""
+    import warnings
+
+    import numpy as np
+    from PIL import Image
+
+    from .errors import fail
+
+    mode = "RGB" if color == "rgb" else "L"
+    if image.mode.startswith("I;16"):
+        wide = np.asarray(image).astype(np.uint16)
+        image = Image.fromarray((wide >> 8).astype(np.uint8))  # mode L
+    elif image.mode in ("I", "F"):
+        values = np.asarray(image)
+        low, high = (float(values.min()), float(values.max())) if values.size else (0, 0)
+        if low < 0 or high > 255:
+            kind = "32-bit integer" if image.mode == "I" else "floating-point"
+            raise fail("E605", f"image '{path}' has {kind} pixels from {low:g} to {high:g}: "
+                       "netc reads 8-bit levels 0..255 and does not know this image's scale",
+                       None, hints=["save it as an 8-bit PNG (values 0..255), e.g. "
+                                    "Image.fromarray(np.uint8(x / x.max() * 255))"])
+    if image.mode == mode:
+        return image
+    try:
+        with warnings.catch_warnings():
+            # a palette image with transparency: the transparency is dropped, as intended
+            warnings.simplefilter("ignore", UserWarning)
+            return image.convert(mode)
+    except (ValueError, OSError) as e:
+        raise fail("E605", f"cannot convert image '{path}' from mode {image.mode} to "
+                   f"{mode}: {e}", None, hints=["save it as an RGB or grayscale PNG"]) from None

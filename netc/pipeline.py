@@ -143,23 +143,25 @@ class Emission:
 def write(graph: Graph, path: str, emission: Emission = Emission(),
           external: bool | None = None) -> list[str]:
     """Write the ONNX model to `path` atomically; returns the files written (the model, and
-    its weights' data file with `external`, by default when they pass 1.5 GiB). Raises
-    NetcError (E603) when the file can't be written."""
+    its weights' data file with `external`, by default when they pass 1.5 GiB). The model
+    carries the spec's preprocessing and labels in its metadata_props. Raises NetcError
+    (E603) when the file can't be written, E606 for `uint8_input` without `preprocess:`."""
     from .emit import write_model
 
     return write_model(graph, path, emission.seed, emission.weights, external,
-                       emission.dtype, emission.fold_bn)
+                       emission.dtype, emission.fold_bn, emission.uint8_input)
 
 
 def runnable(graph: Graph, emission: Emission = Emission(), folder: str | None = None):
     """The model for ONNX Runtime: its bytes, or, when the weights are too large for one
     protobuf message, the path of a model written with external data into `folder` (by
-    default a temporary folder removed when the process exits)."""
+    default a temporary folder removed when the process exits). Either carries the same
+    metadata_props as the file `write` makes; errors as for `write`."""
     from .emit import EXTERNAL_THRESHOLD, model_bytes, weight_bytes
 
     if weight_bytes(graph) <= EXTERNAL_THRESHOLD:
         return model_bytes(graph, emission.seed, emission.weights, emission.dtype,
-                           emission.fold_bn)
+                           emission.fold_bn, emission.uint8_input)
     if folder is None:
         import atexit
         import shutil
@@ -171,7 +173,9 @@ def runnable(graph: Graph, emission: Emission = Emission(), folder: str | None =
 
 
 def compile_model(graph: Graph, emission: Emission = Emission()):
-    """The model as an `onnx.ModelProto` (the Python API; imports onnx)."""
+    """The model as an `onnx.ModelProto` (the Python API; imports onnx), metadata_props
+    included; E606 for `uint8_input` without `preprocess:`."""
     from .emit import emit
 
-    return emit(graph, emission.seed, emission.weights, emission.dtype, emission.fold_bn)
+    return emit(graph, emission.seed, emission.weights, emission.dtype, emission.fold_bn,
+                emission.uint8_input)

@@ -9,7 +9,7 @@ message; tests/test_proto.py checks that against onnx itself, message by message
 
 Only what netc emits is covered: nodes with int, float, string, int-list, float-list and
 tensor attributes; tensors with dims, a type, a name, and raw, int64 or external data;
-value infos of tensors with static or symbolic dimensions.
+value infos of tensors with static or symbolic dimensions; a model's metadata_props.
 """
 
 from __future__ import annotations
@@ -19,13 +19,13 @@ import struct
 from dataclasses import dataclass, field
 
 # TensorProto.DataType and AttributeProto.AttributeType values (onnx.proto)
-FLOAT, INT64, FLOAT16 = 1, 7, 10
+FLOAT, UINT8, INT64, FLOAT16 = 1, 2, 7, 10
 ATTR_FLOAT, ATTR_INT, ATTR_STRING, ATTR_TENSOR, ATTR_FLOATS, ATTR_INTS = 1, 2, 3, 4, 6, 7
 EXTERNAL = 1  # TensorProto.DataLocation
 
 # field numbers, from onnx.proto
 MODEL_IR_VERSION, MODEL_PRODUCER_NAME, MODEL_PRODUCER_VERSION = 1, 2, 3
-MODEL_GRAPH, MODEL_OPSET_IMPORT = 7, 8
+MODEL_GRAPH, MODEL_OPSET_IMPORT, MODEL_METADATA_PROPS = 7, 8, 14
 GRAPH_NODE, GRAPH_NAME, GRAPH_INITIALIZER, GRAPH_DOC = 1, 2, 5, 10
 GRAPH_INPUT, GRAPH_OUTPUT, GRAPH_VALUE_INFO = 11, 12, 13
 TENSOR_RAW_DATA = 9
@@ -166,3 +166,9 @@ def model_head(ir_version: int, producer: str, version: str, graph_length: int) 
 def opset_import(domain: str, version: int) -> bytes:
     """A ModelProto's opset_import field (it comes after the graph, by field number)."""
     return _bytes(MODEL_OPSET_IMPORT, _str(1, domain) + _int(2, version))
+
+
+def metadata_props(entries) -> bytes:
+    """A ModelProto's metadata_props (StringStringEntryProto key/value pairs, in the order
+    given); they come after opset_import, by field number. No entries: nothing written."""
+    return b"".join(_bytes(MODEL_METADATA_PROPS, _str(1, k) + _str(2, v)) for k, v in entries)

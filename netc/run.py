@@ -1,4 +1,5 @@
-"""ONNX Runtime: sessions on a named provider, inputs, and running a model.
+"""ONNX Runtime: the model a command runs, sessions on a named provider, inputs (checked,
+with the fix for each mistake), and running a model.
 
 onnxruntime is imported here only, and lazily, so `netc check` and `netc summary` never pay
 for it. ONNX Runtime falls back to the CPU silently when the CUDA provider cannot be created;
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 import tempfile
 
 import numpy as np
@@ -16,6 +18,62 @@ import numpy as np
 from .errors import fail
 
 PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
+
+
+# --- the model: an .onnx file as it is, or a spec compiled in memory ---------------------------
+
+
+def load_model(args):
+    """(model, graph) for `netc run`: an .onnx path as is (its external data lies beside it)
+    and None, or the spec `args.model` checked (warnings to standard error) and compiled in
+    memory with `args.seed`, `args.weights` (`args.allow_missing`), `args.dtype` and
+    `args.fold_bn` (pipeline.runnable: bytes, or a path for weights past 1.5 GiB), and its
+    checked graph. Raises NetcError: E001 no such file, E507 --weights with an .onnx model,
+    the spec's and the weights file's errors."""
+    if args.model.endswith(".onnx"):
+        if not os.path.isfile(args.model):
+            raise fail("E001", f"cannot read '{args.model}': no such file", None)
+        if args.weights:
+            raise fail("E507", "--weights goes with a spec; an .onnx model has its weights",
+                       None)
+        return args.model, None
+    from .pipeline import Emission, runnable
+
+    graph = spec_graph(args.model, args.limits)
+    return runnable(graph, Emission(args.seed, spec_weights(args, graph), args.dtype,
+                                    args.fold_bn)), graph
+
+
+def spec_graph(path: str, limits):
+    """The checked graph of the spec at `path`, its warnings printed to standard error;
+    NetcError with every error."""
+    from .errors import Diagnostics
+    from .pipeline import check_file
+
+    warnings = Diagnostics()
+    graph = check_file(path, warnings, limits)
+    if len(warnings):
+        print(warnings.render(), file=sys.stderr)
+    return graph
+
+
+def spec_weights(args, graph) -> dict | None:
+    """The weights named by `args.weights` (checked against `graph`; with
+    `args.allow_missing`, the missing ones listed on standard error and left to their initial
+    values), or None: every tensor gets its initial value."""
+    if not args.weights:
+        if args.allow_missing:
+            raise fail("E507", "--allow-missing goes with --weights FILE", None)
+        return None
+    from .errors import Diagnostics
+    from .weights import read_weights
+
+    warnings = Diagnostics()
+    found = read_weights(args.weights, graph, allow_missing=args.allow_missing,
+                         warnings=warnings)
+    if len(warnings):
+        print(warnings.render(), file=sys.stderr)
+    return found
 
 
 def _ort():
@@ -180,26 +238,206 @@ def input_specs(sess) -> list[tuple[str, list]]:
     return [(i.name, list(i.shape)) for i in sess.get_inputs()]
 
 
-def random_inputs(sess, batch: int, seed: int = 0) -> dict[str, np.ndarray]:
-    """Standard-normal float32 inputs, with symbolic dimensions set to `batch`."""
+# ONNX Runtime's element type names -> numpy's, for the inputs netc can feed
+ORT_NUMPY = {"tensor(float)": np.float32, "tensor(float16)": np.float16,
+             "tensor(double)": np.float64, "tensor(uint8)": np.uint8, "tensor(int8)": np.int8,
+             "tensor(int32)": np.int32, "tensor(int64)": np.int64}
+
+
+def input_dtype(sess, name: str):
+    """The numpy dtype of input `name`; E602 for one netc cannot feed (strings, booleans)."""
+    kind = next(i.type for i in sess.get_inputs() if i.name == name)
+    if kind not in ORT_NUMPY:
+        raise fail("E602", f"input '{name}' is a {kind}: netc feeds numeric tensors only", None)
+    return np.dtype(ORT_NUMPY[kind])
+
+
+def dims(shape) -> str:
+    """A shape as netc writes it: 1×3×224×224 (symbolic dimensions by name, N)."""
+    return "×".join(str(d) for d in shape)
+
+
+def fixed_batch(shape) -> int | None:
+    """The batch (first dimension) of a declared input shape when it is fixed, else None."""
+    return shape[0] if shape and isinstance(shape[0], int) and shape[0] > 0 else None
+
+
+def fixed_batch_error(name: str, shape, got: str, spec: bool):
+    """E602 for a batch that input `name` (declared `shape`, whose batch is fixed) cannot
+    take: `got` says what asked for it ("--batch 10", "a batch of 4 (...) from 'x.npy'"). The fix
+    is the same everywhere (`netc run`, `netc bench`, `--image`): N in the spec's `inputs:`,
+    which netc keeps symbolic in the model it compiles (`spec`: the model is a spec, else an
+    .onnx file)."""
+    fixed = shape[0]
+    return fail("E602", f"input '{name}' has a fixed batch of {fixed} ({dims(shape)}): {got} "
+                "does not fit it", None,
+                hints=[f"use --batch {fixed}" if got.startswith("--batch")
+                       else f"give {fixed} at a time: np.save(path, x[i:i + {fixed}])",
+                       _any_batch(name, shape, spec)])
+
+
+def _any_batch(name: str, shape, spec: bool) -> str:
+    """The fix for a fixed batch: N in the spec's `inputs:` (`image: [N, 3, 224, 224]`)."""
+    wanted = f"{name}: [{', '.join(['N', *map(str, shape[1:])])}]"
+    where = ("write N for the batch in the spec's `inputs:`" if spec else
+             "compile the model from its spec with N for the batch in `inputs:`")
+    return f"for any batch size, {where} ({wanted}); netc keeps it symbolic in the model"
+
+
+def random_inputs(sess, batch: int | None, seed: int = 0, spec: bool = True
+                  ) -> dict[str, np.ndarray]:
+    """Random inputs of the model's types: standard-normal floats, uint8 pixels 0..255
+    (a model compiled with --uint8-input), integers 0..9. Symbolic dimensions become `batch`
+    (None: 1); a fixed batch is kept, and a `batch` it cannot take is E602
+    (`fixed_batch_error`; `spec`: the model was compiled from a spec, for the hint)."""
     rng = np.random.default_rng(seed)
     feeds = {}
     for name, shape in input_specs(sess):
-        dims = [batch if not isinstance(d, int) else d for d in shape]
-        feeds[name] = rng.standard_normal(dims, dtype=np.float32)
+        fixed = fixed_batch(shape)
+        if batch is not None and fixed is not None and fixed != batch:
+            raise fixed_batch_error(name, shape, f"--batch {batch}", spec)
+        sizes = [(batch or 1) if not isinstance(d, int) else d for d in shape]
+        dtype = input_dtype(sess, name)
+        if dtype == np.uint8:
+            feeds[name] = rng.integers(0, 256, sizes, dtype=np.uint8)
+        elif dtype.kind in "iu":
+            feeds[name] = rng.integers(0, 10, sizes).astype(dtype)
+        else:
+            feeds[name] = rng.standard_normal(sizes, dtype=np.float32).astype(dtype, copy=False)
     return feeds
 
 
-def check_input(sess, name: str, array: np.ndarray, batch: int | None) -> np.ndarray:
-    """Validate a user-provided input array against the model's declared input."""
+def check_input(sess, name: str, array: np.ndarray, batch: int | None = None,
+                source: str = "the file", spec: bool = True) -> np.ndarray:
+    """A user's input array (from `source`, e.g. "'x.npy'") checked against the model's
+    declared input `name` and converted to its dtype. `batch`: the --batch asked for, which
+    the array's first axis must then equal. Raises E602 with a diagnosis and its fix: the
+    axes in another order (channels last: the transpose), a missing batch axis (`x[None]`),
+    1 channel for 3 or 3 for 1, a batch the model's fixed batch cannot take, values that
+    do not fit a uint8 input."""
     declared = dict(input_specs(sess))[name]
-    if array.dtype != np.float32:
-        if array.dtype.kind not in "fiu":
-            raise fail("E602", f"input '{name}' must hold numbers, not {array.dtype}", None)
-        array = array.astype(np.float32)
-    if array.ndim != len(declared) or any(
-            isinstance(d, int) and d != a for d, a in zip(declared, array.shape)):
-        want = "×".join(str(d) for d in declared)
-        got = "×".join(str(a) for a in array.shape)
-        raise fail("E602", f"input '{name}' must be {want}, the file holds {got}", None)
-    return array
+    dtype = input_dtype(sess, name)
+    if array.dtype.kind not in "fiu":
+        raise fail("E602", f"input '{name}' must hold numbers, and {source} holds "
+                   f"{array.dtype} values", None,
+                   hints=[f"save a numeric array: np.save(path, x.astype(np.{dtype.name}))"])
+    problem = shape_problem(name, declared, array.shape, source, spec)
+    if problem is not None:
+        raise problem
+    if batch is not None and array.ndim and array.shape[0] != batch:
+        raise fail("E602", f"{source} holds a batch of {array.shape[0]} ({dims(array.shape)}), "
+                   f"and --batch says {batch}", None,
+                   hints=["leave out --batch: an input file's batch is its first axis"])
+    if dtype == np.uint8 and array.dtype != np.uint8:
+        whole = array.dtype.kind in "iu" or bool(np.all(np.equal(np.mod(array, 1), 0)))
+        if not whole or (array.size and (array.min() < 0 or array.max() > 255)):
+            raise fail("E602", f"input '{name}' takes uint8 pixels 0..255 ({dims(declared)}, "
+                       f"channels last), and {source} holds {array.dtype} values from "
+                       f"{array.min():.4g} to {array.max():.4g}", None,
+                       hints=["this model was compiled with --uint8-input: it scales and "
+                              "normalises the pixels itself; give it the decoded image "
+                              "(np.asarray(image), after the resize and crop) as uint8",
+                              "or run it on the image file: --image FILE"])
+    return array.astype(dtype, copy=False)
+
+
+def _fits(declared, shape) -> bool:
+    return len(declared) == len(shape) and all(
+        not isinstance(d, int) or d == a for d, a in zip(declared, shape))
+
+
+def _layout_fix(declared, shape) -> tuple[str, tuple] | None:
+    """The numpy expression that makes an array of `shape` fit `declared`, by reordering
+    its axes and/or adding the batch axis (`x.transpose(0, 3, 1, 2)`, `x[None]`), and the
+    shape it gives; None when none does. Of several orders that fit (a square image), the one
+    closest to the array's own (fewest swaps of neighbouring axes), so that height stays
+    before width."""
+    import itertools
+
+    best = None
+    if len(shape) > 6:  # 7! orders and more: no image array has that many axes
+        return None
+    for add in (False, True):
+        want = declared[1:] if add else declared
+        if len(want) != len(shape) or (add and not declared):
+            continue
+        for order in itertools.permutations(range(len(shape))):
+            if _fits(want, [shape[i] for i in order]):
+                # the fewest swaps of neighbouring axes: H and W keep their order
+                moved = sum(a > b for i, a in enumerate(order) for b in order[i + 1:])
+                if best is None or (moved, add) < best[0]:
+                    best = ((moved, add), order, add)
+    if best is None:
+        return None
+    _, order, add = best
+    expr = "x" if order == tuple(range(len(order))) else f"x.transpose{order}"
+    made = ((1,) if add else ()) + tuple(shape[i] for i in order)
+    return expr + ("[None]" if add else ""), made
+
+
+def shape_problem(name: str, declared, shape, source: str = "the file", spec: bool = True):
+    """The NetcError (E602) for an array of `shape` given to input `name` (declared
+    `declared`), or None when it fits. See `check_input`."""
+    shape = tuple(shape)
+    if _fits(declared, shape):
+        return None
+    want, got = dims(declared), dims(shape)
+    head = f"input '{name}' must be {want}, and {source} holds {got}"
+    fixed = fixed_batch(declared)
+    if fixed is not None and len(shape) == len(declared) and _fits(declared[1:], shape[1:]):
+        return fixed_batch_error(name, declared, f"a batch of {shape[0]} ({got}) from {source}",
+                                 spec)
+    image_hint = "or give the image file itself: --image FILE (the preprocessing the spec " \
+                 "declares makes it the input)"
+    loose = ["N", *declared[1:]] if declared else declared  # the batch is told apart below
+
+    def batch_hints(made) -> list[str]:
+        if fixed is None or made[0] == fixed:
+            return []
+        return [f"the model's batch is fixed at {fixed}; {_any_batch(name, declared, spec)}"]
+
+    found = _layout_fix(loose, shape)
+    if found is not None:
+        fix, made = found
+        if fix == "x[None]":
+            return fail("E602", f"{head}: it has no batch axis", None,
+                        hints=[f"add one: np.save(path, x[None]) makes it {dims(made)}"])
+        what = "its axes in another order"
+        if len(declared) == 4 and isinstance(declared[1], int) and fix.startswith(
+                ("x.transpose(0, 3, 1, 2)", "x.transpose(2, 0, 1)")):
+            what = "channels last (H×W×C, as image libraries decode images), and the model " \
+                   "takes channels first (C×H×W)"
+        if fix.endswith("[None]"):
+            what += ", and no batch axis"
+        return fail("E602", f"{head}: {what}", None,
+                    hints=[f"np.save(path, {fix}) gives the model's layout ({dims(made)})",
+                           *batch_hints(made), image_hint])
+    # one channel for three, or three for one (with the axes in any order)
+    if len(declared) == 4 and declared[1] in (1, 3):
+        c = 4 - declared[1]
+        found = _layout_fix([loose[0], c, *loose[2:]], shape)
+        if found is not None:
+            fix, made = found
+            names = {1: "1 channel (grayscale)", 3: "3 channels (RGB)"}
+            if c == 1:
+                how = ("repeat the channel before normalising, as Pillow's convert('RGB') does "
+                       f"for a grayscale image: np.repeat({fix}, 3, axis=1)")
+            else:
+                how = ("convert to grayscale before normalising, as Pillow's convert('L') does: "
+                       "L = R × 299/1000 + G × 587/1000 + B × 114/1000")
+            return fail("E602", f"{head}: it has {names[c]}, and the model takes "
+                        f"{names[declared[1]]}", None,
+                        hints=[how, *batch_hints(made), image_hint])
+    if len(declared) == 4 and declared[1] in (1, 3) and len(shape) == 2 \
+            and _fits(declared[2:], shape):  # one grayscale image: no batch, no channel axis
+        fix = "x[None, None]" if declared[1] == 1 else "np.repeat(x[None, None], 3, axis=1)"
+        what = "" if declared[1] == 1 else ", and the model takes 3 channels (RGB)"
+        return fail("E602", f"{head}: it has neither a batch nor a channel axis{what}", None,
+                    hints=[f"np.save(path, {fix}) gives the model's layout"
+                           + (" (repeat before normalising, as Pillow's convert('RGB') does)"
+                              if declared[1] == 3 else ""), image_hint])
+    hints = []
+    if len(declared) == 4 and len(shape) in (3, 4):
+        hints.append("an image? give the file with --image FILE: the spec's `preprocess:` "
+                     "resizes and crops it to the input's size")
+    return fail("E602", head, None, hints=hints)

@@ -25,7 +25,7 @@ import numpy as np
 
 from .errors import Diagnostics, NetcError, closest, fail
 from .ir import Graph, Weight
-from .layers.base import fmt_shape, parse_init, volume
+from .layers.base import fmt_shape, gaussian_kernel, parse_init, volume
 
 DEFAULT_SEED = 0
 MAX_HEADER = 100 << 20  # a safetensors JSON header; real ones are a few hundred KiB
@@ -86,12 +86,26 @@ def initial_value(weight: Weight, seed: int = DEFAULT_SEED, out: np.ndarray | No
     he_uniform: U(±√(6/fan_in)); glorot_normal: N(0, 2/(fan_in+fan_out)); glorot_uniform:
     U(±√(6/(fan_in+fan_out))), Glorot and Bengio 2010; normal(σ): N(0, σ²); uniform(a):
     U(±a); constant(c), zeros, ones. Fans are counted as PyTorch does.
+
+    gaussian(σ), a conv's weight (filters, channels/groups, kh, kw) only: no random draw, the
+    fixed blur kernel `gaussian_kernel(σ, kh, kw)` (taps summing to 1) in weight[o, o mod
+    channels/groups], zeros elsewhere. So filter o blurs one input channel, the one at o's
+    position within its group: in a depthwise conv (groups = channels, one channel a group)
+    each filter blurs its own channel; with groups 1 and filters = channels, filter o blurs
+    channel o (a diagonal: the other channels would mix colours, which a blur doesn't); with
+    more filters than channels, filter o blurs channel o mod channels. A conv's bias is zeros.
     """
     spec = weight.spec
     if out is None:
         out = np.empty(spec.shape, dtype=np.float32)
     name, value = parse_init(spec.init)
     fan_in, fan_out = max(spec.fan_in, 1), max(spec.fan_out, 1)
+    if name == "gaussian":
+        filters, per_group, kh, kw = spec.shape
+        out.fill(0.0)
+        o = np.arange(filters)
+        out[o, o % per_group] = gaussian_kernel(value, kh, kw).astype(np.float32)
+        return out
     if name in ("zeros", "ones", "constant"):
         out.fill({"zeros": 0.0, "ones": 1.0}.get(name, value))
         return out
@@ -408,7 +422,21 @@ def onnx_weights(path: str) -> dict[str, np.ndarray]:
     except Exception as e:  # checked above; a file changed meanwhile, or a read error
         raise fail("E604", f"cannot read the external data of '{path}': {e}", None) from None
     found = {}
+    # a --uint8-input model's normalisation constants are part of its front end, not weights
+    # of the spec's layers: `netc weights` leaves them out, so its file loads with --weights
+    props = {p.key: p.value for p in model.metadata_props}
+    front = set()
+    if "netc.input" in props and "netc.preprocess" in props:
+        try:
+            name = json.loads(props["netc.preprocess"]).get("input")
+        except (ValueError, AttributeError):
+            name = None
+        if isinstance(name, str):
+            front = {f"{name}/normalize.{p}" for p in
+                     ("weight", "bias", "running_mean", "running_var")}
     for t in model.graph.initializer:
+        if t.name in front:
+            continue
         try:
             found[t.name] = numpy_helper.to_array(t)
         except Exception as e:  # data that doesn't fill its declared shape, an odd dtype

@@ -36,6 +36,9 @@ def model(low: Lowered):
         t.dims.extend(w.shape)
         t.raw_data = low.value(w).tobytes()
         initializers.append(t)
+    for name, array in low.constants:  # --uint8-input's normalisation, float32
+        initializers.append(helper.make_tensor(name, TensorProto.FLOAT, array.shape,
+                                               array.astype("<f4").tobytes(), raw=True))
     graph = helper.make_graph(
         [node(n) for n in low.nodes], low.graph.name,
         inputs=[value_info(*v) for v in low.inputs],
@@ -45,6 +48,7 @@ def model(low: Lowered):
     m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
                           producer_name="netc", producer_version=netc.__version__)
     m.ir_version = IR_VERSION
+    helper.set_model_props(m, dict(low.metadata))
     return m
 
 

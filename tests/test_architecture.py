@@ -250,7 +250,9 @@ def layer_names() -> tuple[set[str], set[str]]:
 
 
 # Layer kinds that a module outside netc/layers/ may name: the concat that `branches:` makes.
-ALLOWED_KINDS = {("netc.expand", "concat")}
+# ("netc.tools.maps", "Conv"): the ONNX op type of a node in a model netc did not write, whose
+# outputs `--maps` draws by default (netc's own layers say it: Layer.drawn_by_default)
+ALLOWED_KINDS = {("netc.expand", "concat"), ("netc.tools.maps", "Conv")}
 
 
 def kind_tests(source: str, module: str = "") -> list[str]:

@@ -450,7 +450,7 @@ def test_output_path_that_is_a_folder(tmp_path, capsys):
 # --- ONNX Runtime's failures mapped back to the spec ---------------------------------------------
 
 # where lenet5's layers are written (the type's column)
-CONV1, CONV2, DENSE1 = "8:5", "11:5", "15:5"
+CONV1, CONV2, DENSE1 = "12:5", "15:5", "19:5"
 
 
 def _break(monkeypatch, cls, layer: str, make_node) -> None:

@@ -40,11 +40,19 @@ MAX_ITEMS = 64  # the longest list an `Ints` attribute takes
 Init = typing.NewType("Init", str)  # he_normal, ..., normal(0.01), uniform(0.05), constant(0)
 
 INITIALISERS = ("he_normal", "he_uniform", "glorot_normal", "glorot_uniform", "zeros", "ones")
-INITIALISERS_WITH_VALUE = ("normal", "uniform", "constant")  # written `normal(0.01)`
+# written `normal(0.01)`; gaussian(SIGMA) is a fixed blur kernel, for a conv only
+INITIALISERS_WITH_VALUE = ("normal", "uniform", "constant", "gaussian")
+# a value each one takes, for hints (`write normal(VALUE), for example normal(0.01)`)
+INIT_EXAMPLES = {"normal": "0.01", "uniform": "0.05", "constant": "0", "gaussian": "1.5"}
+# gaussian(SIGMA)'s largest sigma, in pixels: a kernel holding the blur's ±3 sigma has about
+# 6·sigma + 1 taps, and netc's largest kernel is 4,096 (so sigma 682); a larger sigma is a
+# slip (a variance written for a deviation, a size in other units)
+MAX_SIGMA = 512.0
 
 
 def parse_init(text: str) -> tuple[str, float | None] | str:
-    """`he_normal` -> ('he_normal', None); `normal(0.01)` -> ('normal', 0.01); else a message."""
+    """`he_normal` -> ('he_normal', None); `normal(0.01)` -> ('normal', 0.01); else a message
+    saying what is wrong (check.py reports it as E105, with `init_hints`)."""
     if text in INITIALISERS:
         return text, None
     name, paren, rest = text.partition("(")
@@ -55,12 +63,44 @@ def parse_init(text: str) -> tuple[str, float | None] | str:
             return f"{rest[:-1]!r} is not a number"
         if value != value or abs(value) == float("inf"):
             return "the value must be finite"
+        if name == "gaussian" and not 0 < value <= MAX_SIGMA:
+            return (f"gaussian's sigma (the blur's standard deviation, in pixels) must be "
+                    f"above 0 and at most {MAX_SIGMA:g}, got {rest[:-1]}")
         if name != "constant" and value < 0:
             return f"{name}'s scale must not be negative"
         return name, value
     if name in INITIALISERS_WITH_VALUE:
-        return f"write {name}(VALUE), for example {name}(0.01)"
+        return f"write {name}(VALUE), for example {name}({INIT_EXAMPLES[name]})"
     return f"unknown initialiser {text!r}"
+
+
+def init_hints(name: str) -> list[str]:
+    """The hints of an E105 about initialiser `name(...)` written wrong (one of
+    INITIALISERS_WITH_VALUE)."""
+    hints = [f"{name}(...) takes one number, for example {name}({INIT_EXAMPLES[name]})"]
+    if name == "gaussian":
+        hints.append("a kernel of about 6·sigma + 1 taps holds the blur's ±3 sigma: "
+                     "`kernel: 7` for gaussian(1), `kernel: 13` for gaussian(2)")
+    return hints
+
+
+def gaussian_kernel(sigma: float, kh: int, kw: int):
+    """The kh × kw float64 kernel of gaussian(sigma), σ in pixels: g(y, x) = exp(-(x² + y²)
+    / 2σ²) / (2πσ²) at the offsets (y, x) of each tap from the kernel's centre, divided by its
+    sum, so that the taps add up to 1 and a blur keeps an image's brightness (2πσ² cancels in
+    that division). An odd size has a centre tap and integer offsets; an even size has the
+    half-integer offsets ±0.5, ±1.5, ... Written as (x/σ)², which stays finite for any sigma
+    parse_init accepts."""
+    import numpy as np
+
+    y = (np.arange(kh, dtype=np.float64) - (kh - 1) / 2) / sigma
+    x = (np.arange(kw, dtype=np.float64) - (kw - 1) / 2) / sigma
+    d2 = y[:, None] ** 2 + x[None, :] ** 2
+    # less the nearest tap's exponent, so that the largest term is exp(0) = 1 and the sum is
+    # never 0, even for a small sigma on an even size (taps ±0.5 from the centre); a factor
+    # common to all taps, which the division removes
+    g = np.exp(-0.5 * (d2 - d2.min()))
+    return g / g.sum()
 
 REGISTRY: dict[str, type[Layer]] = {}
 
@@ -166,6 +206,18 @@ class WeightSpec:
     trainable: bool = True
     own_name: bool = False
 
+    def __post_init__(self) -> None:
+        # gaussian(SIGMA) is a blur kernel: only a conv's weight (filters, channels/groups, kh,
+        # kw) is one; said here, where an initialiser first meets its tensor's shape, so that
+        # every layer type gets the same E105 at its `init:` (check.py attaches the position)
+        if self.init[:9] == "gaussian(" and (len(self.shape) != 4 or self.own_name):
+            raise RuleError(
+                f"gaussian(SIGMA) makes a conv's kernels a blur, and this layer's {self.param} "
+                f"is {fmt_shape(self.shape) if self.shape else 'a scalar'}, not a conv kernel "
+                "(filters, channels, height, width)", code="E105", attr="init",
+                hints=["write gaussian(SIGMA) on a conv layer; here choose he_normal, "
+                       "glorot_uniform, normal(STD), uniform(A) or constant(C)"])
+
 
 class Tensor(Protocol):
     """A value of the graph as a layer sees it when lowering: `ir.Value` is one."""
@@ -222,6 +274,9 @@ class Layer:
     # True for a layer whose output channels a per-channel affine map after it folds into:
     # its `weight` has the output channels on axis 0 and it has a `bias` switch
     absorbs_affine: ClassVar[bool] = False
+    # True for a layer whose output `netc run --maps` draws when no --layers are given (the
+    # convs: the course's "activation maps", one per filter)
+    drawn_by_default: ClassVar[bool] = False
 
     def _values(self) -> tuple:
         return tuple([getattr(self, f.name) for f in dataclasses.fields(self)])

@@ -31,11 +31,13 @@ class Conv(Windowed):
     bias: bool = attr(True, doc="add a learned bias per filter")
     round: Round = attr("exact", doc="what to do when the window doesn't tile the input")
     init: Init = attr("he_normal", doc="initial weights: he_normal, he_uniform, glorot_normal, "
-                      "glorot_uniform, zeros, ones, normal(STD), uniform(A) or constant(C)")
+                      "glorot_uniform, zeros, ones, normal(STD), uniform(A), constant(C) or "
+                      "gaussian(SIGMA) (fixed blur kernels)")
 
     main = "filters"
     what = "filter"
     absorbs_affine = True
+    drawn_by_default = True  # (netc run --maps: the activation maps of the course)
 
     @property
     def window_stride(self) -> tuple[int, int]:

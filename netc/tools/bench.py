@@ -31,7 +31,8 @@ from ..limits import DEFAULT, Limits
 
 DEFAULT_SECONDS = 3.0  # without --iters or --seconds: run for at least this long ...
 DEFAULT_MIN_RUNS = 20  # ... and at least this many times
-ORT_DTYPES = {"tensor(float)": "float32", "tensor(float16)": "float16"}
+ORT_DTYPES = {"tensor(float)": "float32", "tensor(float16)": "float16",
+              "tensor(uint8)": "uint8"}  # uint8: a model compiled with --uint8-input
 
 
 @dataclass(frozen=True)
@@ -154,37 +155,51 @@ def open_session(model: Model, options: Options):
 
 
 def input_dtypes(sess) -> dict[str, str]:
-    """The numpy dtype name of each input; netc bench feeds float inputs only."""
+    """The numpy dtype name of each input: netc bench feeds floats (float32, float16) and
+    uint8 pixels (a model compiled with --uint8-input)."""
     found = {}
     for i in sess.get_inputs():
         if i.type not in ORT_DTYPES:
-            raise fail("E602", f"input '{i.name}' is a {i.type}: netc bench feeds float32 and "
-                       "float16 inputs only", None)
+            raise fail("E602", f"input '{i.name}' is a {i.type}: netc bench feeds float32, "
+                       "float16 and uint8 inputs only", None)
         found[i.name] = ORT_DTYPES[i.type]
     return found
 
 
-def random_inputs(sess, batch: int, seed: int = 0) -> dict[str, np.ndarray]:
-    """Standard-normal inputs of the model's dtypes, with the batch (first dimension) set."""
-    rng = np.random.default_rng(seed)
-    dtypes = input_dtypes(sess)
-    feeds = {}
+def check_batches(sess, batches, spec: bool) -> None:
+    """Every batch size must fit every input, before any is timed: E602 for a batch that a
+    fixed-batch input cannot take (run.fixed_batch_error: the fix is N in the spec's
+    `inputs:`), or for an input whose other dimensions are not fixed."""
+    from .. import run
+
     for i in sess.get_inputs():
         shape = list(i.shape)
         if not shape:
             raise fail("E602", f"input '{i.name}' is a scalar: there is no batch to vary", None)
-        first, rest = shape[0], shape[1:]
-        if isinstance(first, int) and first > 0 and first != batch:
-            raise fail("E602", f"input '{i.name}' has a fixed batch of {first}: --batch {batch} "
-                       "does not fit it", None,
-                       hints=[f"use --batch {first}, or export the model with a symbolic batch "
-                              "(netc's models have one)"])
-        if any(not isinstance(d, int) or d < 1 for d in rest):
-            dims = "×".join(str(d) for d in shape)
-            raise fail("E602", f"input '{i.name}' is {dims}: netc bench can vary the batch "
-                       "only; every other dimension must be fixed", None)
-        x = rng.standard_normal([batch, *rest], dtype=np.float32)
-        feeds[i.name] = x.astype(dtypes[i.name], copy=False)
+        fixed = run.fixed_batch(shape)
+        for batch in batches:
+            if fixed is not None and fixed != batch:
+                raise run.fixed_batch_error(i.name, shape, f"--batch {batch}", spec)
+        if any(not isinstance(d, int) or d < 1 for d in shape[1:]):
+            raise fail("E602", f"input '{i.name}' is {run.dims(shape)}: netc bench can vary "
+                       "the batch only; every other dimension must be fixed", None)
+
+
+def random_inputs(sess, batch: int, seed: int = 0, spec: bool = True) -> dict[str, np.ndarray]:
+    """Inputs of the model's dtypes with the batch (first dimension) set: standard-normal
+    floats, or uniform uint8 pixels 0..255. `spec`: the model came from a spec (for the fix
+    of a batch it cannot take)."""
+    check_batches(sess, (batch,), spec)
+    rng = np.random.default_rng(seed)
+    dtypes = input_dtypes(sess)
+    feeds = {}
+    for i in sess.get_inputs():
+        size = [batch, *i.shape[1:]]
+        if dtypes[i.name] == "uint8":
+            feeds[i.name] = rng.integers(0, 256, size, dtype=np.uint8)
+        else:
+            x = rng.standard_normal(size, dtype=np.float32)
+            feeds[i.name] = x.astype(dtypes[i.name], copy=False)
     return feeds
 
 
@@ -225,16 +240,18 @@ def runner(sess, feeds: dict[str, np.ndarray], provider: str):
 
 
 class Progress:
-    """What a long benchmark is doing, on standard error: on a terminal one line redrawn in
-    place (from the first second on, at most 10 times a second, erased at the end); otherwise
-    a plain line every 10 seconds, so that logs stay short."""
+    """What a long benchmark (or `netc run --image` over many images) is doing, on standard
+    error: on a terminal one line redrawn in place (from the first second on, at most 10
+    times a second, erased at the end); otherwise a plain line every 10 seconds, so that logs
+    stay short. `prefix` starts each line ("netc bench")."""
 
     DELAY, REDRAW, PLAIN_EVERY = 1.0, 0.1, 10.0
 
-    def __init__(self, stream=None, tty: bool | None = None, clock=time.monotonic) -> None:
+    def __init__(self, stream=None, tty: bool | None = None, clock=time.monotonic,
+                 prefix: str = "netc bench") -> None:
         self.stream = stream if stream is not None else sys.stderr
         self.tty = self.stream.isatty() if tty is None else tty
-        self.clock = clock
+        self.clock, self.prefix = clock, prefix
         self.start("")
 
     def start(self, label: str) -> None:
@@ -247,17 +264,18 @@ class Progress:
             early = now - self.began < self.DELAY
             if early or (self.last is not None and now - self.last < self.REDRAW):
                 return
-            line = f"\r\x1b[Knetc bench: {self.label}: {text() if callable(text) else text}"
+            line = f"\r\x1b[K{self.prefix}: {self.label}: {text() if callable(text) else text}"
             self.drawn = True
         else:
             if now - (self.last or self.began) < self.PLAIN_EVERY:
                 return
-            line = f"netc bench: {self.label}: {text() if callable(text) else text}\n"
+            line = f"{self.prefix}: {self.label}: {text() if callable(text) else text}\n"
         self.last = now
         self.stream.write(line)
         self.stream.flush()
 
     def done(self) -> None:
+        """Erase the line drawn in place, if any (before other output, and at the end)."""
         if self.drawn:
             self.stream.write("\r\x1b[K")
             self.stream.flush()
@@ -339,6 +357,7 @@ def bench(path: str, options: Options = Options(), progress: Progress | None = N
         model = load_model(path, options, folder)
         sess, load_s = open_session(model, options)
         dtypes = input_dtypes(sess)
+        check_batches(sess, options.batches, model.source == "spec")  # before any timing
         from .. import run
 
         result = {
@@ -365,7 +384,7 @@ def bench(path: str, options: Options = Options(), progress: Progress | None = N
             "results": [],
         }
         for batch in options.batches:
-            feeds = random_inputs(sess, batch, options.seed)
+            feeds = random_inputs(sess, batch, options.seed, model.source == "spec")
             # one untimed run first, so that a failure names the layer (run.run_model)
             run.run_model(sess, feeds, model.graph, model.model, options.provider)
             once = runner(sess, feeds, options.provider)

@@ -253,7 +253,7 @@ def _expect() -> dict:
 def _preprocess() -> dict:
     """`preprocess:` (images.py): how an image file becomes the input."""
     side = {"type": "integer", "minimum": 1, "maximum": MAX_SIDE}
-    size = {"oneOf": [side, {"type": "array", "items": side, "minItems": 2, "maxItems": 2}]}
+    size = {"oneOf": [side, {"type": "array", "items": side, "minItems": 1, "maxItems": 2}]}
     numbers = {"type": "array", "items": {"type": "number"}, "minItems": 1, "maxItems": 3}
     return {
         "type": "object", "additionalProperties": False,

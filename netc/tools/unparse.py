@@ -40,7 +40,7 @@ def flat_spec(graph: Graph) -> str:
     pre = graph.preprocess
     if pre is not None:  # every step stated, the defaults too
         lines.append("preprocess:")
-        lines += [f"  {key}: {scalar(list(value) if isinstance(value, tuple) else value)}"
+        lines += [f"  {key}: {scalar(value[0] if key == 'resize' and len(value) == 1 else value)}"
                   for key, value in pre.to_dict().items() if value is not None]
     if graph.labels is not None:
         lines.append("labels: imagenet" if graph.labels == imagenet_labels()

@@ -1,0 +1,465 @@
+"""`netc run MODEL --image FILE_OR_DIR... [--top K] [--output FILE]`: images in, labels out.
+
+The model is a spec (compiled in memory, as `netc run` does) or an .onnx file. Its
+preprocessing and class names come from the spec (`preprocess:`, `labels:`) or, for an .onnx
+file, from the metadata_props netc writes into every model it compiles (`netc.preprocess`,
+`netc.labels`: images.to_metadata). Each image is decoded by Pillow and made into the input
+by images.preprocess_image, exactly as torchvision's evaluation transforms make it; a model
+compiled with --uint8-input (its input uint8 N×H×W×C, `netc.input` = `uint8-nhwc`) gets the
+resized and cropped pixels themselves (images.image_pixels) and normalises them inside.
+
+Files: each --image is a file or a folder. A folder contributes its image files (by
+extension, IMAGE_EXTENSIONS, case-insensitive), sorted by name, not its subfolders and not
+its hidden files (`.name`: editors' and macOS's `._photo.jpg` companions are not images). A
+file named explicitly that cannot be read or used is an error (E605, E602: exit 1); a file
+in a folder that cannot is skipped with a warning (W601) each, and the run goes on.
+
+Batches: a model whose batch is symbolic runs up to `--batch` images at a time (default
+BATCH); a model whose batch is fixed at B runs B at a time, the last batch filled up with
+copies of its last image whose outputs are dropped. That is exact: inference layers (a
+batchnorm uses its running statistics) compute each image of a batch alone.
+
+Output: for each image, its file and the top K classes (label, or the class index without
+labels) with probabilities: the softmax of the first output's row, computed in float64, or
+the row itself when the model ends in a softmax, so that it is not applied twice. That is
+told from the outputs (`is_distribution`: rows of values in [0, 1] summing to 1), which holds
+for a spec's `- softmax` and any .onnx model's Softmax alike. `--output` writes the raw
+outputs (.npy: the first output, one row per image in the order printed; .npz: every output
+by name), or a table (.csv, .jsonl: file, top-K labels, indices and probabilities),
+crash-safely (files.write_atomic).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import Diagnostic, NetcError, fail
+
+# the extensions of the formats Pillow reads that cameras, browsers and datasets use
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp",
+                    ".ppm", ".pgm", ".pbm")
+BATCH = 32  # images per run of a model whose batch is symbolic, unless --batch says
+TABLES = (".csv", ".jsonl")
+ARRAYS = (".npy", ".npz")
+UINT8_NHWC = "uint8-nhwc"  # emit.py's `netc.input` for a --uint8-input model
+METADATA_INPUT = "netc.input"
+EXIT_OK, EXIT_ERRORS, EXIT_USAGE = 0, 1, 2
+
+
+@dataclass(frozen=True)
+class Target:
+    """What a model takes from an image and what it gives back.
+
+    `shape` is the declared input shape (N×C×H×W floats, or N×H×W×C uint8 with `pixels`),
+    symbolic dimensions as names; `fixed` its batch when fixed (else None). `classes` is the
+    number of classes of the first output `output` (N×classes), None when that output is not
+    N×classes (then there are no top classes to print)."""
+
+    input: str
+    shape: tuple
+    dtype: np.dtype
+    pixels: bool
+    preprocess: object  # images.Preprocess
+    labels: tuple[str, ...] | None
+    output: str
+    output_shape: tuple
+    classes: int | None
+    fixed: int | None
+
+    def size(self) -> tuple:
+        """The (C, H, W) or (H, W, C) of one image as the input declares it (names for
+        symbolic sizes)."""
+        return tuple(self.shape[1:])
+
+
+def run_images(args) -> int:
+    """`netc run` with --image (or --layers without --maps): returns the exit code; raises
+    NetcError for the user's mistakes (E602 an image that does not fit, E604 a model's
+    malformed metadata, E605 an unreadable image, E606 no declared preprocessing). (--maps
+    is tools/maps.py's.)"""
+    if args.layers:
+        return _usage("--layers picks the layers of --maps DIR: give --maps too")
+    if args.input:
+        return _usage("give images with --image or an array with --input, not both")
+    output = args.output
+    if output and not output.lower().endswith(ARRAYS + TABLES):
+        return _usage(f"with --image, --output writes {', '.join(ARRAYS + TABLES)} files, not "
+                      f"'{output}'")
+    files = image_files([p for group in args.image for p in group])
+
+    from .. import run
+
+    model, graph = run.load_model(args)
+    spec = graph is not None
+    sess = run.session(model, args.provider, graph=graph)
+    target = model_target(sess, graph, args.model)
+    if output and output.lower().endswith(TABLES) and target.classes is None:
+        raise fail("E602", f"--output {os.path.basename(output)} is a table of the top classes, "
+                   f"and output '{target.output}' is {run.dims(target.output_shape)}, not "
+                   "N×classes", None,
+                   hints=["save the outputs themselves: --output FILE.npy (or .npz)"])
+    if target.fixed is not None:
+        if args.batch is not None and args.batch != target.fixed:
+            raise run.fixed_batch_error(target.input, list(target.shape), f"--batch {args.batch}",
+                                        spec)
+        chunk = target.fixed
+    else:
+        chunk = args.batch or BATCH
+
+    outputs = [o.name for o in sess.get_outputs()]
+    saved: dict[str, list] = {name: [] for name in outputs} if output else {}
+    table: list[tuple[str, list, list]] = []
+    decided: list[bool] = []  # [whether the outputs already are probabilities], once known
+    skipped = done = 0
+    from .bench import Progress
+
+    progress = Progress(prefix="netc run")
+    progress.start("images")
+    started = time.monotonic()
+
+    def flush(batch: list[tuple[str, np.ndarray]]) -> None:
+        x = np.stack([a for _, a in batch])
+        if len(batch) < chunk and target.fixed is not None:  # fill up a fixed batch
+            x = np.concatenate([x, np.repeat(x[-1:], chunk - len(batch), axis=0)])
+        results = run.run_model(sess, {target.input: x}, graph, model, args.provider)
+        progress.done()  # the results go to standard output, under the bar's line
+        for name, value in zip(outputs, results):
+            if name in saved:
+                saved[name].append(value[:len(batch)])
+        first = results[0][:len(batch)]
+        if target.classes is not None and not decided:
+            # a softmax ends the model when its first rows are probabilities: then they are
+            # shown as they are, for every image (decided once, so that all rows agree)
+            decided.append(all(is_distribution(row) for row in first))
+        for i, (path, _) in enumerate(batch):
+            if target.classes is None:
+                row = first[i]
+                print(f"{_shown(path)}\n  {_shown(target.output)}: {run.dims(row.shape)}  "
+                      f"min {row.min():.4g}"
+                      f"  mean {row.mean():.4g}  max {row.max():.4g}")
+                continue
+            indices, probabilities = top_classes(first[i], args.top, decided[0])
+            print(_shown(path))
+            for index, p in zip(indices, probabilities):
+                label = target.labels[index] if target.labels else None
+                name = f"class {index}" if label is None else label if label == str(index) \
+                    else f"{label} ({index})"
+                print(f"  {p:7.2%}  {_shown(name)}")
+            table.append((path, indices, probabilities))
+        sys.stdout.flush()
+
+    pending: list[tuple[str, np.ndarray]] = []
+    total = len(files)
+    for path, explicit in files:
+        try:
+            pending.append((path, image_input(path, target)))
+        except NetcError as e:
+            if explicit:
+                raise
+            skipped += 1
+            progress.done()
+            print(_skipped(path, e).render(), file=sys.stderr)
+        done += 1
+        if len(pending) == chunk:
+            flush(pending)
+            pending = []
+        progress.update(lambda: _bar(done, total, time.monotonic() - started))
+    if pending:
+        flush(pending)
+    progress.done()
+    if skipped == total:
+        raise fail("E605", f"none of the {total} image{'s' * (total != 1)} could be read "
+                   "(each is named above)", None,
+                   hints=[f"give {', '.join(IMAGE_EXTENSIONS)} files Pillow reads"])
+    if skipped:
+        print(f"netc run: skipped {skipped} of {total} images (W601 above)", file=sys.stderr)
+    if output:
+        _write_output(output, saved, table, target, args.top)
+    return EXIT_OK
+
+
+def _shown(text: str) -> str:
+    """`text` (a file name, a label from a stranger's model) with the characters that would
+    break its line or steer the terminal escaped, as diagnostics show them."""
+    from ..errors import _visible
+
+    return _visible(text)
+
+
+def _usage(message: str) -> int:
+    print(f"netc run: error: {message}", file=sys.stderr)
+    return EXIT_USAGE
+
+
+def _skipped(path: str, error: NetcError) -> Diagnostic:
+    """W601 for an image of a folder that could not be used: the reason is the error's."""
+    first = error.diagnostics.items[0]
+    return Diagnostic("W601", f"skipped: {first.message}", None, "warning", hints=first.hints)
+
+
+def _bar(done: int, total: int, elapsed: float, width: int = 24) -> str:
+    """`[#########...............] 37/100 images, 12.3/s`."""
+    filled = width * done // max(total, 1)
+    rate = f", {done / elapsed:.1f}/s" if elapsed > 0 else ""
+    return f"[{'#' * filled}{'.' * (width - filled)}] {done}/{total}{rate}"
+
+
+# --- which files ------------------------------------------------------------------------------
+
+
+def image_files(paths: list[str]) -> list[tuple[str, bool]]:
+    """(path, named explicitly) of each image to run: a file as given; a folder's image files
+    (IMAGE_EXTENSIONS, not hidden, not in subfolders) sorted by name. Raises E605 for a path
+    that does not exist and for a folder without image files."""
+    found = []
+    for path in paths:
+        if os.path.isdir(path):
+            try:
+                names = sorted(os.listdir(path))
+            except OSError as e:
+                raise fail("E605", f"cannot list the folder '{path}': {e.strerror or e}",
+                           None) from None
+            inside = [os.path.join(path, n) for n in names
+                      if not n.startswith(".") and n.lower().endswith(IMAGE_EXTENSIONS)
+                      and os.path.isfile(os.path.join(path, n))]
+            if not inside:
+                raise fail("E605", f"the folder '{path}' holds no image files", None,
+                           hints=[f"netc reads the files ending in {', '.join(IMAGE_EXTENSIONS)} "
+                                  "directly in the folder (not in its subfolders): give a "
+                                  "subfolder, or the files themselves"])
+            found += [(p, False) for p in inside]
+        elif not os.path.exists(path):
+            raise fail("E605", f"cannot read image '{path}': no such file or folder", None)
+        else:
+            found.append((path, True))
+    return found
+
+
+# --- the model --------------------------------------------------------------------------------
+
+
+def model_target(sess, graph, path: str) -> Target:
+    """What the model takes and gives (Target), from the spec's checked `graph` or, for an
+    .onnx file (`graph` None), from its metadata_props. Raises E606 when no preprocessing is
+    declared, E604 when the metadata is malformed or contradicts the model, E602 when the
+    model's inputs are not one image."""
+    from .. import run
+
+    inputs = run.input_specs(sess)
+    ort_outputs = sess.get_outputs()
+    if graph is not None:
+        preprocess, labels, props = graph.preprocess, graph.labels, {}
+        if preprocess is None:
+            raise _no_preprocess(inputs, path, spec=True)
+    else:
+        from ..images import from_metadata
+
+        props = dict(sess.get_modelmeta().custom_metadata_map)  # metadata_props
+        try:
+            preprocess, labels = from_metadata(props)
+        except ValueError as e:
+            raise fail("E604", f"'{path}' carries a malformed netc preprocessing or labels "
+                       f"record in its metadata_props: {e}", None,
+                       hints=["compile the model again from its spec (netc compile SPEC) to "
+                              "write the record anew"]) from None
+        if preprocess is None:
+            raise _no_preprocess(inputs, path, spec=False)
+    names = [n for n, _ in inputs]
+    if preprocess.input not in names:
+        raise fail("E604", f"'{path}' declares preprocessing for input '{preprocess.input}', "
+                   f"and its inputs are {', '.join(names)}", None,
+                   hints=["compile the model again from its spec"])
+    if len(names) > 1:
+        raise fail("E602", f"--image feeds input '{preprocess.input}' only, and the model has "
+                   f"{len(names)} inputs ({', '.join(names)})", None,
+                   hints=["make every input an array and give each with --input NAME=FILE.npy"])
+    shape = tuple(dict(inputs)[preprocess.input])
+    dtype = run.input_dtype(sess, preprocess.input)
+    pixels = dtype == np.uint8
+    if props.get(METADATA_INPUT) == UINT8_NHWC and not pixels:
+        raise fail("E604", f"'{path}' says its input takes uint8 pixels ({METADATA_INPUT}: "
+                   f"{UINT8_NHWC}), and input '{preprocess.input}' is {dtype}", None,
+                   hints=["compile the model again from its spec"])
+    _check_fits(preprocess, shape, pixels, path)
+    out = ort_outputs[0]
+    out_shape = tuple(out.shape)
+    classes = out_shape[1] if len(out_shape) == 2 and isinstance(out_shape[1], int) else None
+    if labels is not None and classes is not None and len(labels) != classes:
+        raise fail("E604", f"'{path}' names {len(labels):,} classes in its labels record, and "
+                   f"output '{out.name}' has {classes:,}", None,
+                   hints=["compile the model again from its spec"])
+    return Target(preprocess.input, shape, dtype, pixels, preprocess, labels, out.name,
+                  out_shape, classes, run.fixed_batch(list(shape)))
+
+
+def _check_fits(preprocess, shape: tuple, pixels: bool, path: str) -> None:
+    """E604 when a model's own preprocessing record contradicts its input (a spec's is checked
+    by check.py): the channels, and the height and width the steps make."""
+    from .. import run
+
+    if len(shape) != 4:
+        raise fail("E604", f"'{path}' declares image preprocessing for input "
+                   f"'{preprocess.input}', which is {run.dims(shape)}, not an image batch "
+                   f"({'N×H×W×C' if pixels else 'N×C×H×W'})", None)
+    c, h, w = (shape[3], shape[1], shape[2]) if pixels else shape[1:]
+    if isinstance(c, int) and c != preprocess.channels:
+        raise fail("E604", f"'{path}' declares {preprocess.color} preprocessing "
+                   f"({preprocess.channels} channel{'s' * (preprocess.channels != 1)}), and "
+                   f"input '{preprocess.input}' has {c}", None,
+                   hints=["compile the model again from its spec"])
+    size = preprocess.size()
+    if size is not None and any(isinstance(d, int) and d != s for d, s in zip((h, w), size)):
+        raise fail("E604", f"'{path}' declares preprocessing that makes {size[0]}×{size[1]} "
+                   f"images, and input '{preprocess.input}' is {run.dims(shape)}", None,
+                   hints=["compile the model again from its spec"])
+
+
+def _no_preprocess(inputs, path: str, spec: bool) -> NetcError:
+    """E606: the model declares no preprocessing; the hint is the `preprocess:` block to
+    write, sized for the model's image input."""
+    from .. import run
+
+    images = [(n, s) for n, s in inputs if len(s) == 4]
+    what = f"spec '{path}'" if spec else f"'{path}'"
+    carries = "has no `preprocess:`" if spec else "carries no netc.preprocess record in its " \
+                                                  "metadata_props"
+    if not images:
+        return fail("E606", f"{what} {carries}, and no input is an image batch (N×C×H×W): "
+                    "--image has nothing to make", None,
+                    hints=["give the input as an array: --input FILE.npy"])
+    name, shape = images[0]
+    c, h, w = shape[1:]
+    if c == 1:
+        block = f"preprocess: {{color: grayscale, resize: [{h}, {w}]}}"
+    elif isinstance(h, int) and h == w:  # torchvision's ImageNet evaluation transform
+        block = (f"preprocess: {{resize: {round(h * 256 / 224)}, crop: {h}, "
+                 "mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225]}")
+    else:
+        block = (f"preprocess: {{resize: [{h}, {w}], mean: [0.485, 0.456, 0.406], "
+                 "std: [0.229, 0.224, 0.225]}")
+    if spec:
+        hints = [f"declare in the spec how an image becomes input '{name}', e.g. `{block}`"]
+    else:
+        hints = [f"compile it with netc from a spec that declares how an image becomes input "
+                 f"'{name}', e.g. `{block}`: netc writes it into the model's metadata"]
+    if c == 3:
+        hints.append("those mean and std are ImageNet's: use the ones the weights were trained "
+                     "with")
+    hints.append("or make the input array yourself and give it with --input FILE.npy")
+    return fail("E606", f"{what} {carries}: netc does not know how to make an image into "
+                f"input '{name}' ({run.dims(shape)})", None, hints=hints)
+
+
+# --- images and classes -----------------------------------------------------------------------
+
+
+def image_input(path: str, target: Target) -> np.ndarray:
+    """One image file made into one item of the model's input: C×H×W float (N×C×H×W
+    models) or H×W×C uint8 pixels (--uint8-input models). Raises E605 (unreadable), E602
+    (smaller than the crop, or not the input's size when no resize or crop makes it so)."""
+    from .. import run
+    from ..images import image_pixels, open_image, preprocess_image
+
+    image = open_image(path)
+    try:
+        if target.pixels:
+            x = image_pixels(image, target.preprocess, path)
+        else:
+            x = preprocess_image(image, target.preprocess, path).astype(target.dtype,
+                                                                        copy=False)
+    finally:
+        image.close()
+    want = target.size()
+    if any(isinstance(d, int) and d != s for d, s in zip(want, x.shape)):
+        hw = x.shape[:2] if target.pixels else x.shape[1:]
+        size = want[:2] if target.pixels else want[1:]
+        raise fail("E602", f"image '{path}' is {hw[1]}×{hw[0]} (width × height) after the "
+                   f"preprocessing, and input '{target.input}' takes "
+                   f"{size[1]}×{size[0]} ({run.dims(target.shape)})", None,
+                   hints=[f"declare a resize or a crop in the spec's `preprocess:` (e.g. "
+                          f"resize: [{size[0]}, {size[1]}]) so that every image fits"])
+    return x
+
+
+def is_distribution(row: np.ndarray) -> bool:
+    """Whether an output row already holds probabilities: every value in [0, 1] and their sum
+    1 within 1e-3 (float16 rounding over 1,000 classes stays within half of that), as a
+    softmax ending the model makes them. Logits practically never do."""
+    values = np.asarray(row, dtype=np.float64)
+    return values.size > 1 and bool(np.all((values >= 0) & (values <= 1))) \
+        and abs(values.sum() - 1) <= 1e-3
+
+
+def top_classes(row: np.ndarray, k: int, probabilities: bool = False
+                ) -> tuple[list[int], list[float]]:
+    """The `k` most probable classes of one output row (K values), most probable first (ties:
+    the lower index first), and their probabilities: softmax(row) in float64, or, when the
+    rows already are `probabilities` (a softmax ends the model: `is_distribution`), the row
+    itself, not softmaxed twice. (After a log-softmax, softmax(row) = exp(row): the same
+    probabilities.)"""
+    values = np.asarray(row, dtype=np.float64)
+    if probabilities:
+        p = values
+    else:
+        e = np.exp(values - values.max())  # shifted: exp never overflows
+        p = e / e.sum()
+    order = np.argsort(-p, kind="stable")[:min(k, p.size)]
+    return [int(i) for i in order], [float(p[i]) for i in order]
+
+
+# --- --output ---------------------------------------------------------------------------------
+
+
+def _write_output(path: str, saved: dict, table: list, target: Target, k: int) -> None:
+    """The outputs (.npy: the first output; .npz: all, by name) or the table of top classes
+    (.csv, .jsonl), written atomically."""
+    from ..files import write_atomic
+
+    lower = path.lower()
+    if lower.endswith(ARRAYS):
+        arrays = {name: np.concatenate(parts) for name, parts in saved.items()}
+        buf = io.BytesIO()
+        if lower.endswith(".npz"):
+            np.savez(buf, **arrays)
+            what = ", ".join(arrays)
+        else:
+            np.save(buf, arrays[target.output])
+            what = f"{target.output} ({len(arrays[target.output])} rows)"
+        write_atomic(path, buf.getvalue())
+    elif lower.endswith(".csv"):
+        text = io.StringIO()
+        writer = csv.writer(text, lineterminator="\n")
+        k = min(k, target.classes)
+        writer.writerow(["file"] + [f"{c}_{r}" for r in range(1, k + 1)
+                                    for c in ("label", "index", "probability")])
+        for file, indices, probabilities in table:
+            cells = [file]
+            for i, p in zip(indices, probabilities):
+                cells += [_label(target, i), i, repr(p)]
+            writer.writerow(cells)
+        write_atomic(path, text.getvalue().encode("utf-8"))
+        what = _top_what(k, len(table))
+    else:
+        lines = [json.dumps({"file": file, "labels": [_label(target, i) for i in indices],
+                             "indices": indices, "probabilities": probabilities},
+                            ensure_ascii=False) for file, indices, probabilities in table]
+        write_atomic(path, "".join(line + "\n" for line in lines).encode("utf-8"))
+        what = _top_what(min(k, target.classes), len(table))
+    print(f"saved {what} to {path}")
+
+
+def _label(target: Target, index: int) -> str:
+    return target.labels[index] if target.labels else str(index)
+
+
+def _top_what(k: int, n: int) -> str:
+    return ("the top class" if k == 1 else f"the top {k} classes") \
+        + f" of {n} image{'s' * (n != 1)}"
