@@ -397,6 +397,9 @@ def shape_problem(name: str, declared, shape, source: str = "the file", spec: bo
         return [f"the model's batch is fixed at {fixed}; {_any_batch(name, declared, spec)}"]
 
     found = _layout_fix(loose, shape)
+    if found is not None and len(declared) == 4 and declared[1] in (1, 3) and len(shape) == 4 \
+            and shape[1] == 4 - declared[1] and _fits(declared[2:], shape[2:]):
+        found = None  # 3 channels for 1 (or 1 for 3) in the right layout: not a transposition
     if found is not None:
         fix, made = found
         if fix == "x[None]":

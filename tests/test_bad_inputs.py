@@ -284,3 +284,13 @@ def test_batch_and_an_input_file_that_disagree(tmp_path, capsys):
                                    "--batch", "5"]))
     assert "holds a batch of 3 (3×3×32×24), and --batch says 5" in err
     assert "leave out --batch" in err
+
+
+def test_three_channels_for_one_is_not_called_a_transposition(tmp_path, capsys):
+    """1×3×32×32 for an N×1×32×32 model could be read as 3 grayscale images with the axes
+    swapped; it is an RGB image for a grayscale model, and the message says so."""
+    np.save(tmp_path / "x.npy", np.zeros((1, 3, 32, 32), np.float32))
+    err = user_error(capsys, main(["run", str(LENET), "--input", str(tmp_path / "x.npy")]))
+    assert "holds 1×3×32×32: it has 3 channels (RGB), and the model takes 1 channel " \
+           "(grayscale)" in err and "transpose" not in err, err
+    assert "convert('L')" in err

@@ -41,6 +41,9 @@ TESTED_ELSEWHERE = {
     "E602": "tests/test_cli.py::test_run_rejects_wrong_input_shape",
     "E603": "tests/test_cli.py::test_compile_into_missing_folder_is_a_positioned_user_error",
     "E604": "tests/test_weights.py::test_weights_of_a_broken_onnx_model",
+    "E605": "tests/test_run_images.py::test_a_file_named_explicitly_that_cannot_be_read_is_an_error",
+    "E606": "tests/test_run_images.py::test_a_spec_without_preprocess_says_what_to_declare_and_that_works",
+    "W601": "tests/test_run_images.py::test_a_folder_is_sorted_skips_what_it_cannot_read_and_goes_on",
 }
 EXPECT = re.compile(r"#\s*expect(?:-warning)?:\s*([EW]\d{3})\b")
 
