@@ -247,7 +247,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _checked(path: str, args):
-    """Check a spec (within the run's limits), printing its warnings to standard error."""
+    """Check a spec (within the run's limits), printing its warnings to standard error.
+    (run.spec_graph does the same for the commands that run a model; this one keeps numpy,
+    which run.py imports, out of `summary`, `expand` and `graph`.)"""
     from .errors import Diagnostics
     from .pipeline import check_file
 
@@ -281,19 +283,9 @@ def _emission(args, graph):
 
 def _loaded(args, graph):
     """The weights named by --weights, or None (then every tensor gets its initial value)."""
-    if not args.weights:
-        if args.allow_missing:
-            raise fail("E507", "--allow-missing goes with --weights FILE", None)
-        return None
-    from .errors import Diagnostics
-    from .weights import read_weights
+    from .run import spec_weights
 
-    warnings = Diagnostics()
-    found = read_weights(args.weights, graph, allow_missing=args.allow_missing,
-                         warnings=warnings)
-    if len(warnings):
-        print(warnings.render(), file=sys.stderr)
-    return found
+    return spec_weights(args, graph)
 
 
 def cmd_weights(args) -> int:
