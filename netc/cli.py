@@ -116,7 +116,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="run on images (PNG, JPEG, ... as Pillow reads them; a folder: its "
                    "image files, sorted), made into the input by the preprocessing the spec or "
                    "model declares (`preprocess:`), and print the top classes of each")
-    r.add_argument("--top", type=_positive, default=5, metavar="K",
+    r.add_argument("--top", type=_positive, default=None, metavar="K",
                    help="with --image: how many classes to print per image (default 5)")
     r.add_argument("--output", metavar="OUT.npy",
                    help="save the output (.npy), or all outputs by name (.npz); with --image, "
@@ -356,14 +356,21 @@ def cmd_summary(args) -> int:
 
 
 def cmd_run(args) -> int:
-    if args.maps:
+    if args.maps is not None:  # (an empty value too: it is refused there, not ignored)
         from .tools.maps import run_maps
 
         return run_maps(args)
-    if args.image or args.layers:
+    if args.image or args.layers is not None:
         from .tools.predict import run_images
 
         return run_images(args)
+    if args.output == "":
+        print("netc run: --output needs a file name (OUT.npy or OUT.npz)", file=sys.stderr)
+        return EXIT_USAGE
+    if args.top is not None:
+        print("netc run: --top goes with --image (the top classes of each image)",
+              file=sys.stderr)
+        return EXIT_USAGE
     import numpy as np
 
     from . import run
@@ -521,7 +528,9 @@ def _save(path: str, outputs: dict, np) -> None:
 
     buf = io.BytesIO()
     if path.endswith(".npz"):
-        np.savez(buf, **outputs)
+        from .tools.predict import npz_bytes  # (not np.savez(**outputs): `file`, `allow_pickle`)
+
+        buf.write(npz_bytes(outputs))
     elif len(outputs) == 1:
         np.save(buf, next(iter(outputs.values())))
     else:

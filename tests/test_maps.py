@@ -313,7 +313,6 @@ def test_gaussian_on_a_dense_layer_is_e105(make_spec, capsys):
 
 
 @pytest.mark.parametrize("argv, code, says", [
-    ([], "E602", "--maps draws the activation maps of one image: give it with --image FILE"),
     (["--image", CHELSEA, ROCKET], "E602", "--image gives 2"),
     (["--image", CHELSEA, "--image", ROCKET], "E602", "--image gives 2"),
     (["--image", CHELSEA.parent], "E602", "is a folder"),
@@ -435,3 +434,89 @@ def test_an_onnx_file_without_preprocessing_metadata_is_e606(tmp_path, capsys):
     capsys.readouterr()
     rc, out, err = run_maps(capsys, model, "--image", CHELSEA, "--maps", tmp_path / "m")
     assert rc == 1 and "error[E606]" in err and "carries no netc.preprocess record" in err
+
+
+# --- options --maps does not take, and destinations checked first (breaker 13) ----------------
+
+
+@pytest.mark.parametrize("extra, says", [
+    ([], "--maps draws the activation maps of one image: give it with --image FILE"),
+    (["--image", CHELSEA, "--output", "x.csv"], "--output"),
+    (["--image", CHELSEA, "--output", ""], "--output"),
+    (["--image", CHELSEA, "--top", "3"], "--top"),
+    (["--image", CHELSEA, "--batch", "5"], "--batch"),
+    (["--image", CHELSEA, "--input", "x.npy"], "--input"),
+    (["--image", CHELSEA, "--layers", ""], "--layers"),
+    (["--image", CHELSEA, "--layers", " , "], "--layers"),
+], ids=["no image", "output", "empty output", "top", "batch", "input", "empty layers",
+        "blank layers"])
+def test_options_maps_does_not_take_are_usage_errors(tmp_path, capsys, extra, says):
+    rc, out, err = run_maps(capsys, BLUR, "--maps", tmp_path / "m", *extra)
+    assert rc == 2 and "netc run: error:" in err and says in err and "Traceback" not in err
+    assert not (tmp_path / "m").exists() and out == ""
+
+
+def test_every_destination_is_checked_before_any_png_is_written(tmp_path, capsys):
+    folder = tmp_path / "md"
+    (folder / "conv2.png").mkdir(parents=True)
+    rc, out, err = run_maps(capsys, LENET, "--image", CHELSEA, "--maps", folder)
+    assert rc == 1 and "error[E603]" in err and "conv2.png" in err and "a folder" in err, err
+    assert sorted(p.name for p in folder.iterdir()) == ["conv2.png"]  # conv1.png not written
+
+
+def test_a_file_name_too_long_for_the_folder_is_e603_before_any_png(tmp_path, capsys,
+                                                                     monkeypatch):
+    monkeypatch.setattr(netc_maps, "_name_max", lambda folder: 40)  # a file system's limit
+    rc, out, err = run_maps(capsys, LENET, "--image", CHELSEA, "--maps", tmp_path / "m")
+    assert rc == 1 and "error[E603]" in err and "conv1.png" in err and "40" in err, err
+    assert not (tmp_path / "m").exists() or not list((tmp_path / "m").iterdir())
+
+
+def long_named_model(path: Path, names: list[str]) -> None:
+    """An .onnx file of convs in a row, their outputs named `names`."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    from netc.images import Preprocess, to_metadata
+
+    w = np.full((3, 3, 1, 1), 0.5, np.float32)
+    nodes, last = [], "input"
+    for name in names:
+        nodes.append(helper.make_node("Conv", [last, "w"], [name]))
+        last = name
+    graph = helper.make_graph(
+        nodes, "long", [helper.make_tensor_value_info("input", TensorProto.FLOAT,
+                                                      ["batch", 3, 8, 8])],
+        [helper.make_tensor_value_info(last, TensorProto.FLOAT, None)],
+        [numpy_helper.from_array(w, "w")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    helper.set_model_props(model, to_metadata(Preprocess("input", resize=(8, 8)), None))
+    onnx.save(model, path)
+
+
+def test_layer_names_too_long_for_a_file_name_are_shortened(tmp_path, capsys):
+    names = ["a" * 300, "a" * 299 + "b", "short"]
+    model = tmp_path / "long.onnx"
+    long_named_model(model, names)
+    rc, out, err = run_maps(capsys, model, "--image", CHELSEA, "--maps", tmp_path / "m")
+    assert rc == 0, err
+    files = sorted(p.name for p in (tmp_path / "m").iterdir())
+    assert len(files) == 3 and "short.png" in files
+    assert all(len(f) <= 200 and f.endswith(".png") for f in files)
+    drawn = {json.loads(Image.open(tmp_path / "m" / f).text["netc.maps"])["layer"]
+             for f in files}
+    assert drawn == set(names)  # each PNG still names its layer in full
+
+
+def test_the_image_and_folder_are_printed_escaped(tmp_path, capsys):
+    """As the --image table shows them: a newline or an escape sequence in the image's path or
+    the folder's cannot break the lines or steer the terminal."""
+    image = tmp_path / "cat\nx\x1b[2J.png"
+    image.write_bytes(CHELSEA.read_bytes())
+    folder = tmp_path / "out\x1b]0;t\x07"
+    rc, out, err = run_maps(capsys, BLUR, "--image", image, "--maps", folder)
+    assert rc == 0, err
+    assert "\x1b" not in out and "\x07" not in out
+    assert "cat\\nx\\x1b[2J.png" in out and "out\\x1b]0;t\\x07" in out
+    assert len(out.splitlines()) == 2  # the "ran" line, and the conv layer's
+    assert sorted(p.name for p in folder.iterdir()) == ["blur.png"]

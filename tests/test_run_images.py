@@ -438,3 +438,184 @@ def test_an_output_that_is_not_classes_is_summarised_and_saved(tmp_path, capsys)
     err = capsys.readouterr().err
     assert "error[E602]: --output t.csv is a table of the top classes, and output 'conv1' is " \
            "N×4×32×32, not N×classes" in err
+
+
+# --- file names, labels and output names that are not plain (breaker 13) ------------------------
+
+
+def test_a_file_name_that_is_not_utf8_is_written_escaped_in_both_tables(tmp_path, capsys):
+    """A file name of bytes that are not UTF-8 (os.listdir gives `\\udcff`) is shown and
+    written as the terminal shows it: `bad\\xff.png`, never a UnicodeEncodeError."""
+    folder = tmp_path / "h2"
+    folder.mkdir()
+    raw = bytes(folder) + b"/bad\xff.png"
+    shutil.copy(CAT, raw)
+    spec = str(tiny(tmp_path))
+    for table in ("o.csv", "o.jsonl"):
+        assert main(["run", spec, "--image", str(folder), "--output", str(tmp_path / table)]) \
+            == 0, capsys.readouterr().err
+    out = capsys.readouterr().out
+    shown = f"{folder}/bad\\xff.png"
+    assert shown in out.splitlines()
+    [row] = list(csv.DictReader((tmp_path / "o.csv").open(encoding="utf-8", newline="")))
+    [line] = [json.loads(x) for x in (tmp_path / "o.jsonl").read_text("utf-8").splitlines()]
+    assert row["file"] == line["file"] == shown
+
+
+def test_a_file_name_with_a_carriage_return_is_quoted_in_the_csv(tmp_path, capsys):
+    folder = tmp_path / "cr"
+    folder.mkdir()
+    shutil.copy(CAT, folder / "a\rb.png")
+    shutil.copy(ROCKET, folder / "c.png")
+    assert main(["run", str(tiny(tmp_path)), "--image", str(folder),
+                 "--output", str(tmp_path / "o.csv")]) == 0
+    assert "a\\rb.png" in capsys.readouterr().out  # escaped on the terminal
+    rows = list(csv.reader((tmp_path / "o.csv").open(encoding="utf-8", newline="")))
+    assert [r[0] for r in rows[1:]] == [str(folder / "a\rb.png"), str(folder / "c.png")]
+    assert all(len(r) == len(rows[0]) for r in rows)
+
+
+def _with_labels(tmp_path: Path, labels: list) -> Path:
+    path = tmp_path / "m.onnx"
+    assert main(["compile", str(tiny(tmp_path)), "-o", str(path)]) == 0
+    model = onnx.load(path)
+    for p in model.metadata_props:
+        if p.key == "netc.labels":
+            p.value = json.dumps(labels)  # ensure_ascii: a lone surrogate as `\ud800`
+    onnx.save(model, path)
+    return path
+
+
+def test_labels_with_lone_surrogates_are_shown_and_written_escaped(tmp_path, capsys):
+    path = _with_labels(tmp_path, ["\ud800", "x\udcffy", "bee", "cat", "dog", "eel"])
+    capsys.readouterr()
+    args = ["run", str(path), "--image", str(CAT), "--top", "6"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "\\ud800 (0)" in out and "x\\udcffy (1)" in out
+    assert len(out.splitlines()) == 7
+    for table in ("o.csv", "o.jsonl"):
+        assert main(args + ["--output", str(tmp_path / table)]) == 0, capsys.readouterr().err
+    [row] = list(csv.reader((tmp_path / "o.csv").open(encoding="utf-8", newline="")))[1:]
+    [line] = [json.loads(x) for x in (tmp_path / "o.jsonl").read_text("utf-8").splitlines()]
+    assert set(row[1::3]) == set(line["labels"]) == {"\\ud800", "x\\udcffy", "bee", "cat",
+                                                    "dog", "eel"}
+
+
+def test_a_long_label_is_cut_on_the_terminal_and_whole_in_the_table(tmp_path, capsys):
+    long = "a" * 250 + "z"
+    path = _with_labels(tmp_path, [long, "b", "c", "d", "e", "f"])
+    capsys.readouterr()
+    assert main(["run", str(path), "--image", str(CAT), "--top", "6",
+                 "--output", str(tmp_path / "o.jsonl")]) == 0
+    out = capsys.readouterr().out
+    [line] = [x for x in out.splitlines() if "aaaa" in x]
+    assert len(line) < 120 and "…" in line and "z" not in line and line.endswith("(0)")
+    assert long in json.loads((tmp_path / "o.jsonl").read_text("utf-8"))["labels"]
+
+
+SAVED_AS = """\
+netc: 1
+name: named
+inputs:
+  image: [N, 3, 32, 32]
+preprocess: {{resize: [32, 32]}}
+layers:
+  - conv: {{filters: 2, kernel: 3, pad: 1}}
+    name: {first}
+  - flatten
+  - dense: 3
+    name: {last}
+"""
+
+
+@pytest.mark.parametrize("first, last", [("conv1", "file"), ("conv1", "allow_pickle"),
+                                         ("file", "allow_pickle")])
+def test_outputs_named_like_savez_parameters_are_saved_to_npz(tmp_path, capsys, first, last):
+    spec = tmp_path / "s.yaml"
+    spec.write_text(SAVED_AS.format(first=first, last=last), encoding="utf-8")
+    # plain `netc run SPEC --output o.npz` (cli._save): every output by name
+    assert main(["run", str(spec), "--output", str(tmp_path / "plain.npz")]) == 0, \
+        capsys.readouterr().err
+    with np.load(tmp_path / "plain.npz") as z:
+        assert sorted(z.files) == [last] and z[last].shape == (1, 3)
+    assert main(["run", str(spec), "--image", str(CAT), str(ROCKET),
+                 "--output", str(tmp_path / "images.npz")]) == 0, capsys.readouterr().err
+    assert main(["run", str(spec), "--image", str(CAT), str(ROCKET),
+                 "--output", str(tmp_path / "images.npy")]) == 0
+    with np.load(tmp_path / "images.npz", allow_pickle=False) as z:
+        assert sorted(z.files) == [last]
+        np.testing.assert_array_equal(z[last], np.load(tmp_path / "images.npy"))
+
+
+def symbolic_hw_model(path: Path, pool: bool = True) -> None:
+    """A hand-made .onnx whose input is N×3×H×W with H and W symbolic, carrying netc's
+    preprocessing record without a resize: each image runs at its own size. With `pool`, it
+    gives the mean of each channel (N×3); without, the image itself (N×3×H×W)."""
+    from onnx import TensorProto, helper
+
+    from netc.images import Preprocess, to_metadata
+
+    if pool:
+        nodes = [helper.make_node("GlobalAveragePool", ["image"], ["pooled"]),
+                 helper.make_node("Flatten", ["pooled"], ["means"])]
+        out = helper.make_tensor_value_info("means", TensorProto.FLOAT, ["N", 3])
+    else:
+        nodes = [helper.make_node("Identity", ["image"], ["same"])]
+        out = helper.make_tensor_value_info("same", TensorProto.FLOAT, ["N", 3, "H", "W"])
+    graph = helper.make_graph(nodes, "symhw", [helper.make_tensor_value_info(
+        "image", TensorProto.FLOAT, ["N", 3, "H", "W"])], [out])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    helper.set_model_props(model, to_metadata(Preprocess("image"), None))
+    onnx.save(model, path)
+
+
+def test_images_of_different_sizes_on_a_model_with_symbolic_height_and_width(tmp_path, capsys):
+    model = tmp_path / "symhw.onnx"
+    symbolic_hw_model(model)
+    small = tmp_path / "small.png"
+    Image.open(CAT).convert("RGB").resize((7, 5)).save(small)
+    images = [str(CAT), str(small), str(ROCKET), str(CAT)]
+    assert main(["run", str(model), "--image", *images, "--top", "1",
+                 "--output", str(tmp_path / "m.npy")]) == 0, capsys.readouterr().err
+    got = np.load(tmp_path / "m.npy")
+    expected = [np.asarray(Image.open(p).convert("RGB"), np.float64).mean(axis=(0, 1)) / 255
+                for p in images]
+    np.testing.assert_allclose(got, expected, rtol=1e-4)  # (float32 sums of 190,000 values)
+    heads = [line for line in capsys.readouterr().out.splitlines()
+             if not line.startswith(("  ", "saved "))]
+    assert heads == images  # in the order given
+    # outputs whose shapes differ per image cannot be one array: said, not a traceback
+    same = tmp_path / "same.onnx"
+    symbolic_hw_model(same, pool=False)
+    assert main(["run", str(same), "--image", str(CAT), str(small)]) == 0
+    capsys.readouterr()
+    assert main(["run", str(same), "--image", str(CAT), str(small),
+                 "--output", str(tmp_path / "s.npz")]) == 1
+    err = capsys.readouterr().err
+    assert "error[E602]" in err and "Traceback" not in err and "1×3×5×7" in err
+    assert not (tmp_path / "s.npz").exists()
+
+
+def test_empty_option_values_and_an_empty_layers_are_usage_errors(tmp_path, capsys):
+    spec = str(tiny(tmp_path))
+    assert main(["run", spec, "--image", str(CAT), "--output", ""]) == 2
+    assert "--output" in capsys.readouterr().err
+    assert main(["run", spec, "--image", str(CAT), "--maps", ""]) == 2
+    assert "--maps" in capsys.readouterr().err
+    assert main(["run", spec, "--image", str(CAT), "--layers", ""]) == 2
+    assert "--layers" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("extra, says", [
+    (["--top", "3"], "--top goes with --image"),
+    (["--output", ""], "--output needs a file name"),
+    (["--maps", ""], "--maps"),
+    (["--layers", ""], "--layers"),
+])
+def test_image_options_without_an_image_are_usage_errors(capsys, extra, says):
+    """An option of --image given without it, or an empty value, is a bad command line
+    (exit 2), not silently ignored."""
+    assert main(["run", str(ROOT / "specs" / "lenet5.yaml"), *extra]) == 2
+    assert says in capsys.readouterr().err

@@ -30,10 +30,21 @@ them; v = low + level/255·(high − low) undoes it, within half a step, (high �
 whose values are all equal is drawn mid-grey (128); a value that is not finite (NaN, ±inf)
 is drawn red. The rest of the image (gaps, label strips, header) is a dark blue that no tile
 pixel has.
+
+Files: every destination is checked before any PNG is written (E603: a folder where a PNG
+goes, a name longer than the file system takes), so that a run writes all its maps or none. A
+layer name longer than MAX_STEM characters is cut and given a hash of the whole name; the PNG's
+`netc.maps` chunk names the layer in full. The terminal lines show the image, the folder and
+the files escaped as `netc run --image` shows file names (predict._shown).
+
+Options: `--maps` runs one image (`--image FILE`) and writes PNGs only; `--input`, `--output`,
+`--top` and `--batch` are `netc run --image`'s, and given with `--maps` they are usage errors
+(exit 2), as are no `--image` and a `--layers` that names no layer.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -55,6 +66,8 @@ NOT_FINITE = (255, 0, 0)
 MID_GREY = 128  # every tile of a layer whose values are all equal
 MAX_DRAWN = 1 << 26  # pixels of one layer's image (64 Mi, 192 MiB of RGB)
 METADATA_KEY = "netc.maps"
+MAX_STEM = 150  # characters of a file name's stem: room for write_atomic's temporary name
+NAME_MAX = 255  # bytes of a file name where the file system does not say (os.pathconf)
 
 
 def run_maps(args) -> int:
@@ -70,7 +83,15 @@ def run_maps(args) -> int:
     written), E604 (a bad .onnx file); returns 0."""
     from ..files import write_atomic
     from ..images import image_pixels, open_image, preprocess_image
+    from .predict import _shown, _usage
 
+    conflict = _conflict(args)
+    if conflict:
+        return _usage(conflict)
+    if args.layers is not None and not _layer_names(args.layers):
+        return _usage(f"--layers {_shown(repr(args.layers))} names no layer: name the layers "
+                      "to draw, separated by commas (--layers conv1,conv2), or leave --layers "
+                      "out for every conv layer")
     path = _one_image(args.image)
     asked = _layer_names(args.layers)
     model = _Model.of(args)
@@ -85,31 +106,58 @@ def run_maps(args) -> int:
         if values[name].ndim != 4:  # an .onnx whose shapes were unknown before it ran
             raise _not_4d(name, values[name].shape, model.drawable())
         _check_size(name, values[name].shape[1:])
+    files = _file_names(names)
+    _check_destinations(args.maps, files)  # every file, before the first is written
     try:
         os.makedirs(args.maps, exist_ok=True)
     except OSError as e:
         raise fail("E603", f"cannot create the folder '{args.maps}': {e.strerror or e}",
                    None) from None
-    print(f"ran {args.model} on {path} (input {pre.input} {_dims(x.shape)}); "
-          f"activation maps in {args.maps}:")
-    files = _file_names(names)
+    print(f"ran {_shown(args.model, fs=True)} on {_shown(path, fs=True)} (input "
+          f"{_shown(pre.input)} {_dims(x.shape)}); activation maps in "
+          f"{_shown(args.maps, fs=True)}:")
     for name in names:
         out = os.path.join(args.maps, files[name])
         legend, png = draw(name, values[name][0])
         write_atomic(out, png)
-        print(f"{out}: {legend}")
+        print(f"{_shown(out, fs=True)}: {legend}")
     return 0
+
+
+def _conflict(args) -> str | None:
+    """The usage error of options that --maps does not take (None: none): it runs one image
+    given with --image and writes PNGs only."""
+    if args.maps == "":  # (cli.py sends an empty --maps here once it tests `is not None`)
+        return ("--maps '' names no folder: give the folder to draw the maps into, e.g. "
+                "--maps maps/")
+    if getattr(args, "input", None):
+        return ("--maps draws the maps of an image given with --image, and --input gives an "
+                "array: not both (run the array without --maps)")
+    output = getattr(args, "output", None)
+    if output is not None:
+        return (f"--maps writes PNGs into its folder, and --output {_quoted(output)} saves "
+                "the outputs or top classes of `netc run --image`: not both (run twice)")
+    if getattr(args, "top", None) is not None:  # (given at all: --maps prints no classes)
+        return "--top picks the classes printed per image, and --maps prints none: not both"
+    if getattr(args, "batch", None) is not None:
+        return "--maps runs one image: --batch does not go with it"
+    if not [p for group in args.image or [] for p in group]:
+        return ("--maps draws the activation maps of one image: give it with --image FILE "
+                "(netc run MODEL --image photo.png --maps maps/)")
+    return None
+
+
+def _quoted(text: str) -> str:
+    from .predict import _shown
+
+    return f"'{_shown(text, fs=True)}'"
 
 
 # --- what is drawn ---------------------------------------------------------------------------
 
 
 def _one_image(groups) -> str:
-    flat = [p for group in groups or [] for p in group]
-    if not flat:
-        raise fail("E602", "--maps draws the activation maps of one image: give it with "
-                   "--image FILE", None,
-                   hints=["netc run MODEL --image photo.png --maps maps/"])
+    flat = [p for group in groups or [] for p in group]  # (none: a usage error, _conflict)
     if len(flat) > 1:
         shown = ", ".join(flat[:3]) + (", ..." if len(flat) > 3 else "")
         raise fail("E602", f"--maps draws the activation maps of one image, and --image "
@@ -122,13 +170,11 @@ def _one_image(groups) -> str:
 
 
 def _layer_names(text: str | None) -> list[str] | None:
+    """The names --layers gives, once each (blanks ignored); None: every conv layer. (None
+    named is a usage error, run_maps'.)"""
     if text is None:
         return None
-    names = list(dict.fromkeys(n.strip() for n in text.split(",") if n.strip()))
-    if not names:
-        raise fail("E111", f"--layers {text!r} names no layer", None,
-                   hints=["name the layers to draw, separated by commas: --layers conv1,conv2"])
-    return names
+    return list(dict.fromkeys(n.strip() for n in text.split(",") if n.strip()))
 
 
 def _dims(shape) -> str:
@@ -360,17 +406,57 @@ def _no_preprocess(inputs: list, path: str, spec: bool):
 
 def _file_names(names: list[str]) -> dict[str, str]:
     """`<layer>.png` per layer: a name's characters other than letters, digits, `_`, `.`
-    and `-` become `_` (an .onnx tensor may be named `/layer1/Conv_output_0`), and a name
-    made twice gets `-2`, `-3`..."""
+    and `-` become `_` (an .onnx tensor may be named `/layer1/Conv_output_0`), a name longer
+    than MAX_STEM is cut and ends in `-` and 8 hex digits of the whole name's SHA-256, and a
+    name made twice gets `-2`, `-3`..."""
     files, used = {}, set()
     for name in names:
         base = re.sub(r"[^\w.-]", "_", name, flags=re.ASCII).lstrip(".") or "layer"
+        if len(base) > MAX_STEM:
+            digest = hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+            base = f"{base[:MAX_STEM - 9]}-{digest}"
         stem, k = base, 2
         while stem.lower() in used:  # (case-insensitive file systems)
             stem, k = f"{base}-{k}", k + 1
         used.add(stem.lower())
         files[name] = stem + ".png"
     return files
+
+
+def _check_destinations(folder: str, files: dict[str, str]) -> None:
+    """E603 unless every PNG `files` names can be written into `folder` (which may not exist
+    yet): no folder stands at its name, and its name (and the temporary name write_atomic
+    writes first) fits the file system's limit on a file name."""
+    from ..files import _temp_name
+
+    limit = _name_max(folder)
+    for layer, file in files.items():
+        target = os.path.join(folder, file)
+        if os.path.isdir(target) and not os.path.islink(target):
+            raise fail("E603", f"cannot write the maps of layer '{layer}' to '{target}': it is "
+                       "a folder", None,
+                       hints=["remove or rename that folder, or give another --maps folder"])
+        longest = len(os.fsencode(os.path.basename(_temp_name(folder, file))))
+        if longest > limit:
+            raise fail("E603", f"cannot write the maps of layer '{layer}' to '{target}': the "
+                       f"file name, with the temporary name it is first written under, is "
+                       f"{longest} bytes, and the file system of '{folder}' takes file names "
+                       f"of at most {limit}", None,
+                       hints=["give a --maps folder on another file system, or draw other "
+                              "layers (--layers)"])
+
+
+def _name_max(folder: str) -> int:
+    """The longest file name (bytes) the file system of `folder` (or of its nearest existing
+    parent folder) takes: os.pathconf's PC_NAME_MAX, or NAME_MAX where it does not say."""
+    place = os.path.abspath(folder)
+    while not os.path.exists(place) and os.path.dirname(place) != place:
+        place = os.path.dirname(place)
+    try:
+        limit = os.pathconf(place, "PC_NAME_MAX")
+    except (OSError, ValueError, AttributeError):  # (Windows has no pathconf)
+        return NAME_MAX
+    return limit if isinstance(limit, int) and limit > 0 else NAME_MAX
 
 
 # --- drawing ---------------------------------------------------------------------------------

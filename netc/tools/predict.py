@@ -27,6 +27,17 @@ for a spec's `- softmax` and any .onnx model's Softmax alike. `--output` writes 
 outputs (.npy: the first output, one row per image in the order printed; .npz: every output
 by name), or a table (.csv, .jsonl: file, top-K labels, indices and probabilities),
 crash-safely (files.write_atomic).
+
+Text from outside (file names, labels from a stranger's model) is shown on the terminal with
+the characters that would break a line or steer the terminal escaped (`_shown`), and a label
+longer than LABEL_SHOWN characters cut with `…`. Text that is not Unicode (a file name of
+bytes that are not UTF-8, which Python holds as lone surrogates `\\udc80`..`\\udcff`, and a lone
+surrogate in a label) is written `\\xff` (a file name's byte) or `\\ud800` (`_text`): in the
+terminal, and in the .csv and .jsonl tables alike, which are UTF-8 and could not hold it.
+A table otherwise keeps the text whole (a CSV field with a line break or a comma quoted).
+
+Images whose sizes differ (a model whose H and W are symbolic, and no resize and crop that make
+every image one size) run in batches of equal sizes, in the order given.
 """
 
 from __future__ import annotations
@@ -35,6 +46,7 @@ import csv
 import io
 import json
 import os
+import re
 import sys
 import time
 from dataclasses import dataclass
@@ -52,6 +64,7 @@ ARRAYS = (".npy", ".npz")
 UINT8_NHWC = "uint8-nhwc"  # emit.py's `netc.input` for a --uint8-input model
 METADATA_INPUT = "netc.input"
 EXIT_OK, EXIT_ERRORS, EXIT_USAGE = 0, 1, 2
+LABEL_SHOWN = 64  # characters of a label on the terminal (escapes counted); longer ones cut
 
 
 @dataclass(frozen=True)
@@ -85,14 +98,20 @@ def run_images(args) -> int:
     NetcError for the user's mistakes (E602 an image that does not fit, E604 a model's
     malformed metadata, E605 an unreadable image, E606 no declared preprocessing). (--maps
     is tools/maps.py's.)"""
-    if args.layers:
+    if getattr(args, "maps", None) is not None:  # (a folder named: tools/maps.py's)
+        return _usage("--maps '' names no folder: give the folder to draw the maps into, e.g. "
+                      "--maps maps/")
+    if args.layers is not None:
         return _usage("--layers picks the layers of --maps DIR: give --maps too")
     if args.input:
         return _usage("give images with --image or an array with --input, not both")
     output = args.output
+    if output == "":
+        return _usage("--output '' names no file: give e.g. --output top.csv, or leave "
+                      "--output out")
     if output and not output.lower().endswith(ARRAYS + TABLES):
         return _usage(f"with --image, --output writes {', '.join(ARRAYS + TABLES)} files, not "
-                      f"'{output}'")
+                      f"'{_shown(output, fs=True)}'")
     files = image_files([p for group in args.image for p in group])
 
     from .. import run
@@ -115,7 +134,11 @@ def run_images(args) -> int:
         chunk = args.batch or BATCH
 
     outputs = [o.name for o in sess.get_outputs()]
-    saved: dict[str, list] = {name: [] for name in outputs} if output else {}
+    # the outputs --output saves (.npz: all, .npy: the first), a part per batch
+    kept = outputs if output and output.lower().endswith(".npz") else \
+        outputs[:1] if output and output.lower().endswith(".npy") else []
+    saved: dict[str, list] = {name: [] for name in kept}
+    first_of: dict[str, str] = {}  # output -> the first image saved (whose shape the rest take)
     table: list[tuple[str, list, list]] = []
     decided: list[bool] = []  # [whether the outputs already are probabilities], once known
     skipped = done = 0
@@ -133,7 +156,12 @@ def run_images(args) -> int:
         progress.done()  # the results go to standard output, under the bar's line
         for name, value in zip(outputs, results):
             if name in saved:
-                saved[name].append(value[:len(batch)])
+                part = value[:len(batch)]
+                if saved[name] and saved[name][0].shape[1:] != part.shape[1:]:
+                    raise _not_one_array(output, name, first_of[name], saved[name][0],
+                                         batch[0][0], part)
+                first_of.setdefault(name, batch[0][0])
+                saved[name].append(part)
         first = results[0][:len(batch)]
         if target.classes is not None and not decided:
             # a softmax ends the model when its first rows are probabilities: then they are
@@ -142,17 +170,18 @@ def run_images(args) -> int:
         for i, (path, _) in enumerate(batch):
             if target.classes is None:
                 row = first[i]
-                print(f"{_shown(path)}\n  {_shown(target.output)}: {run.dims(row.shape)}  "
+                print(f"{_shown(path, fs=True)}\n  {_shown(target.output)}: "
+                      f"{run.dims(row.shape)}  "
                       f"min {row.min():.4g}"
                       f"  mean {row.mean():.4g}  max {row.max():.4g}")
                 continue
-            indices, probabilities = top_classes(first[i], args.top, decided[0])
-            print(_shown(path))
+            indices, probabilities = top_classes(first[i], args.top or 5, decided[0])
+            print(_shown(path, fs=True))
             for index, p in zip(indices, probabilities):
                 label = target.labels[index] if target.labels else None
-                name = f"class {index}" if label is None else label if label == str(index) \
-                    else f"{label} ({index})"
-                print(f"  {p:7.2%}  {_shown(name)}")
+                name = f"class {index}" if label is None else _cut(label) \
+                    if label == str(index) else f"{_cut(label)} ({index})"
+                print(f"  {p:7.2%}  {name}")
             table.append((path, indices, probabilities))
         sys.stdout.flush()
 
@@ -160,13 +189,20 @@ def run_images(args) -> int:
     total = len(files)
     for path, explicit in files:
         try:
-            pending.append((path, image_input(path, target)))
+            x = image_input(path, target)
         except NetcError as e:
             if explicit:
                 raise
             skipped += 1
             progress.done()
             print(_skipped(path, e).render(), file=sys.stderr)
+        else:
+            # a batch is one array: an image of another size (a model whose H and W are
+            # symbolic) starts the next batch
+            if pending and pending[0][1].shape != x.shape:
+                flush(pending)
+                pending = []
+            pending.append((path, x))
         done += 1
         if len(pending) == chunk:
             flush(pending)
@@ -182,21 +218,68 @@ def run_images(args) -> int:
     if skipped:
         print(f"netc run: skipped {skipped} of {total} images (W601 above)", file=sys.stderr)
     if output:
-        _write_output(output, saved, table, target, args.top)
+        _write_output(output, saved, table, target, args.top or 5)
     return EXIT_OK
 
 
-def _shown(text: str) -> str:
+def _shown(text: str, fs: bool = False) -> str:
     """`text` (a file name, a label from a stranger's model) with the characters that would
-    break its line or steer the terminal escaped, as diagnostics show them."""
+    break its line or steer the terminal escaped, as diagnostics show them, and what is not
+    Unicode escaped as `_text` writes it (`fs`: `text` is a file name)."""
     from ..errors import _visible
 
-    return _visible(text)
+    return _visible(_text(text, fs))
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _text(text: str, fs: bool = False) -> str:
+    """`text` with its lone surrogates, which no UTF-8 output can hold, escaped: in a file
+    name (`fs`), `\\udc80`..`\\udcff` is a byte that was not UTF-8 (Python's surrogateescape,
+    os.fsdecode) and is written as that byte, `\\xff`; any other, `\\ud800`. The one form for
+    the terminal and the tables: what a table says is what was printed."""
+    def escape(m):
+        c = ord(m.group())
+        return f"\\x{c - 0xdc00:02x}" if fs and 0xdc80 <= c <= 0xdcff else f"\\u{c:04x}"
+
+    return _SURROGATE.sub(escape, text)
+
+
+def _cut(label: str) -> str:
+    """A label as the table of top classes shows it: escaped (`_shown`), and cut with `…`
+    at LABEL_SHOWN characters (escapes counted, never cut inside one)."""
+    shown = _shown(label)
+    if len(shown) <= LABEL_SHOWN:
+        return shown
+    pieces, width = [], 0
+    for c in label:
+        piece = _shown(c)
+        if width + len(piece) > LABEL_SHOWN - 1:
+            break
+        pieces.append(piece)
+        width += len(piece)
+    return "".join(pieces) + "…"
 
 
 def _usage(message: str) -> int:
     print(f"netc run: error: {message}", file=sys.stderr)
     return EXIT_USAGE
+
+
+def _not_one_array(output: str, name: str, first: str, before: np.ndarray, path: str,
+                   after: np.ndarray) -> NetcError:
+    """E602: output `name` has another shape for image `path` than for image `first`, so that
+    --output cannot make one array of it (a model whose H and W are symbolic)."""
+    def dims(a):
+        return "×".join(str(d) for d in (1, *a.shape[1:]))
+
+    return fail("E602", f"--output {os.path.basename(output)} saves output '{name}' as one "
+                f"array, and it is {dims(before)} for image '{first}' and {dims(after)} for "
+                f"image '{path}'", None,
+                hints=["declare a resize and a crop in the preprocessing (the spec's "
+                       "`preprocess:`) so that every image is one size",
+                       "or run the images of each size apart, each with its own --output"])
 
 
 def _skipped(path: str, error: NetcError) -> Diagnostic:
@@ -426,38 +509,57 @@ def _write_output(path: str, saved: dict, table: list, target: Target, k: int) -
     lower = path.lower()
     if lower.endswith(ARRAYS):
         arrays = {name: np.concatenate(parts) for name, parts in saved.items()}
-        buf = io.BytesIO()
         if lower.endswith(".npz"):
-            np.savez(buf, **arrays)
-            what = ", ".join(arrays)
+            data = npz_bytes(arrays)
+            what = ", ".join(_shown(name) for name in arrays)
         else:
+            buf = io.BytesIO()
             np.save(buf, arrays[target.output])
-            what = f"{target.output} ({len(arrays[target.output])} rows)"
-        write_atomic(path, buf.getvalue())
+            data = buf.getvalue()
+            what = f"{_shown(target.output)} ({len(arrays[target.output])} rows)"
+        write_atomic(path, data)
     elif lower.endswith(".csv"):
         text = io.StringIO()
-        writer = csv.writer(text, lineterminator="\n")
+        # the csv module's own line ending, \r\n (RFC 4180): a field holding a \r or a \n is
+        # quoted only when the line ending has that character ("\n" alone left a \r bare)
+        writer = csv.writer(text, lineterminator="\r\n")
         k = min(k, target.classes)
         writer.writerow(["file"] + [f"{c}_{r}" for r in range(1, k + 1)
                                     for c in ("label", "index", "probability")])
         for file, indices, probabilities in table:
-            cells = [file]
+            cells = [_text(file, fs=True)]
             for i, p in zip(indices, probabilities):
                 cells += [_label(target, i), i, repr(p)]
             writer.writerow(cells)
         write_atomic(path, text.getvalue().encode("utf-8"))
         what = _top_what(k, len(table))
     else:
-        lines = [json.dumps({"file": file, "labels": [_label(target, i) for i in indices],
+        lines = [json.dumps({"file": _text(file, fs=True),
+                             "labels": [_label(target, i) for i in indices],
                              "indices": indices, "probabilities": probabilities},
                             ensure_ascii=False) for file, indices, probabilities in table]
         write_atomic(path, "".join(line + "\n" for line in lines).encode("utf-8"))
         what = _top_what(min(k, target.classes), len(table))
-    print(f"saved {what} to {path}")
+    print(f"saved {what} to {_shown(path, fs=True)}")
+
+
+def npz_bytes(arrays: dict) -> bytes:
+    """An .npz archive of `arrays` by name, as np.savez writes it (a zip of NAME.npy, not
+    compressed, never pickled). Not `np.savez(buf, **arrays)`: an array named `file` clashed
+    with savez's parameter, and one named `allow_pickle` was taken for it and not saved."""
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:
+        for name, array in arrays.items():
+            with archive.open(f"{name}.npy", "w", force_zip64=True) as f:
+                np.lib.format.write_array(f, np.asanyarray(array), allow_pickle=False)
+    return buf.getvalue()
 
 
 def _label(target: Target, index: int) -> str:
-    return target.labels[index] if target.labels else str(index)
+    """The label of class `index` as the tables hold it (`_text`), or the index."""
+    return _text(target.labels[index]) if target.labels else str(index)
 
 
 def _top_what(k: int, n: int) -> str:
