@@ -107,11 +107,22 @@ class Checker:
                              hints=["a classifier ends with a dense layer (or a flatten after "
                                     "a global pool)"])
         elif out.shape[1] != len(labels):
+            # the fix, by where the names come from (images.read_labels): a list, netc's
+            # ImageNet names (`labels: imagenet`), or a file (any other scalar)
+            from .images import IMAGENET
+
+            node, classes = self.spec.labels_node, out.shape[1]
+            if isinstance(node, YList):
+                hint = "one name per output, in order"
+            elif isinstance(node, YScalar) and node.value == IMAGENET:
+                hint = (f"`labels: imagenet` names the 1,000 ImageNet classes, for an output "
+                        f"of 1,000; name these {classes:,} as a list, or in a file "
+                        "(`labels: classes.txt`, one name a line)")
+            else:
+                hint = (f"the labels file {str(getattr(node, 'value', ''))!r} has one name a "
+                        f"line, line k for output k - 1: give it {classes:,} lines")
             self.diags.error("E118", f"labels name {len(labels):,} classes, and output "
-                             f"'{out.name}' has {out.shape[1]:,}", span,
-                             hints=["one name per output, in order" if len(labels) < 50 else
-                                    "the labels file has one name a line, line k for output "
-                                    "k - 1"])
+                             f"'{out.name}' has {classes:,}", span, hints=[hint])
 
     # --- one layer ---------------------------------------------------------------------------
 

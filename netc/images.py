@@ -39,6 +39,22 @@ PREPROCESS_KEYS = ("color", "resize", "crop", "interpolation", "scale", "mean", 
 MAX_SIDE = 1 << 15  # a resize or crop side (Pillow's own limit on a side is larger)
 MAX_LABELS = 100_000
 MAX_LABEL = 256  # characters in one class name
+# An image's pixels, before and after the resize: more is refused (see open_image and
+# image_pixels; a resize whose result alone is larger can make no image: read_preprocess)
+MAX_PIXELS = 1 << 27
+MAX_RESIZE_SIDE = math.isqrt(MAX_PIXELS)  # 11,585: a shorter side S makes at least S × S
+# The preprocessed values are float32: a scale, mean or std whose result could pass
+# MAX_VALUE (float32 ends at 3.4e38, and the margin keeps float32's rounding of each step
+# below it) is refused, as is a scale or std under float32's smallest normal number (a scale
+# that rounds to 0 makes every image 0, a std that does divides by 0)
+MAX_VALUE = 1e38
+FLOAT32_TINY = 2.0 ** -126  # 1.2e-38
+_FLOAT32 = f"float32 ends at {3.4028234663852886e38:.2g}"
+# the longest metadata strings netc parses (a record it writes is far shorter: a name of at
+# most 128 characters and seven numbers; at most MAX_LABELS names of MAX_LABEL characters,
+# each of which JSON may write as 6, \u0001), checked before json.loads reads them
+MAX_PREPROCESS_JSON = 1 << 16
+MAX_LABELS_JSON = MAX_LABELS * (6 * MAX_LABEL + 3) + 2
 # the 1,000 ImageNet classes in the order of torchvision's classifiers (netc/data/)
 IMAGENET = "imagenet"
 
@@ -82,40 +98,134 @@ class Preprocess:
     @classmethod
     def from_dict(cls, d: dict) -> Preprocess:
         """The inverse of to_dict; raises ValueError for anything else (a model's metadata
-        comes from strangers too)."""
+        comes from strangers too), and for values that read_preprocess refuses in a spec
+        (a resize past MAX_PIXELS, values past float32)."""
         if not isinstance(d, dict) or set(d) - set(PREPROCESS_KEYS) - {"input"} \
                 or not isinstance(d.get("input"), str):
             raise ValueError("not a netc preprocessing record")
         color = d.get("color", "rgb")
         if color not in COLORS:
-            raise ValueError(f"unknown colour mode {color!r}")
+            raise ValueError(f"unknown colour mode {_brief(color)}")
         n = COLORS[color]
 
-        def ints(v, lengths):
+        def ints(key, lengths):
+            v = d.get(key)
             if v is None:
                 return None
             if not isinstance(v, list) or len(v) not in lengths or not all(
                     type(x) is int and 1 <= x <= MAX_SIDE for x in v):
-                raise ValueError(f"bad size {v!r}")
+                raise ValueError(f"bad size {_brief(v)}")
+            problem = _pixels_problem(key, tuple(v))
+            if problem:
+                raise ValueError(problem[0])
             return tuple(v)
 
         def floats(v, positive):
-            if not isinstance(v, list) or len(v) != n or not all(
-                    isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
-                    and (x > 0 if positive else True) for x in v):
-                raise ValueError(f"bad per-channel values {v!r}")
-            return tuple(float(x) for x in v)
+            reals = [_real(x) for x in v] if isinstance(v, list) else None
+            if reals is None or len(v) != n or not all(
+                    x is not None and math.isfinite(x) and (x > 0 if positive else True)
+                    for x in reals):
+                raise ValueError(f"bad per-channel values {_brief(v)}")
+            return tuple(reals)
 
-        scale = d.get("scale", 1 / 255)
-        if not isinstance(scale, (int, float)) or isinstance(scale, bool) \
-                or not math.isfinite(scale) or scale <= 0:
-            raise ValueError(f"bad scale {scale!r}")
+        scale = _real(d.get("scale", 1 / 255))
+        if scale is None or not math.isfinite(scale) or scale <= 0:
+            raise ValueError(f"bad scale {_brief(d.get('scale'))}")
         interpolation = d.get("interpolation", "bilinear")
         if interpolation not in INTERPOLATIONS:
-            raise ValueError(f"unknown interpolation {interpolation!r}")
-        return cls(d["input"], color, ints(d.get("resize"), (1, 2)), ints(d.get("crop"), (2,)),
-                   interpolation, float(scale), floats(d.get("mean", [0.0] * n), False),
-                   floats(d.get("std", [1.0] * n), True))
+            raise ValueError(f"unknown interpolation {_brief(interpolation)}")
+        mean = floats(d.get("mean", [0.0] * n), False)
+        std = floats(d.get("std", [1.0] * n), True)
+        problems = _float32_problems(scale, mean, std)
+        if problems:
+            raise ValueError(problems[0][2])
+        return cls(d["input"], color, ints("resize", (1, 2)), ints("crop", (2,)),
+                   interpolation, scale, mean, std)
+
+
+def _real(x) -> float | None:
+    """A JSON or YAML number as a float (inf past float's range), None for anything else."""
+    if isinstance(x, bool) or not isinstance(x, (int, float)):
+        return None
+    try:
+        return float(x)
+    except OverflowError:  # an integer past 1.8e308
+        return math.inf if x > 0 else -math.inf
+
+
+def _brief(value) -> str:
+    """A value from a stranger's record, for a message: repr, cut short (and never deeper than
+    a few levels, so a nested one cannot recurse)."""
+    import reprlib
+
+    r = reprlib.Repr()
+    r.maxstring, r.maxother, r.maxlevel = 60, 60, 3
+    return r.repr(value)
+
+
+def _pixels_problem(key: str, sides: tuple[int, ...]) -> tuple[str, str] | None:
+    """(message, hint) when a resize (or a crop) makes more than MAX_PIXELS for every image:
+    a shorter side S makes at least S × S, [H, W] makes H × W, and an image holding the crop
+    has at least its pixels. None when it does not."""
+    h, w = (sides[0], sides[0]) if len(sides) == 1 else sides
+    if h * w <= MAX_PIXELS:
+        return None
+    shown = sides[0] if len(sides) == 1 else list(sides)
+    least = "at least " if len(sides) == 1 or key == "crop" else ""
+    return (f"preprocess {key} {shown} makes images of {least}{w:,}×{h:,} pixels ({w * h:,}), "
+            f"more than netc processes ({MAX_PIXELS:,})",
+            f"{key}: {MAX_RESIZE_SIDE} is the largest square ([H, W] may have up to "
+            f"{MAX_PIXELS:,} pixels); torchvision's ImageNet transform is resize: 256 with "
+            "crop: 224")
+
+
+def _float32_problems(scale: float, mean: tuple[float, ...],
+                      std: tuple[float, ...]) -> list[tuple[str, int | None, str]]:
+    """(key, channel or None, message) for each of scale, mean and std whose use would pass
+    float32's range: (x × scale - mean) / std for pixels x of 0..255, each step rounded to
+    float32 (and emit.py's scale / std and -mean / std for --uint8-input, which are no
+    larger). The values are finite; scale and std positive."""
+    found = []
+    if scale < FLOAT32_TINY:
+        found.append(("scale", None, f"preprocess scale {scale:g} is below float32's smallest "
+                      f"normal number ({FLOAT32_TINY:.2g}): every pixel would be 0"))
+    elif 255 * scale > MAX_VALUE:
+        from decimal import Decimal  # (255 × 1e308 is inf in float)
+
+        found.append(("scale", None, f"preprocess scale {scale:g} makes pixel 255 into "
+                      f"255 × scale = {Decimal(255) * Decimal(scale):.3g}, more than "
+                      f"{MAX_VALUE:g} ({_FLOAT32})"))
+    for c, m in enumerate(mean):
+        if abs(m) > MAX_VALUE:
+            found.append(("mean", c, f"preprocess mean[{c}] is {m:g}, more than {MAX_VALUE:g} "
+                          f"in size ({_FLOAT32})"))
+    for c, s in enumerate(std):
+        if not FLOAT32_TINY <= s <= MAX_VALUE:
+            found.append(("std", c, f"preprocess std[{c}] is {s:g}: a divisor must be from "
+                          f"float32's smallest normal number, {FLOAT32_TINY:.2g}, to "
+                          f"{MAX_VALUE:g} ({_FLOAT32})"))
+    if found:
+        return found
+    for c, (m, s) in enumerate(zip(mean, std)):
+        top = max(abs(m), abs(255 * scale - m)) / s
+        if top > MAX_VALUE:
+            # the divisor when it enlarges, else the larger of the two terms
+            key = "std" if s < 1 else "mean" if abs(m) >= 255 * scale else "scale"
+            found.append((key, None if key == "scale" else c,
+                          f"preprocess makes values as large as {top:.3g} in channel {c} "
+                          f"((x × scale - mean) / std for pixels x of 0..255, with scale "
+                          f"{scale:g}, mean {m:g}, std {s:g}), more than {MAX_VALUE:g} "
+                          f"({_FLOAT32})"))
+    return found
+
+
+FLOAT32_HINTS = {
+    "scale": "scale: 1/255 makes pixels 0..1 (torchvision's ToTensor); scale: 1 keeps 0..255",
+    "mean": "mean is in the units after the scale (0..1 with scale 1/255): ImageNet's is "
+            "[0.485, 0.456, 0.406]",
+    "std": "std is in the units after the scale (0..1 with scale 1/255): ImageNet's is "
+           "[0.229, 0.224, 0.225]",
+}
 
 
 def to_metadata(preprocess: Preprocess | None, labels: tuple[str, ...] | None) -> dict:
@@ -131,23 +241,50 @@ def to_metadata(preprocess: Preprocess | None, labels: tuple[str, ...] | None) -
 
 def from_metadata(props: dict) -> tuple[Preprocess | None, tuple[str, ...] | None]:
     """The preprocessing and labels a model's metadata_props carry; ValueError if present
-    but malformed."""
+    but malformed (too long to be netc's, nested too deeply, not JSON, not a record, values
+    a spec could not hold, more than MAX_LABELS names or a name longer than MAX_LABEL).
+    Only netc.preprocess and netc.labels are read here: netc.input is netc run's
+    (tools/predict.py)."""
     preprocess = labels = None
     if METADATA_PREPROCESS in props:
+        found = _metadata_json(props, METADATA_PREPROCESS, MAX_PREPROCESS_JSON)
         try:
-            preprocess = Preprocess.from_dict(json.loads(props[METADATA_PREPROCESS]))
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{METADATA_PREPROCESS} is not JSON: {e}") from None
+            preprocess = Preprocess.from_dict(found)
+        except RecursionError:  # (a nested value that _brief did not cut: defensive)
+            raise ValueError(f"{METADATA_PREPROCESS} is nested too deeply to be a netc "
+                             "record") from None
     if METADATA_LABELS in props:
-        try:
-            found = json.loads(props[METADATA_LABELS])
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{METADATA_LABELS} is not JSON: {e}") from None
-        if not isinstance(found, list) or not all(isinstance(x, str) for x in found) \
-                or len(found) > MAX_LABELS:
+        found = _metadata_json(props, METADATA_LABELS, MAX_LABELS_JSON)
+        if not isinstance(found, list):
             raise ValueError(f"{METADATA_LABELS} is not a list of names")
+        if len(found) > MAX_LABELS:
+            raise ValueError(f"{METADATA_LABELS} names {len(found):,} classes, more than netc "
+                             f"reads ({MAX_LABELS:,})")
+        if not all(isinstance(x, str) for x in found):
+            raise ValueError(f"{METADATA_LABELS} is not a list of names")
+        long = next((i for i, x in enumerate(found) if len(x) > MAX_LABEL), None)
+        if long is not None:
+            raise ValueError(f"{METADATA_LABELS}: name {long + 1:,} is {len(found[long]):,} "
+                             f"characters long, more than {MAX_LABEL}")
         labels = tuple(found)
     return preprocess, labels
+
+
+def _metadata_json(props: dict, key: str, limit: int):
+    """The JSON value of metadata entry `key`, its length bounded before it is parsed;
+    ValueError for text that is too long, nested too deeply for json.loads, or not JSON."""
+    text = props[key]
+    if not isinstance(text, str):
+        raise ValueError(f"{key} is not text")
+    if len(text) > limit:
+        raise ValueError(f"{key} is {len(text):,} characters long, longer than netc writes "
+                         f"({limit:,})")
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{key} is not JSON: {e}") from None
+    except RecursionError:
+        raise ValueError(f"{key} is nested too deeply to be a netc record") from None
 
 
 def imagenet_labels() -> tuple[str, ...]:
@@ -188,7 +325,12 @@ LABELS_FILE_BYTES = 4 << 20
 def read_preprocess(diags, node, inputs) -> Preprocess | None:
     """`preprocess:` of a spec, checked against its inputs (`expand.InputDecl`s); None after
     an error (reported) or when absent. Every key is optional: `color` follows the input's
-    channels, `scale` is 1/255, `mean` 0 and `std` 1."""
+    channels, `scale` is 1/255, `mean` 0 and `std` 1.
+
+    Every independent error is reported: each key is read on its own (a bad colour or mean
+    hides nothing else), and the sizes are checked against the input whenever the keys they
+    depend on are valid. Only what follows from an earlier error is left out: the lengths of
+    mean and std when the channels are unknown, the sizes when the input is."""
     from .errors import closest, did_you_mean
     from .load import YList, YMap, YScalar, kind_name
 
@@ -199,26 +341,29 @@ def read_preprocess(diags, node, inputs) -> Preprocess | None:
                     hints=["preprocess: {resize: 256, crop: 224, mean: [0.485, 0.456, 0.406], "
                            "std: [0.229, 0.224, 0.225]}"])
         return None
-    ok, meant = True, set()
+    failed, meant = False, set()
     for key in node.entries:
         if key not in PREPROCESS_KEYS and key != "input":
             meant.add(closest(key, PREPROCESS_KEYS))
             diags.error("E102", f"unknown key '{key}' in preprocess", node.key_span(key),
                         hints=did_you_mean(key, PREPROCESS_KEYS + ("input",))
                         or [f"preprocess takes: {', '.join(PREPROCESS_KEYS)} (and `input`)"])
-            ok = False
+            failed = True
+    # --- which input: its channels and size (None when it is not known: reported)
     images = [d for d in inputs if len(d.shape) == 4]
     target = node.get("input")
+    decl = None
     if target is not None:
         name = target.value if isinstance(target, YScalar) else None
         found = [d for d in inputs if d.name == name]
-        if not found:
+        if found:
+            decl = found[0]
+        else:
             diags.error("E111", f"preprocess: no input is named {name!r}" if isinstance(name, str)
                         else f"preprocess: input must be an input's name, not {kind_name(target)}",
                         target.span, hints=did_you_mean(str(name), [d.name for d in inputs])
                         or [f"inputs: {', '.join(d.name for d in inputs)}"])
-            return None
-        decl = found[0]
+            failed = True
     elif len(images) == 1:
         decl = images[0]
     else:
@@ -228,12 +373,12 @@ def read_preprocess(diags, node, inputs) -> Preprocess | None:
                                                     if images else ""),
                         node.span, hints=["name it: `input: <name>` in preprocess"]
                         if images else ["preprocess is for a spec whose input is an image"])
-        return None
-    if len(decl.shape) != 4:
+        failed = True
+    if decl is not None and len(decl.shape) != 4:
         diags.error("E117", f"preprocess makes an N×C×H×W image, and input '{decl.name}' is "
                     f"{len(decl.shape)}-D", (target or node).span)
-        return None
-    channels, height, width = decl.shape[1:]
+        decl, failed = None, True
+    channels, height, width = decl.shape[1:] if decl is not None else (None, None, None)
 
     def number(key, positive=True):
         v = node.get(key)
@@ -261,29 +406,49 @@ def read_preprocess(diags, node, inputs) -> Preprocess | None:
                         f"preprocess {key} must be {form} of whole pixels from 1 to "
                         f"{MAX_SIDE:,}, not {kind_name(v)}", v.span)
             return None
+        problem = _pixels_problem(key, tuple(values) if key == "resize" or len(values) == 2
+                                  else (values[0], values[0]))
+        if problem:
+            diags.error("E105", problem[0], v.span, hints=[problem[1]])
+            return None
         return tuple(values)
 
     def per_channel(key, n, positive):
+        """The values of `key`, one per channel (n of them; None: not known), each a finite
+        number (positive for std); None after errors (each at its value)."""
         v = node.get(key)
-        items = v.items if isinstance(v, YList) else None
-        values = [i.value if isinstance(i, YScalar) else None for i in items or []]
-        if items is None or not all(isinstance(x, (int, float)) and not isinstance(x, bool)
-                                    and math.isfinite(x) for x in values):
+        example = f"{key}: [{', '.join(['0.5'] * (n or 3))}]"
+        if not isinstance(v, YList):
             diags.error("E103", f"preprocess {key} must be a list of numbers, one per channel, "
-                        f"not {kind_name(v)}", v.span,
-                        hints=[f"{key}: [{', '.join(['0.5'] * n)}]"])
+                        f"not {kind_name(v)}", v.span, hints=[example])
             return None
-        if len(values) != n:
-            diags.error("E117", f"preprocess {key} has {len(values)} value"
-                        f"{'s' * (len(values) != 1)}, and input '{decl.name}' has {n} channel"
+        values, bad = [], False
+        for i, item in enumerate(v.items):
+            x = item.value if isinstance(item, YScalar) else None
+            if isinstance(x, bool) or not isinstance(x, (int, float)):
+                diags.error("E103", f"preprocess {key}[{i}] must be a number, not "
+                            f"{kind_name(item)}", item.span, hints=[example])
+                bad = True
+            elif not math.isfinite(x):
+                shown = ".nan" if x != x else ".inf" if x > 0 else "-.inf"
+                diags.error("E105", f"preprocess {key}[{i}] must be a finite number, not "
+                            f"{shown}", item.span, hints=[FLOAT32_HINTS[key]])
+                bad = True
+            elif positive and x <= 0:
+                diags.error("E105", f"preprocess {key} must be positive (it divides): "
+                            f"{key}[{i}] is {x:g}", item.span, hints=[FLOAT32_HINTS[key]])
+                bad = True
+            else:
+                values.append(float(x))
+        if n is not None and len(v.items) != n:
+            diags.error("E117", f"preprocess {key} has {len(v.items)} value"
+                        f"{'s' * (len(v.items) != 1)}, and input '{decl.name}' has {n} channel"
                         f"{'s' * (n != 1)}", v.span,
                         hints=[f"give one value per channel: {key}: [{', '.join(['...'] * n)}]"])
-            return None
-        if positive and not all(x > 0 for x in values):
-            diags.error("E105", f"preprocess {key} must be positive (it divides)", v.span)
-            return None
-        return tuple(float(x) for x in values)
+            bad = True
+        return None if bad else tuple(values)
 
+    # --- colour: the input's channels decide (a colour given must agree)
     color = {3: "rgb", 1: "grayscale"}.get(channels)
     if "color" in node.entries:
         v = node.get("color")
@@ -291,19 +456,22 @@ def read_preprocess(diags, node, inputs) -> Preprocess | None:
         if given not in COLORS:
             diags.error("E105", f"preprocess color must be rgb or grayscale, not {kind_name(v)}",
                         v.span, hints=did_you_mean(str(given), COLORS) or [])
-            return None
-        if COLORS[given] != channels:
+            failed = True
+        elif channels is not None and COLORS[given] != channels:
             diags.error("E117", f"preprocess color {given} makes {COLORS[given]} channel"
                         f"{'s' * (COLORS[given] > 1)}, and input '{decl.name}' has {channels}",
                         v.span, hints=[f"color: {color}" if color else
                                        "an image has 1 (grayscale) or 3 (rgb) channels"])
-            return None
-        color = given
-    elif color is None:
+            failed = True
+        else:
+            color = given
+    elif channels is not None and color is None:
         diags.error("E117", f"preprocess makes 1 (grayscale) or 3 (rgb) channels, and input "
                     f"'{decl.name}' has {channels}", node.span)
-        return None
-    n = COLORS[color]
+        failed = True
+    # the number of values mean and std must have; None: not known (an error said why)
+    n = COLORS[color] if color is not None and decl is not None else None
+    # --- each key on its own
     resize = sides("resize", (1, 2)) if "resize" in node.entries else None
     crop = sides("crop", (1, 2)) if "crop" in node.entries else None
     if crop is not None and len(crop) == 1:
@@ -316,35 +484,55 @@ def read_preprocess(diags, node, inputs) -> Preprocess | None:
             diags.error("E105", f"preprocess interpolation must be one of "
                         f"{', '.join(INTERPOLATIONS)}, not {kind_name(v)}", v.span,
                         hints=did_you_mean(str(interpolation), INTERPOLATIONS) or [])
-            return None
+            failed = True
     scale = number("scale") if "scale" in node.entries else 1 / 255
-    mean = per_channel("mean", n, False) if "mean" in node.entries else (0.0,) * n
-    std = per_channel("std", n, True) if "std" in node.entries else (1.0,) * n
-    if not ok or None in (scale, mean, std) or ("resize" in node.entries and resize is None) \
+    mean = per_channel("mean", n, False) if "mean" in node.entries else (0.0,) * (n or 3)
+    std = per_channel("std", n, True) if "std" in node.entries else (1.0,) * (n or 3)
+    if None in (scale, mean, std) or ("resize" in node.entries and resize is None) \
             or ("crop" in node.entries and crop is None):
-        return None
-    made = Preprocess(decl.name, color, resize, crop, interpolation, scale, mean, std)
-    size = made.size()
-    if size is not None and size != (height, width):
-        key = "crop" if crop is not None else "resize"
-        diags.error("E117", f"preprocess makes {size[0]}×{size[1]} images ({key}), and input "
-                    f"'{decl.name}' is {height}×{width}", node.get(key).span,
-                    hints=[f"{key}: {height if height == width else [height, width]}"
-                           if key == "crop" else
-                           f"crop: {height if height == width else [height, width]}, or "
-                           f"resize: [{height}, {width}]"])
-        return None
+        failed = True
+    else:
+        for key, channel, message in _float32_problems(scale, mean, std):
+            v = node.get(key)
+            at = v.items[channel] if channel is not None and isinstance(v, YList) else v
+            diags.error("E105", message, (at or node).span, hints=[FLOAT32_HINTS[key]])
+            failed = True
+    # --- the sizes against the input, when the keys they need are valid
+    if decl is not None and crop is not None and crop != (height, width):
+        diags.error("E117", f"preprocess makes {crop[0]}×{crop[1]} images (crop), and input "
+                    f"'{decl.name}' is {height}×{width}", node.get("crop").span,
+                    hints=[f"crop: {height if height == width else [height, width]}"])
+        failed = True
+    elif decl is not None and "crop" not in node.entries and resize is not None:
+        if len(resize) == 2 and resize != (height, width):
+            diags.error("E117", f"preprocess makes {resize[0]}×{resize[1]} images (resize), and "
+                        f"input '{decl.name}' is {height}×{width}", node.get("resize").span,
+                        hints=[f"crop: {height if height == width else [height, width]}, or "
+                               f"resize: [{height}, {width}]"])
+            failed = True
+        elif len(resize) == 1 and resize[0] != min(height, width):
+            # the shorter side at S and no crop: an image comes out S × S (square) or S on its
+            # shorter side; only S equal to the input's shorter side can make the input
+            diags.error("E117", f"preprocess resizes the shorter side to {resize[0]} and crops "
+                        f"nothing, and input '{decl.name}' is {height}×{width}: no image comes "
+                        f"out {height}×{width}", node.get("resize").span,
+                        hints=[f"resize: {min(height, width)} with crop: "
+                               f"{height if height == width else [height, width]} (any image), "
+                               f"or resize: [{height}, {width}] (stretched to it)"])
+            failed = True
     if crop is not None and resize is not None and len(resize) == 2 \
             and (resize[0] < crop[0] or resize[1] < crop[1]):
         diags.error("E117", f"preprocess resizes to {resize[0]}×{resize[1]}, smaller than its "
                     f"{crop[0]}×{crop[1]} crop", node.get("resize").span)
-        return None
+        failed = True
     if crop is not None and resize is not None and len(resize) == 1 and resize[0] < max(crop):
         diags.error("E117", f"preprocess resizes the shorter side to {resize[0]}, smaller than "
                     f"its {crop[0]}×{crop[1]} crop", node.get("resize").span,
                     hints=[f"resize: {max(crop)} or more (torchvision's ratio is 256 for 224)"])
+        failed = True
+    if failed:
         return None
-    return made
+    return Preprocess(decl.name, color, resize, crop, interpolation, scale, mean, std)
 
 
 def read_labels(diags, node, source_path: str | None) -> tuple[str, ...] | None:
@@ -432,11 +620,12 @@ def _labels_file(diags, node, value: str, source_path: str | None) -> tuple[str,
 
 # --- decoding (netc run --image) ---------------------------------------------------------------
 
-# An image's pixels, read from its header before any is decoded: more is refused (a
-# decompression bomb: a few bytes of PNG can claim 100,000 × 100,000 pixels). 2^27 is below
-# Pillow's own refusal (2 × Image.MAX_IMAGE_PIXELS, about 179 million) so that netc's message,
-# with the image's size, is the one a user sees; 2^27 RGB pixels decode to 384 MiB.
-MAX_PIXELS = 1 << 27
+# MAX_PIXELS (above): an image's pixels, read from its header before any is decoded: more is
+# refused (a decompression bomb: a few bytes of PNG can claim 100,000 × 100,000 pixels). 2^27
+# is below Pillow's own refusal (2 × Image.MAX_IMAGE_PIXELS, about 179 million) so that netc's
+# message, with the image's size, is the one a user sees; 2^27 RGB pixels decode to 384 MiB.
+# The same limit holds for the image the resize makes (image_pixels), checked before it is
+# made: a 10000×1 image with its shorter side resized to 256 would be 2,560,000×256.
 IMAGE_FORMATS = "PNG, JPEG, BMP, GIF, TIFF or WebP"
 _SMALLER = "a network's input is a few hundred pixels a side: scale the image down first"
 
@@ -548,8 +737,9 @@ def preprocess_image(image, preprocess: Preprocess, path: str = "<image>"):
     `image.convert("RGB")` (or Grayscale), with the same results to the bit (module doc and
     tests/test_preprocess.py): `image_pixels`, then x × scale in float32 (x / k when scale is
     1/k for a whole k, as ToTensor divides by 255), then (x - mean[c]) / std[c] in float32.
-    Raises NetcError E602 when the image is smaller than the crop, E605 when its pixels cannot
-    be made the declared colour (32-bit values outside 0..255)."""
+    Raises NetcError E602 when the image is smaller than the crop (or the resize would make it
+    larger than MAX_PIXELS), E605 when its pixels cannot be made the declared colour (integer
+    or float values outside 0..255, NaN)."""
     import numpy as np
 
     pixels = image_pixels(image, preprocess, path)
@@ -569,8 +759,9 @@ def image_pixels(image, preprocess: Preprocess, path: str = "<image>"):
     """A decoded PIL image made into H × W × C uint8 pixels 0..255: the declared colour mode,
     resize (Pillow's filter, as torchvision's Resize on a PIL image) and centre crop; no scale,
     mean or std (the input of a model compiled with --uint8-input, which does those itself).
-    Raises NetcError E602 when the image is smaller than the crop, E605 when its pixels cannot
-    be made the declared colour."""
+    Raises NetcError E602 when the image is smaller than the crop or the resize would make more
+    than MAX_PIXELS (checked before it is made), E605 when its pixels cannot be made the
+    declared colour."""
     import numpy as np
     from PIL import Image
 
@@ -582,6 +773,17 @@ def image_pixels(image, preprocess: Preprocess, path: str = "<image>"):
     before = image.size
     if preprocess.resize is not None:
         size = resized_size(image.width, image.height, preprocess.resize)
+        if size[0] * size[1] > MAX_PIXELS:
+            if _pixels_problem("resize", preprocess.resize) is None:  # the image's shape
+                hint = f"its sides are {max(before) / min(before):,.0f}:1, and the resize " \
+                       f"puts the shorter one at {preprocess.resize[0]:,}: crop the image " \
+                       "nearer to square before running it"
+            else:  # no image at all (a model's metadata; a spec cannot declare it)
+                hint = "compile the model again from its spec"
+            raise fail("E602", f"image '{path}' is {before[0]:,}×{before[1]:,} (width × "
+                       f"height), and the resize to {list(preprocess.resize)} would make it "
+                       f"{size[0]:,}×{size[1]:,}, {size[0] * size[1]:,} pixels: more than netc "
+                       f"processes ({MAX_PIXELS:,})", None, hints=[hint])
         if size != image.size:  # (torchvision returns the image itself then)
             image = image.resize(size, filters[preprocess.interpolation])
     if preprocess.crop is not None:
@@ -605,10 +807,12 @@ def image_pixels(image, preprocess: Preprocess, path: str = "<image>"):
 
 def _colored(image, color: str, path: str):
     """`image` in mode "RGB" or "L" (`color`), as `image.convert(...)` makes it (which is what
-    torchvision users write), except where that would clip: 16-bit grayscale ("I;16") keeps
-    its high byte, as Pillow decodes 16-bit RGB; 32-bit integer or float pixels ("I", "F")
-    must hold 0..255 (their scale is not known). Transparency is dropped, as convert does.
-    Raises NetcError E605 for pixels that cannot be converted."""
+    torchvision users write), except where that would clip: 16-bit grayscale keeps its high
+    byte, as Pillow decodes 16-bit RGB: a 16-bit PNG or TIFF ("I;16") and a PGM whose maxval
+    is above 255 (mode "I" from the PPM plugin, which scales it to 0..65535); other integer
+    or float pixels ("I", "F") must hold 0..255 (their scale is not known), and float ones
+    must be numbers (NaN is no level). Transparency is dropped, as convert does. Raises
+    NetcError E605 for pixels that cannot be converted."""
     import warnings
 
     import numpy as np
@@ -617,14 +821,26 @@ def _colored(image, color: str, path: str):
     from .errors import fail
 
     mode = "RGB" if color == "rgb" else "L"
-    if image.mode.startswith("I;16"):
+    sixteen = image.mode.startswith("I;16")
+    if image.mode == "I" and image.format == "PPM":
+        values = np.asarray(image)
+        sixteen = not values.size or (values.min() >= 0 and values.max() <= 65535)
+    if sixteen:
         wide = np.asarray(image).astype(np.uint16)
         image = Image.fromarray((wide >> 8).astype(np.uint8))  # mode L
     elif image.mode in ("I", "F"):
         values = np.asarray(image)
+        nan = int(np.isnan(values).sum()) if image.mode == "F" else 0
+        if nan:  # (NaN passes every comparison of the range test below)
+            raise fail("E605", f"image '{path}' has {nan:,} floating-point pixel"
+                       f"{'s' * (nan != 1)} that {'are' if nan != 1 else 'is'} not a number "
+                       "(NaN): netc reads levels 0..255", None,
+                       hints=["replace them (e.g. np.nan_to_num(x, nan=0)) and save it as an "
+                              "8-bit PNG (values 0..255)"])
         low, high = (float(values.min()), float(values.max())) if values.size else (0, 0)
         if low < 0 or high > 255:
-            kind = "32-bit integer" if image.mode == "I" else "floating-point"
+            # (mode I holds 32-bit values, and 16-bit ones from some files: no bit depth named)
+            kind = "integer" if image.mode == "I" else "floating-point"
             raise fail("E605", f"image '{path}' has {kind} pixels from {low:g} to {high:g}: "
                        "netc reads 8-bit levels 0..255 and does not know this image's scale",
                        None, hints=["save it as an 8-bit PNG (values 0..255), e.g. "

@@ -427,9 +427,12 @@ def onnx_weights(path: str) -> dict[str, np.ndarray]:
     props = {p.key: p.value for p in model.metadata_props}
     front = set()
     if "netc.input" in props and "netc.preprocess" in props:
+        from .images import from_metadata
+
         try:
-            name = json.loads(props["netc.preprocess"]).get("input")
-        except (ValueError, AttributeError):
+            preprocess, _ = from_metadata({"netc.preprocess": props["netc.preprocess"]})
+            name = preprocess.input
+        except ValueError:  # a record netc did not write: no front end to leave out
             name = None
         if isinstance(name, str):
             front = {f"{name}/normalize.{p}" for p in

@@ -672,3 +672,82 @@ def test_a_decompression_bomb_is_refused_before_decoding(tmp_path, width, height
     else:
         assert text == (f"image '{path}' is {width:,}×{height:,} (width × height), "
                         f"{width * height:,} pixels: more than netc decodes ({MAX_PIXELS:,})")
+
+
+# --- what the tester found (breaker 13) --------------------------------------------------------
+
+
+def test_float_pixels_that_are_nan_are_e605():
+    """NaN made values.min() and max() NaN, which passed the range test."""
+    values = np.full((20, 30), 100, np.float32)
+    values[3, 4] = np.nan
+    pre = imagenet(resize=(16,), crop=(16, 16))
+    with pytest.raises(NetcError) as e:
+        preprocess_image(Image.fromarray(values, "F"), pre, "nan.tif")
+    code, text, hints = message(e)
+    assert code == "E605" and "nan.tif" in text and "not a number (NaN)" in text, text
+    assert hints
+    values[3, 4] = np.inf
+    with pytest.raises(NetcError) as e:
+        preprocess_image(Image.fromarray(values, "F"), pre, "inf.tif")
+    code, text, _ = message(e)
+    assert code == "E605" and "inf" in text
+
+
+def pgm_bytes(wide: np.ndarray, maxval: int = 65535) -> bytes:
+    h, w = wide.shape
+    return f"P5 {w} {h} {maxval}\n".encode() + wide.astype(">u2").tobytes()
+
+
+def test_sixteen_bit_pgm_keeps_the_high_byte_as_a_png_does():
+    """Pillow opens a 16-bit PGM as mode I (values 0..65535, any maxval above 255 scaled to
+    that), a 16-bit PNG as I;16: both keep their high byte, and no message calls a 16-bit
+    image 32-bit."""
+    wide = np.random.default_rng(14).integers(0, 65536, (41, 53), dtype=np.uint16)
+    pgm = Image.open(io.BytesIO(pgm_bytes(wide)))
+    png = Image.open(io.BytesIO(png_bytes(Image.fromarray(wide))))
+    assert (pgm.mode, png.mode) == ("I", "I;16")
+    pre = imagenet(resize=(40,), crop=(32, 32))
+    high = Image.fromarray((wide >> 8).astype(np.uint8), "L")
+    expected = preprocess_image(high, pre)
+    assert_same(preprocess_image(pgm, pre, "w.pgm"), expected, "PGM")
+    assert_same(preprocess_image(png, pre, "w.png"), expected, "PNG")
+    assert_same(image_pixels(pgm, pre), image_pixels(high, pre), "PGM pixels")
+    # a 10-bit PGM (maxval 1023): Pillow scales it to 0..65535, so its high byte is its level
+    ten = np.random.default_rng(15).integers(0, 1024, (20, 20), dtype=np.uint16)
+    got = image_pixels(Image.open(io.BytesIO(pgm_bytes(ten, 1023))), imagenet(None, None))
+    assert np.abs(got[:, :, 0].astype(int) - ten.astype(int) * 255 / 1023).max() <= 1
+
+
+def test_a_deep_integer_image_never_says_32_bit_for_16_bit_values():
+    """Mode I outside 0..255 that is not a PGM: the message says integer pixels, not a bit
+    depth it cannot know (a 16-bit signed TIFF is mode I too)."""
+    values = np.full((8, 8), 40000, np.int32)
+    with pytest.raises(NetcError) as e:
+        preprocess_image(Image.fromarray(values, "I"), imagenet(None, None), "deep.tif")
+    code, text, _ = message(e)
+    assert code == "E605" and "32-bit" not in text and "from 40000 to 40000" in text
+
+
+@pytest.mark.parametrize("size, resize", [((10_000, 1), (256,)), ((1, 100_000), (256,)),
+                                          ((1, 1), (11_585 + 1,))])
+def test_the_resized_size_is_bounded_before_resizing(size, resize):
+    """The pixel limit holds after the resize too: a 10000×1 image with the shorter side to
+    256 would be 2,560,000×256 (655 million pixels, gigabytes): E602 with the sizes, before
+    anything is allocated."""
+    import time
+
+    image = Image.new("L", size, 100)
+    pre = Preprocess("image", "grayscale", resize, (16, 16))
+    width, height = resized_size(*size, resize)
+    start = time.perf_counter()
+    with pytest.raises(NetcError) as e:
+        image_pixels(image, pre, "thin.png")
+    assert time.perf_counter() - start < 1
+    code, text, hints = message(e)
+    assert code == "E602" and "thin.png" in text and f"{width:,}×{height:,}" in text, text
+    assert f"{width * height:,} pixels" in text and f"{MAX_PIXELS:,}" in text
+    assert hints
+    # within the limit it is done
+    assert image_pixels(Image.new("L", (1000, 1), 100), Preprocess(
+        "image", "grayscale", (16,), (16, 16))).shape == (16, 16, 1)

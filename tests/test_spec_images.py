@@ -213,3 +213,212 @@ def test_a_malformed_record_is_a_value_error(value):
             from_metadata(props)
         except ValueError:
             pass
+
+
+# --- what the tester found (breaker 13) --------------------------------------------------------
+
+
+def located(path: Path) -> list[tuple[str, int, int, str, tuple[str, ...]]]:
+    """Every error of a spec that fails: (code, line, column, message, hints), by code and
+    position."""
+    with pytest.raises(NetcError) as e:
+        pipeline.check_file(path)
+    return sorted((d.code, d.span.line, d.span.col, d.message, d.hints)
+                  for d in e.value.diagnostics.errors)
+
+
+def quiet_errors(path: Path) -> list[tuple[str, int, int, str, tuple[str, ...]]]:
+    """`located`, with every warning (a RuntimeWarning of numpy's) an error."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        return located(path)
+
+
+def test_deep_json_in_the_metadata_is_a_value_error():
+    """Deeply nested JSON made json.loads raise RecursionError; the strings are bounded before
+    they are parsed at all."""
+    deep = "[" * 100_000 + "]" * 100_000
+    for key in (METADATA_PREPROCESS, METADATA_LABELS):
+        with pytest.raises(ValueError, match="nested|longer"):
+            from_metadata({key: deep})
+        nested = "[" * 5000 + "]" * 5000  # short enough to parse: its depth is the fault
+        with pytest.raises(ValueError):
+            from_metadata({key: nested})
+    record = to_metadata(Preprocess("image"), None)[METADATA_PREPROCESS]
+    with pytest.raises(ValueError, match="characters long"):
+        from_metadata({METADATA_PREPROCESS: record[:-1] + " " * (1 << 20) + "}"})
+    from netc.images import MAX_LABELS_JSON
+
+    with pytest.raises(ValueError, match=f"is {MAX_LABELS_JSON + 2:,} characters long"):
+        from_metadata({METADATA_LABELS: "[" + " " * MAX_LABELS_JSON + "]"})
+
+
+@pytest.mark.parametrize("extra, where, says", [
+    ("preprocess: {scale: 1e308}", (5, 21), "255 × scale"),
+    ("preprocess: {scale: 1e37}", (5, 21), "255 × scale"),
+    ("preprocess: {scale: 1e-300}", (5, 21), "float32"),
+    ("preprocess: {mean: [0, 1e30, 0], std: [1, 1e-10, 1]}", (5, 43), "channel 1"),
+    ("preprocess: {std: [1, 1e-50, 1]}", (5, 23), "float32"),
+    ("preprocess: {std: [1, 1, 1e39]}", (5, 26), "float32"),
+    ("preprocess: {mean: [0, 0, 1e39]}", (5, 27), "float32"),
+    ("preprocess: {mean: [0, 0, 3e38], std: [1, 1, 3]}", (5, 27), "float32"),
+])
+def test_values_past_float32_are_e105(tmp_path, extra, where, says):
+    """scale, mean and std whose use overflows float32 (or makes a divisor 0 in it) are E105
+    at the value, with the bound; numpy warns of nothing."""
+    [(code, line, col, text, hints)] = quiet_errors(spec(tmp_path, extra))
+    assert code == "E105" and (line, col) == where and says in text, text
+    assert "1e+38" in text or "1.2e-38" in text, text
+    assert hints
+
+
+@pytest.mark.parametrize("record", [
+    {"input": "x", "scale": 1e308},
+    {"input": "x", "mean": [0, 1e30, 0], "std": [1, 1e-10, 1]},
+    {"input": "x", "std": [1, 1e-50, 1]},
+    {"input": "x", "mean": [0, 0, 1e39]},
+    {"input": "x", "mean": [0, 0, 10 ** 400]},
+    {"input": "x", "scale": 10 ** 400},
+    {"input": "x", "resize": [32768]},
+    {"input": "x", "resize": [20000, 20000], "crop": [16, 16]},
+])
+def test_values_past_float32_in_the_metadata_are_a_value_error(record):
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(ValueError):
+            from_metadata({METADATA_PREPROCESS: json.dumps(record)})
+
+
+@pytest.mark.parametrize("extra, where, says", [
+    ("preprocess: {mean: [.nan, 0, 0]}", (5, 21), "mean[0] must be a finite number, not .nan"),
+    ("preprocess: {mean: [0, .inf, 0]}", (5, 24), "mean[1] must be a finite number, not .inf"),
+    ("preprocess: {std: [1, 1, -.inf]}", (5, 26), "std[2] must be a finite number, not -.inf"),
+    ("preprocess: {mean: [0, a, 0]}", (5, 24), "mean[1] must be a number, not the string 'a'"),
+])
+def test_a_mean_that_is_not_finite_says_so_at_the_value(tmp_path, extra, where, says):
+    [(code, line, col, text, _)] = located(spec(tmp_path, extra))
+    assert (line, col) == where and says in text, text
+    assert "not a list" not in text
+
+
+def test_e118_hint_follows_where_the_labels_come_from(tmp_path):
+    """`labels: imagenet` has no file; a short file is still a file; a long list a list."""
+    [(_, _, _, _, hints)] = located(spec(tmp_path, "labels: imagenet"))
+    assert not any("labels file" in h for h in hints), hints
+    assert any("`labels: imagenet` names the 1,000 ImageNet classes" in h for h in hints)
+    (tmp_path / "two.txt").write_text("cat\ndog\n", encoding="utf-8")
+    [(_, _, _, text, hints)] = located(spec(tmp_path, "labels: two.txt"))
+    assert "labels name 2 classes" in text
+    assert any("labels file 'two.txt' has one name a line" in h and "3 lines" in h
+               for h in hints), hints
+    many = ", ".join(f"c{i}" for i in range(60))
+    [(_, _, _, _, hints)] = located(spec(tmp_path, f"labels: [{many}]"))
+    assert hints == ("one name per output, in order",), hints
+
+
+def test_labels_in_the_metadata_are_bounded():
+    from netc.images import MAX_LABEL, MAX_LABELS
+
+    with pytest.raises(ValueError, match=f"names 200,000 classes, more than netc reads "
+                                         f"\\({MAX_LABELS:,}\\)"):
+        from_metadata({METADATA_LABELS: json.dumps(["a"] * 200_000)})
+    with pytest.raises(ValueError, match=f"name 2 is 10,000 characters long, more than "
+                                         f"{MAX_LABEL}"):
+        from_metadata({METADATA_LABELS: json.dumps(["a", "b" * 10_000])})
+    with pytest.raises(ValueError, match="not a list of names"):
+        from_metadata({METADATA_LABELS: json.dumps(["a", 3])})
+    assert from_metadata({METADATA_LABELS: json.dumps(["a" * MAX_LABEL] * 3)})[1] == \
+        ("a" * MAX_LABEL,) * 3
+
+
+def test_every_independent_preprocess_error_is_reported(tmp_path):
+    """A bad colour hides nothing; an error in mean does not hide the crop's size."""
+    found = located(spec(tmp_path, "preprocess: {color: cmyk, mean: [1], scale: 0, crop: 15}"))
+    assert [(code, col) for code, _, col, _, _ in found] == \
+        [("E105", 21), ("E105", 45), ("E117", 33), ("E117", 54)], found
+    found = located(spec(tmp_path, "preprocess: {mean: [a, 0, 0], crop: 15}"))
+    assert [(code, col) for code, _, col, _, _ in found] == [("E103", 21), ("E117", 37)], found
+    found = located(spec(tmp_path, "preprocess: {interpolation: cubic, std: [0, 1, 1], "
+                                   "resize: [16, 15]}"))
+    assert [code for code, *_ in found] == ["E105", "E105", "E117"], found
+
+
+@pytest.mark.parametrize("extra, fragment", [
+    ("preprocess: {resize: 1}", "no image comes out 16×16"),
+    ("preprocess: {resize: 20}", "no image comes out 16×16"),
+])
+def test_a_shorter_side_resize_without_crop_must_be_the_input_side(tmp_path, extra, fragment):
+    [(code, line, col, text, hints)] = located(spec(tmp_path, extra))
+    assert (code, line, col) == ("E117", 5, 22) and fragment in text, text
+    assert any("resize: 16" in h for h in hints) and any("crop: 16" in h for h in hints)
+    pipeline.check_file(spec(tmp_path, "preprocess: {resize: 16}"))  # square images fit
+
+
+@pytest.mark.parametrize("extra, col", [
+    ("preprocess: {resize: 32768, crop: 16}", 22),
+    ("preprocess: {resize: 11586, crop: 16}", 22),
+    ("preprocess: {resize: [16384, 16384], crop: 16}", 22),
+])
+def test_a_resize_past_the_pixel_limit_is_e105(tmp_path, extra, col):
+    """No image could be processed: the resize alone makes more pixels than netc handles."""
+    from netc.images import MAX_PIXELS
+
+    [(code, line, c, text, hints)] = located(spec(tmp_path, extra))
+    assert (code, line, c) == ("E105", 5, col) and f"{MAX_PIXELS:,}" in text, text
+    assert any("resize: 11585 is the largest square" in h for h in hints), hints
+    assert pipeline.check_file(spec(tmp_path, "preprocess: {resize: 11585, crop: 16}"))
+
+
+def test_gaussian_of_a_tiny_sigma_is_finite():
+    """An even kernel's taps are ±0.5 from the centre: (0.5 / 1e-300)² overflowed and the
+    kernel was NaN. A sigma this small puts all the weight on the taps nearest the centre."""
+    import warnings
+
+    import numpy as np
+
+    from netc.layers.base import gaussian_kernel
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for sigma in (1e-300, 5e-324, 1e-160, 1e-20, 0.01):
+            for kh, kw in ((2, 2), (3, 3), (2, 3), (4, 1), (1, 1), (6, 6)):
+                k = gaussian_kernel(sigma, kh, kw)
+                assert np.isfinite(k).all() and k.sum() == pytest.approx(1), (sigma, kh, kw)
+                nearest = k == k.max()
+                assert nearest.sum() == (2 - kh % 2) * (2 - kw % 2)
+                np.testing.assert_array_equal(k[~nearest], 0)
+
+
+def test_gaussian_spec_with_a_tiny_sigma_compiles_without_nan(tmp_path):
+    import warnings
+
+    import numpy as np
+    import onnx
+
+    import netc
+
+    path = tmp_path / "g.yaml"
+    path.write_text("netc: 1\nname: g\ninputs:\n  x: [1, 3, 8, 8]\nlayers:\n"
+                    "  - conv: {filters: 3, kernel: 2, groups: 3, init: gaussian(1e-300)}\n",
+                    encoding="utf-8")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model = netc.compile_spec(str(path))
+    [w] = [onnx.numpy_helper.to_array(t) for t in model.graph.initializer
+           if t.name.endswith("weight")]
+    assert np.isfinite(w).all() and np.allclose(w, 0.25)
+
+
+@pytest.mark.parametrize("init", ["gaussian(1_0)", "normal(0_01)", "uniform(1_0)",
+                                  "constant(1_0)"])
+def test_initialiser_numbers_have_no_underscores(tmp_path, init):
+    path = tmp_path / "u.yaml"
+    path.write_text("netc: 1\nname: u\ninputs:\n  x: [1, 3, 8, 8]\nlayers:\n"
+                    f"  - conv: {{filters: 3, kernel: 3, groups: 3, init: {init}}}\n",
+                    encoding="utf-8")
+    [(code, line, _, text, hints)] = located(path)
+    assert code == "E105" and line == 6 and "underscore" in text, text

@@ -57,10 +57,16 @@ def parse_init(text: str) -> tuple[str, float | None] | str:
         return text, None
     name, paren, rest = text.partition("(")
     if name in INITIALISERS_WITH_VALUE and paren and rest.endswith(")"):
+        number = rest[:-1]
+        if "_" in number:
+            # Python's float() reads 1_0 as 10; a spec's numbers have no digit separators
+            # (YAML's `1_0` is E104 elsewhere), so neither has an initialiser's value
+            return (f"{number!r} is not a plain number: write it without underscores "
+                    f"({name}({number.replace('_', '')}))")
         try:
-            value = float(rest[:-1])
+            value = float(number)
         except ValueError:
-            return f"{rest[:-1]!r} is not a number"
+            return f"{number!r} is not a number"
         if value != value or abs(value) == float("inf"):
             return "the value must be finite"
         if name == "gaussian" and not 0 < value <= MAX_SIGMA:
@@ -89,18 +95,27 @@ def gaussian_kernel(sigma: float, kh: int, kw: int):
     / 2σ²) / (2πσ²) at the offsets (y, x) of each tap from the kernel's centre, divided by its
     sum, so that the taps add up to 1 and a blur keeps an image's brightness (2πσ² cancels in
     that division). An odd size has a centre tap and integer offsets; an even size has the
-    half-integer offsets ±0.5, ±1.5, ... Written as (x/σ)², which stays finite for any sigma
-    parse_init accepts."""
+    half-integer offsets ±0.5, ±1.5, ...
+
+    Finite for any sigma parse_init accepts, without a warning (log-sum-exp style): every
+    exponent is taken less the largest one (that of the taps nearest the centre), a factor
+    common to all taps that the division removes, so the largest term is exp(0) = 1 and the
+    sum is at least 1. The squared offsets are whole pixels (or quarters), so d² - min d² is
+    exact, and it is a whole number: 0 for the nearest taps, at least 1 for the others. Below
+    sigma 0.02 every other tap's exponent is under -1/(2·0.02²) = -1250, whose exp is 0 in
+    float64 (the smallest double is 5e-324 = e^-744): the kernel is exactly the nearest taps'
+    share, so sigma is taken as 0.02 there, and σ² (which underflows to 0 below 1e-162) is
+    never formed of a smaller sigma."""
     import numpy as np
 
-    y = (np.arange(kh, dtype=np.float64) - (kh - 1) / 2) / sigma
-    x = (np.arange(kw, dtype=np.float64) - (kw - 1) / 2) / sigma
+    sigma = max(float(sigma), 0.02)
+    y = np.arange(kh, dtype=np.float64) - (kh - 1) / 2
+    x = np.arange(kw, dtype=np.float64) - (kw - 1) / 2
     d2 = y[:, None] ** 2 + x[None, :] ** 2
-    # less the nearest tap's exponent, so that the largest term is exp(0) = 1 and the sum is
-    # never 0, even for a small sigma on an even size (taps ±0.5 from the centre); a factor
-    # common to all taps, which the division removes
-    g = np.exp(-0.5 * (d2 - d2.min()))
+    with np.errstate(under="ignore"):  # exp(-1250) and below are 0, as they should be
+        g = np.exp(-(d2 - d2.min()) / (2 * sigma * sigma))
     return g / g.sum()
+
 
 REGISTRY: dict[str, type[Layer]] = {}
 

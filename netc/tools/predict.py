@@ -367,6 +367,10 @@ def model_target(sess, graph, path: str) -> Target:
     shape = tuple(dict(inputs)[preprocess.input])
     dtype = run.input_dtype(sess, preprocess.input)
     pixels = dtype == np.uint8
+    if METADATA_INPUT in props and props[METADATA_INPUT] != UINT8_NHWC:
+        raise fail("E604", f"'{path}' has an unknown {METADATA_INPUT} record "
+                   f"({_text(props[METADATA_INPUT][:40])}): netc writes only {UINT8_NHWC}", None,
+                   hints=["compile the model again from its spec"])
     if props.get(METADATA_INPUT) == UINT8_NHWC and not pixels:
         raise fail("E604", f"'{path}' says its input takes uint8 pixels ({METADATA_INPUT}: "
                    f"{UINT8_NHWC}), and input '{preprocess.input}' is {dtype}", None,
