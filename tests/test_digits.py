@@ -167,6 +167,15 @@ def test_shipped_png_is_a_held_out_scan_and_netc_run_names_it(example, scans, di
     assert top[0][0] > 50
 
 
+def test_write_examples_writes_the_shipped_pixels(scans, tmp_path):
+    images, digits = scans
+    written = train.write_examples(tmp_path, *train.load_scans(), train.split(digits)[1])
+    assert [p.name for p in written] == [f"digit_{d}.png" for d in sorted(train.EXAMPLES)]
+    for path in written:
+        assert np.array_equal(np.asarray(open_image(str(path))),
+                              np.asarray(open_image(str(EXAMPLE / path.name))))
+
+
 def test_shipped_pngs_are_the_examples():
     """No stray PNG beside the script, and none missing: the README lists these."""
     assert sorted(p.name for p in EXAMPLE.glob("*.png")) == sorted(
