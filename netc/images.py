@@ -29,6 +29,7 @@ import json
 import math
 import re
 from dataclasses import asdict, dataclass
+from functools import lru_cache
 from pathlib import Path
 
 METADATA_PREPROCESS = "netc.preprocess"  # JSON: Preprocess.to_dict()
@@ -287,6 +288,7 @@ def _metadata_json(props: dict, key: str, limit: int):
         raise ValueError(f"{key} is nested too deeply to be a netc record") from None
 
 
+@lru_cache(maxsize=1)  # (read once: every zoo spec names them)
 def imagenet_labels() -> tuple[str, ...]:
     """The 1,000 ImageNet class names, in the order of torchvision's classifiers (from
     torchvision's `torchvision/models/_meta.py`, `_IMAGENET_CATEGORIES`, BSD-3-Clause; see
