@@ -25,7 +25,6 @@ written by emit.py) and the decoding (Pillow, imported when an image is decoded)
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from dataclasses import asdict, dataclass
@@ -231,6 +230,8 @@ FLOAT32_HINTS = {
 
 def to_metadata(preprocess: Preprocess | None, labels: tuple[str, ...] | None) -> dict:
     """The metadata_props entries of a model (empty when it declares neither)."""
+    import json  # (here and below: `netc check` reads this module and never needs JSON)
+
     props = {}
     if preprocess is not None:
         props[METADATA_PREPROCESS] = json.dumps(preprocess.to_dict(), separators=(",", ":"))
@@ -280,6 +281,8 @@ def _metadata_json(props: dict, key: str, limit: int):
     if len(text) > limit:
         raise ValueError(f"{key} is {len(text):,} characters long, longer than netc writes "
                          f"({limit:,})")
+    import json
+
     try:
         return json.loads(text)
     except json.JSONDecodeError as e:
