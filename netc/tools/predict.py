@@ -118,6 +118,10 @@ def run_images(args) -> int:
 
     model, graph = run.load_model(args)
     spec = graph is not None
+    if spec and not args.weights:  # (a surprise otherwise: confident, meaningless classes)
+        print(f"netc: note: {_text(args.model, fs=True)} runs with its initial weights (seed "
+              f"{args.seed}), so its classes mean nothing yet; give trained ones with "
+              "--weights FILE", file=sys.stderr)
     sess = run.session(model, args.provider, graph=graph)
     target = model_target(sess, graph, args.model)
     if output and output.lower().endswith(TABLES) and target.classes is None:
