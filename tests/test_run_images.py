@@ -620,3 +620,43 @@ def test_image_options_without_an_image_are_usage_errors(capsys, extra, says):
     (exit 2), not silently ignored."""
     assert main(["run", str(ROOT / "specs" / "lenet5.yaml"), *extra]) == 2
     assert says in capsys.readouterr().err
+
+
+def test_infinite_and_nan_outputs(tmp_path, capsys):
+    """The softmax's limits: +inf takes all the probability (without a numpy warning);
+    a NaN output is refused with a message instead of a made-up ranking."""
+    import warnings
+
+    from netc.tools.predict import top_classes
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert top_classes(np.array([1.0, np.inf, 1.0]), 3) == ([1, 0, 2], [1.0, 0.0, 0.0])
+        assert top_classes(np.array([-np.inf, -np.inf]), 2) == ([0, 1], [0.5, 0.5])
+        indices, p = top_classes(np.array([1.0, -np.inf, 3.0]), 3)
+        assert indices == [2, 0, 1] and p[2] == 0.0 and abs(sum(p) - 1) < 1e-12
+    spec = tmp_path / "nan.yaml"
+    spec.write_text("netc: 1\nname: nanny\ninputs:\n  image: [N, 3, 8, 8]\n"
+                    "preprocess: {resize: [8, 8]}\nlayers:\n  - globalavgpool\n  - flatten\n"
+                    "  - dense: 3\n", encoding="utf-8")
+    image = tmp_path / "x.png"
+    from PIL import Image
+
+    Image.new("RGB", (8, 8), (255, 255, 255)).save(image)
+    model = tmp_path / "nan.onnx"
+    assert main(["compile", str(spec), "-o", str(model)]) == 0
+    capsys.readouterr()
+    import onnx
+    from onnx import numpy_helper
+
+    m = onnx.load(str(model))  # NaN weights, as a bad checkpoint would have
+    for t in m.graph.initializer:
+        if t.name.endswith(".weight"):
+            t.CopyFrom(numpy_helper.from_array(np.full(numpy_helper.to_array(t).shape, np.nan,
+                                                       np.float32), t.name))
+    onnx.save(m, str(model))
+    assert main(["run", str(model), "--image", str(image),
+                 "--output", str(tmp_path / "o.jsonl")]) == 1
+    err = capsys.readouterr().err
+    assert "error[E604]: output 'dense1' holds NaN for image" in err
+    assert not (tmp_path / "o.jsonl").exists()

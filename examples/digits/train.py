@@ -39,6 +39,7 @@ examples/digits/digit_7.png` classifies one.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 import time
@@ -182,11 +183,19 @@ def parse_args(argv):
     for name in ("epochs", "batch_size", "threads"):
         if getattr(args, name) < 1:
             p.error(f"--{name.replace('_', '-')} must be 1 or more")
-    if not args.lr > 0:
-        p.error("--lr must be positive")
+    if not 0 < args.lr < 1e3:  # (inf and nan too: training would only make NaN weights)
+        p.error("--lr must be a positive number below 1000")
+    if args.threads > (os.cpu_count() or 1) * 4:
+        p.error(f"--threads must be at most {(os.cpu_count() or 1) * 4} (4 × the CPUs)")
+    for name in (WEIGHTS_FILE, MODEL_FILE):  # checked before training, not after it
+        if args.out.exists() and not args.out.is_dir():
+            p.error(f"--out {args.out} is a file: give a folder")
+        if (args.out / name).is_dir():
+            p.error(f"--out {args.out}: {args.out / name} is a folder, where the example "
+                    f"writes a file")
     if not 0 <= args.shift < 16:
         p.error("--shift must be from 0 to 15 pixels")
-    if not 0 <= args.label_smoothing < 1:
+    if not 0 <= args.label_smoothing < 1:  # (nan fails this too)
         p.error("--label-smoothing must be from 0 to 1 (1 excluded)")
     return args
 
@@ -240,6 +249,9 @@ def main(argv: list[str] | None = None) -> dict:
             schedule.step()
             total_loss += loss.item() * len(batch)
             correct += int((logits.argmax(1) == y_train[batch]).sum())
+        if not math.isfinite(total_loss):
+            raise SystemExit(f"train.py: the loss is {total_loss} at epoch {epoch}: training "
+                             "diverged (lower --lr)")
         print(f"epoch {epoch:>2}/{args.epochs}  loss {total_loss / len(train):.4f}  "
               f"train accuracy {100 * correct / len(train):6.2f} %  "
               f"({time.perf_counter() - began:.2f} s)", flush=True)
@@ -274,4 +286,5 @@ def main(argv: list[str] | None = None) -> dict:
 
 if __name__ == "__main__":
     found = main()
-    sys.exit(0 if found["agree"] == found["tested"] else 1)
+    same = found["agree"] == found["tested"] and math.isfinite(found["max_logit_difference"])
+    sys.exit(0 if same else 1)

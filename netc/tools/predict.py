@@ -179,6 +179,13 @@ def run_images(args) -> int:
                       f"min {row.min():.4g}"
                       f"  mean {row.mean():.4g}  max {row.max():.4g}")
                 continue
+            if np.isnan(first[i]).any():  # no ranking to show: say where it went wrong
+                raise fail("E604", f"output '{_text(target.output)}' holds NaN for image "
+                           f"{_shown(path, fs=True)}: the model's weights or arithmetic are "
+                           "not finite", None,
+                           hints=["check the weights (`netc weights MODEL -o w.npz` shows "
+                                  "them); a spec's --weights file is checked for NaN when "
+                                  "compiled"])
             indices, probabilities = top_classes(first[i], args.top or 5, decided[0])
             print(_shown(path, fs=True))
             for index, p in zip(indices, probabilities):
@@ -499,8 +506,12 @@ def top_classes(row: np.ndarray, k: int, probabilities: bool = False
     values = np.asarray(row, dtype=np.float64)
     if probabilities:
         p = values
+    elif np.isposinf(values).any():  # the limit of the softmax: +inf takes everything
+        p = np.isposinf(values) / np.count_nonzero(np.isposinf(values))
+    elif np.isneginf(values).all():  # nothing is likelier than anything else
+        p = np.full(values.shape, 1 / values.size)
     else:
-        e = np.exp(values - values.max())  # shifted: exp never overflows
+        e = np.exp(values - values.max())  # shifted: exp never overflows (-inf gives 0)
         p = e / e.sum()
     order = np.argsort(-p, kind="stable")[:min(k, p.size)]
     return [int(i) for i in order], [float(p[i]) for i in order]
