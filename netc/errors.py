@@ -426,6 +426,24 @@ def closest_type(word: str, kinds) -> str | None:
     return min(fits, key=rank)
 
 
+def layer_name_hints(name: str, names: list[str]) -> list[str]:
+    """Hints for a layer name that is none of `names` (full names): the layers inside it when
+    it names a block instance (`layer1`), else the nearest name, else the layers whose last
+    part it is (`conv1` for `layer1.0.conv1`)."""
+    inside = [n for n in names if n.startswith(name + ".")]
+    if inside:
+        shown = ", ".join(inside[:5]) + (", ..." if len(inside) > 5 else "")
+        return [f"'{name}' is not one layer; layers inside it: {shown}"]
+    near = closest(name, names)
+    if near:
+        return [f"did you mean '{near}'?"]
+    tail = [n for n in names if n.endswith("." + name)]
+    if tail:
+        shown = ", ".join(tail[:5]) + (", ..." if len(tail) > 5 else "")
+        return [f"layers named like it: {shown}"]
+    return []
+
+
 def did_you_mean_type(word: str, kinds) -> list[str]:
     """Hints for an unknown layer type (E107): `did you mean 'x'?` for a misspelt type, never
     offering a type that computes another function."""

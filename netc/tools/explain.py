@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import re
 
-from ..errors import CODES, closest, fail
+from ..errors import CODES, closest, fail, layer_name_hints
 from ..expand import BlockInstance
 from ..limits import DEFAULT, Limits
 from ..load import YList, YMap, YNode, YScalar
@@ -382,19 +382,7 @@ def _explain_instance(inst: BlockInstance, nodes: dict, prov: _Provenance) -> st
 
 
 def _unknown_layer(name: str, names: list[str], path: str):
-    hints = []
-    inside = [n for n in names if n.startswith(name + ".")]
-    near = closest(name, names)
-    if inside:
-        shown = ", ".join(inside[:5]) + (", ..." if len(inside) > 5 else "")
-        hints.append(f"'{name}' is not one layer; layers inside it: {shown}")
-    elif near:
-        hints.append(f"did you mean '{near}'?")
-    else:
-        tail = [n for n in names if n.endswith("." + name)]
-        if tail:
-            shown = ", ".join(tail[:5]) + (", ..." if len(tail) > 5 else "")
-            hints.append(f"layers named like it: {shown}")
+    hints = layer_name_hints(name, names)
     hints.append(f"`netc summary {path}` lists every layer with its full name")
     return fail("E111", f"the spec has no layer named '{name}'", None, hints=hints)
 

@@ -53,7 +53,7 @@ import sys
 
 import numpy as np
 
-from ..errors import closest, fail
+from ..errors import fail, layer_name_hints
 
 HEADER = 18  # rows of the legend strip at the top
 LABEL = 14  # rows of the strip above each tile that holds its channel number
@@ -190,14 +190,7 @@ def _not_4d(name: str, shape, drawable: list[str]):
 
 
 def _unknown(name: str, names: list[str], where: str, listing: str):
-    hints = []
-    inside = [n for n in names if n.startswith(name + ".")]
-    near = closest(name, names)
-    if inside:
-        shown = ", ".join(inside[:5]) + (", ..." if len(inside) > 5 else "")
-        hints.append(f"'{name}' is not one layer; layers inside it: {shown}")
-    elif near:
-        hints.append(f"did you mean '{near}'?")
+    hints = layer_name_hints(name, names)
     hints.append(listing)
     return fail("E111", f"{where} has no layer named '{name}'", None, hints=hints)
 
