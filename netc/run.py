@@ -16,6 +16,7 @@ import tempfile
 import numpy as np
 
 from .errors import fail
+from .layers.base import fmt_shape as dims  # a shape as netc writes it: N×3×224×224
 
 PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
 
@@ -250,11 +251,6 @@ def input_dtype(sess, name: str):
     if kind not in ORT_NUMPY:
         raise fail("E602", f"input '{name}' is a {kind}: netc feeds numeric tensors only", None)
     return np.dtype(ORT_NUMPY[kind])
-
-
-def dims(shape) -> str:
-    """A shape as netc writes it: 1×3×224×224 (symbolic dimensions by name, N)."""
-    return "×".join(str(d) for d in shape)
 
 
 def fixed_batch(shape) -> int | None:

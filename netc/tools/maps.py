@@ -54,6 +54,8 @@ import sys
 import numpy as np
 
 from ..errors import fail, layer_name_hints
+from ..layers.base import fmt_shape
+from .predict import _no_preprocess, _shown, _usage
 
 HEADER = 18  # rows of the legend strip at the top
 LABEL = 14  # rows of the strip above each tile that holds its channel number
@@ -83,7 +85,6 @@ def run_maps(args) -> int:
     written), E604 (a bad .onnx file); returns 0."""
     from ..files import write_atomic
     from ..images import image_pixels, open_image, preprocess_image
-    from .predict import _shown, _usage
 
     conflict = _conflict(args)
     if conflict:
@@ -114,7 +115,7 @@ def run_maps(args) -> int:
         raise fail("E603", f"cannot create the folder '{args.maps}': {e.strerror or e}",
                    None) from None
     print(f"ran {_shown(args.model, fs=True)} on {_shown(path, fs=True)} (input "
-          f"{_shown(pre.input)} {_dims(x.shape)}); activation maps in "
+          f"{_shown(pre.input)} {fmt_shape(x.shape)}); activation maps in "
           f"{_shown(args.maps, fs=True)}:")
     for name in names:
         out = os.path.join(args.maps, files[name])
@@ -148,8 +149,6 @@ def _conflict(args) -> str | None:
 
 
 def _quoted(text: str) -> str:
-    from .predict import _shown
-
     return f"'{_shown(text, fs=True)}'"
 
 
@@ -177,13 +176,9 @@ def _layer_names(text: str | None) -> list[str] | None:
     return list(dict.fromkeys(n.strip() for n in text.split(",") if n.strip()))
 
 
-def _dims(shape) -> str:
-    return "×".join(str(d) for d in shape)
-
-
 def _not_4d(name: str, shape, drawable: list[str]):
     shown = ", ".join(drawable[:6]) + (", ..." if len(drawable) > 6 else "")
-    return fail("E307", f"layer '{name}' is {_dims(shape) or 'a scalar'}: --maps draws "
+    return fail("E307", f"layer '{name}' is {fmt_shape(shape) or 'a scalar'}: --maps draws "
                 f"N×C×H×W outputs (a tile per channel), not {len(shape)}-D ones", None,
                 hints=[f"layers with N×C×H×W outputs: {shown}" if drawable else
                        "this model has no N×C×H×W layer to draw"])
@@ -329,8 +324,8 @@ class _Model:
                 isinstance(d, int) and d > 0 and d != a for d, a in zip(dims, x.shape))):
             batch_only = len(dims) == x.ndim and all(
                 not isinstance(d, int) or d <= 0 or d == a for d, a in zip(dims[1:], x.shape[1:]))
-            raise fail("E602", f"input '{name}' must be {_dims(dims)}, and the preprocessed "
-                       f"image is {_dims(x.shape)}", None,
+            raise fail("E602", f"input '{name}' must be {fmt_shape(dims)}, and the preprocessed "
+                       f"image is {fmt_shape(x.shape)}", None,
                        hints=["--maps runs one image: write `N` for the batch in the spec's "
                               "`inputs:` (or 1)"] if batch_only else
                        ["declare the input's size in the preprocessing: `resize: [H, W]` or "
@@ -387,14 +382,6 @@ def _onnx_dims(v) -> tuple | None:
         return None
     return tuple(d.dim_value if d.HasField("dim_value") else (d.dim_param or "?")
                  for d in t.shape.dim)
-
-
-def _no_preprocess(inputs: list, path: str, spec: bool):
-    """E606, worded as `netc run --image` words it (the `preprocess:` block to write, sized
-    for the model's image input)."""
-    from .predict import _no_preprocess as no_preprocess
-
-    return no_preprocess(inputs, path, spec)
 
 
 def _file_names(names: list[str]) -> dict[str, str]:
