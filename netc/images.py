@@ -104,7 +104,7 @@ class Preprocess:
                 or not isinstance(d.get("input"), str):
             raise ValueError("not a netc preprocessing record")
         color = d.get("color", "rgb")
-        if color not in COLORS:
+        if not isinstance(color, str) or color not in COLORS:
             raise ValueError(f"unknown colour mode {_brief(color)}")
         n = COLORS[color]
 
