@@ -65,6 +65,8 @@ CODES: dict[str, str] = {
     "E306": "axis out of range",
     "E307": "input has the wrong rank",
     "E308": "tensor too large",
+    "E309": "output_padding too large",
+    "E310": "resize, crop or pad doesn't fit the input",
     # expectations
     "E401": "parameter count differs from expect",
     "E402": "MAC count differs from expect",

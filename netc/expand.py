@@ -520,6 +520,9 @@ class Entry:
     bad: bool = False  # a common key is wrong (reported)
     inline: bool = True  # `branches:` as a list entry (not a block's body): names its own layers
     allow: frozenset = frozenset()  # `allow:`: warning codes silenced here
+    # the names its layer type's `references` attributes give (`to: skip`), each with the span
+    # of its value: read as `from` names are, they become inputs after the data inputs
+    refs: tuple[tuple[str, Span], ...] = ()
 
 
 @dataclass
@@ -687,10 +690,39 @@ class Expander:
         if source_node is not None:
             sources = self._from(source_node, scope)
             bad = bad or sources is None
+        refs = self._refs(kind, attrs, item.get("first"), scope)
+        bad = bad or refs is None
         allow = allowed_codes(self.diags, item.get("allow"), at)
         return Entry(kind, item.key_span(kind), attrs, name, name_span, sources,
                      item.get("repeat"), item.get("first"), item.get("when"), item.span, bad,
-                     allow=allow)
+                     allow=allow, refs=refs or ())
+
+    def _refs(self, kind: str, attrs, first, scope: Scope):
+        """The layer names that the attributes in the layer type's `references` give (`to:
+        skip`), as written, each with its span; None if one is wrong (reported). `first:`
+        can't give or change one: every instance of a repeat names the same layer."""
+        cls = REGISTRY.get(kind)
+        if cls is None or not cls.references:
+            return ()
+        at = self._at(scope)
+        found, ok = [], True
+        for key in cls.references:
+            if isinstance(first, YMap) and key in first:
+                self.diags.error("E105", f"`{key}:` names a layer, which `first:` can't change",
+                                 at(first.key_span(key)),
+                                 hints=[f"write `{key}:` beside the other attributes: every "
+                                        "instance of the repeat reads the same layer"])
+                ok = False
+            node = attrs.get(key) if isinstance(attrs, YMap) else None
+            if node is None:
+                continue
+            name = check_name(self.diags, node, f"`{key}:` (a layer or input name)",
+                              bool(scope.prefix), at(node.span))
+            if name is None:
+                ok = False
+            else:
+                found.append((name, node.span))
+        return tuple(found) if ok else None
 
     def _from(self, node: YNode, scope: Scope) -> tuple[tuple[str, Span], ...] | None:
         items = node.items if isinstance(node, YList) else [node]
@@ -751,7 +783,9 @@ class Expander:
                 attrs = _merge(first, e.attrs if isinstance(e.attrs, YMap) else None)
             out = self._instance(e, attrs, name, inputs, scope)
             scope.names[name] = out
-            inputs = ((out, e.kind_span),) if isinstance(out, str) else UNKNOWN
+            # the next instance reads this one, and the same layers its `to:` names
+            refs = inputs[len(inputs) - len(e.refs):] if isinstance(inputs, tuple) else ()
+            inputs = ((out, e.kind_span), *refs) if isinstance(out, str) else UNKNOWN
         if local is not None:
             scope.names[local] = out
         return out
@@ -884,6 +918,9 @@ class Expander:
         return e.first
 
     def _inputs(self, e: Entry, scope: Scope, previous, local: str):
+        """The full names the layer reads, each with the span of its reference: its data
+        inputs (`from:`, or the previous layer), then the layers its `references` name."""
+        found = []
         if e.sources is None:
             if previous is UNKNOWN:
                 return UNKNOWN
@@ -893,9 +930,8 @@ class Expander:
                                  f"has several inputs ({names})", self._at(scope)(e.kind_span),
                                  hints=["say which with `from: <input name>`"])
                 return UNKNOWN
-            return ((previous, e.kind_span),)
-        found = []
-        for ref, span in e.sources:
+            found.append((previous, e.kind_span))
+        for ref, span in (e.sources or ()) + e.refs:
             target = self._lookup(ref, span, scope)
             if target is UNKNOWN:
                 return UNKNOWN

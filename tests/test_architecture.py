@@ -252,7 +252,12 @@ def layer_names() -> tuple[set[str], set[str]]:
 # Layer kinds that a module outside netc/layers/ may name: the concat that `branches:` makes.
 # ("netc.tools.maps", "Conv"): the ONNX op type of a node in a model netc did not write, whose
 # outputs `--maps` draws by default (netc's own layers say it: Layer.drawn_by_default)
-ALLOWED_KINDS = {("netc.expand", "concat"), ("netc.tools.maps", "Conv")}
+ALLOWED_KINDS = {("netc.expand", "concat"), ("netc.tools.maps", "Conv"),
+                 # `preprocess:`'s resize and crop steps (torchvision's Resize and CenterCrop),
+                 # which share their names with the resize and crop layer types
+                 ("netc.images", "resize"), ("netc.images", "crop"),
+                 ("netc.tools.schema", "resize"), ("netc.tools.schema", "crop"),
+                 ("netc.tools.unparse", "resize")}
 
 
 def kind_tests(source: str, module: str = "") -> list[str]:

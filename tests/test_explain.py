@@ -138,7 +138,7 @@ def test_explain_a_warning_in_lower_case(capsys):
     assert out.startswith("## W201: unused layer") and "warning[W201]" in out
 
 
-@pytest.mark.parametrize("word, meant", [("E310", "E301"), ("E9", "E009"), ("W205", "W204"),
+@pytest.mark.parametrize("word, meant", [("E320", "E302"), ("E390", "E309"), ("E9", "E009"), ("W205", "W204"),
                                          ("E3001", "E301")])
 def test_unknown_code_suggests_one(word, meant, capsys):
     assert main(["explain", word]) == 1

@@ -244,7 +244,51 @@ NEWER = [
         ("N", 3, 8, 8)),
     Row("conv-same-lower", "- conv: {filters: 4, kernel: 4, stride: 2, pad: same_lower}", x(3, 7),
         ("N", 4, 4, 4)),
+    # transposed convs (issue 14; tests/test_convtranspose.py has the torch oracles):
+    # out = (N - 1) × S - pad_before - pad_after + D × (F - 1) + output_padding + 1
+    # U-Net's 2x2/2: (7 - 1) × 2 + 1 + 1 = 14
+    Row("convtranspose-2x2-s2", "- convtranspose: {filters: 4, kernel: 2, stride: 2}", x(8, 7),
+        ("N", 4, 14, 14)),
+    # (5 - 1) × 2 - 1 - 1 + 2 + 1 + 1 = 10
+    Row("convtranspose-p1-op1",
+        "- convtranspose: {filters: 4, kernel: 3, stride: 2, pad: 1, output_padding: 1}",
+        x(3, 5), ("N", 4, 10, 10)),
+    # height (4 - 1) × 2 - 0 - 2 + 2 × 2 + 1 = 9, width (5 - 1) × 3 - 1 - 0 + 2 × 2 + 1 = 16
+    Row("convtranspose-pad-4-dilation-groups",
+        "- convtranspose: {filters: 4, kernel: 3, stride: [2, 3], pad: [0, 1, 2, 0], "
+        "dilation: 2, groups: 2}", x(2, 4, 5), ("N", 4, 9, 16)),
+    # same: N × stride, 5 × 2 = 10 and 6 × 2 = 12
+    Row("convtranspose-same", "- convtranspose: {filters: 2, kernel: 3, stride: 2, pad: same}",
+        x(3, 5, 6), ("N", 2, 10, 12)),
+    # output_padding 2 below dilation 3 at stride 1: (4 - 1) × 1 + 3 × 1 + 2 + 1 = 9
+    Row("convtranspose-op-below-dilation",
+        "- convtranspose: {filters: 2, kernel: 2, dilation: 3, output_padding: 2}", x(2, 4),
+        ("N", 2, 9, 9)),
     Row("stochasticdepth", "- stochasticdepth: 0.2", x(3, 5), ("N", 3, 5, 5)),
+    # resize, crop and pad (issue 14; tests/test_resize.py has the torch oracles)
+    # 7 × 2 = 14
+    Row("resize-2", "- resize: 2", x(3, 7), ("N", 3, 14, 14)),
+    # 15 × 1.5 = 22.5, rounded down to 22 (as F.interpolate); 15 × 2 = 30
+    Row("resize-floor-bilinear", "- resize: {scale: [1.5, 2], round: floor, mode: bilinear}",
+        x(2, 15), ("N", 2, 22, 30)),
+    Row("resize-size-bicubic-corners",
+        "- resize: {size: [5, 9], mode: bicubic, align_corners: true}", x(2, 7), ("N", 2, 5, 9)),
+    # 7 -> 5 rows and 3 columns: ratios that are not powers of two (gathered)
+    Row("resize-size-nearest", "- resize: {size: [5, 3]}", x(2, 7), ("N", 2, 5, 3)),
+    # the height and width of b, the channels of a
+    Row("resize-to", "- resize: {to: b, mode: nearest-exact}\n  from: a",
+        {"a": x(3, 4), "b": x(2, 9, 6)}, ("N", 3, 9, 6)),
+    # a centre crop of 9x8 to 5x6
+    Row("crop", "- crop: {size: [5, 6]}", x(3, 9, 8), ("N", 3, 5, 6)),
+    Row("crop-to", "- crop: {to: b}\n  from: a", {"a": x(3, 9), "b": x(2, 6)}, ("N", 3, 6, 6)),
+    # [top, left, bottom, right] = [1, 0, 2, 3]: 9 - 1 - 2 = 6 rows, 8 - 0 - 3 = 5 columns
+    Row("crop-amount", "- crop: {amount: [1, 0, 2, 3]}", x(3, 9, 8), ("N", 3, 6, 5)),
+    Row("pad", "- pad: 1", x(3, 5), ("N", 3, 7, 7)),
+    # 5 + 1 + 3 = 9 rows, 6 + 2 + 0 = 8 columns
+    Row("pad-reflect", "- pad: {amount: [1, 2, 3, 0], mode: reflect}", x(3, 5, 6),
+        ("N", 3, 9, 8)),
+    Row("pad-to-replicate", "- pad: {to: b, mode: replicate}\n  from: a",
+        {"a": x(3, 5), "b": x(1, 8, 9)}, ("N", 3, 8, 9)),
 ]
 
 TABLE = CONV + POOL + OTHER + NEWER

@@ -6,7 +6,7 @@ and tests.
 """
 
 # importing the family modules registers their layer types
-from . import activation, conv, dense, merge, norm, pool, regularize, shape  # noqa: F401
+from . import activation, conv, dense, merge, norm, pool, regularize, resize, shape  # noqa: F401
 from .base import (REGISTRY, AttrSpec, Layer, Shape, ShapePreserving, Site, WeightSpec, attr,
                    attributes, fmt_shape, layer)
 

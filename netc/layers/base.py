@@ -10,7 +10,9 @@ or says about the type is in that class, so adding a type touches one place:
   module (netc.torch);
 - what the commands say about it: `equation` (the shape arithmetic `netc explain` shows, with
   the numbers), `macs_formula`, `label` (`netc graph`), `implied` (a default another attribute
-  gives), `lints` (the W2xx warnings about a valid layer), `rounds` (`netc sizes`).
+  gives), `lints` (the W2xx warnings about a valid layer), `rounds` (`netc sizes`);
+- `references` names its attributes that name another layer or input (`to: skip`, of type
+  `Ref`): the value named becomes one more input of the layer, after its data inputs.
 
 Rules are pure: they raise `RuleError` (or return `Lint`s) naming the attribute or input at
 fault, and check.py alone attaches positions.
@@ -36,6 +38,12 @@ Padding = Union[tuple[int, int, int, int], str]  # 1, [h, w], [top, left, bottom
 #   same, same_lower (an odd total's extra pixel at the start: ONNX SAME_LOWER) or valid
 Round = Literal["exact", "floor", "ceil"]
 Ints = tuple[int, ...]  # a list of integers, `[0, 2, 3, 1]` (min/max bound each item)
+Scales = tuple[float, float]  # `2` or `[1.5, 2]` (height, width): numbers, not only integers
+Sides = tuple[int, int, int, int]  # 1, [h, w] or [top, left, bottom, right], as `pad` without
+#   same/valid: pixels added or removed on each side
+# The name of a layer or input (`to: skip1`), resolved by expand.py as a `from:` name is: the
+# value it names becomes an extra input of the layer (see Layer.references)
+Ref = typing.NewType("Ref", str)
 MAX_ITEMS = 64  # the longest list an `Ints` attribute takes
 Init = typing.NewType("Init", str)  # he_normal, ..., normal(0.01), uniform(0.05), constant(0)
 
@@ -143,7 +151,8 @@ class AttrSpec:
     """One attribute as derived from a layer class: what check.py needs to read it."""
 
     name: str
-    kind: str  # int, float, bool, choice, pair, padding, init, ints (a list of ints)
+    kind: str  # int, float, bool, choice, pair, padding, init, ints (a list of ints), scales
+    #   (a number or two), sides (1, 2 or 4 ints), ref (a layer or input name)
     required: bool
     default: object
     doc: str
@@ -172,6 +181,12 @@ def _kind(annotation) -> tuple[str, tuple[str, ...], bool]:
         return "pair", (), optional
     if annotation == Ints:
         return "ints", (), optional
+    if annotation == Scales:
+        return "scales", (), optional
+    if annotation == Sides:
+        return "sides", (), optional
+    if annotation is Ref:
+        return "ref", (), optional
     if annotation == Padding:
         return "padding", ("same", "same_lower", "valid"), optional
     if annotation is Init:
@@ -292,6 +307,12 @@ class Layer:
     # True for a layer whose output `netc run --maps` draws when no --layers are given (the
     # convs: the course's "activation maps", one per filter)
     drawn_by_default: ClassVar[bool] = False
+    # The attributes (of type Ref) that name a layer or input: expand.py resolves each one
+    # given as it resolves `from:`, and the value it names becomes one more input of the
+    # layer, after the data inputs, in this order (`- resize: {to: skip}` reads its input
+    # and `skip`). So check, netc.torch, W201, `netc graph` and `netc sizes` see the
+    # dependency; `infer` and `lower` get that value as their last input(s).
+    references: ClassVar[tuple[str, ...]] = ()
 
     def _values(self) -> tuple:
         return tuple([getattr(self, f.name) for f in dataclasses.fields(self)])
@@ -316,10 +337,16 @@ class Layer:
             if isinstance(value, int) and not isinstance(value, bool):
                 if spec.kind == "pair":
                     object.__setattr__(self, spec.name, (value, value))
-                elif spec.kind == "padding":
+                elif spec.kind in ("padding", "sides"):
                     object.__setattr__(self, spec.name, (value,) * 4)
-            elif isinstance(value, list):
-                object.__setattr__(self, spec.name, tuple(value))
+            if isinstance(value, (int, float)) and not isinstance(value, bool) \
+                    and spec.kind == "scales":
+                object.__setattr__(self, spec.name, (float(value), float(value)))
+            elif isinstance(value, list) or (spec.kind == "sides" and isinstance(value, tuple)):
+                value = tuple(value)
+                if spec.kind == "sides" and len(value) == 2:
+                    value = value * 2  # [h, w]: the same at the top and bottom, left and right
+                object.__setattr__(self, spec.name, value)
 
     # --- the rules ------------------------------------------------------------------------
 

@@ -20,7 +20,7 @@ import json
 
 from ..expand import ALLOWABLE, ARG_TYPES, BLOCK_KEYS, BRANCH_KEYS, COMMON_KEYS, FORMAT_VERSION, \
     MAX_NAME, MAX_RANK_DIM, REPEAT_KEYS, TOP_KEYS
-from ..images import COLORS, INTERPOLATIONS, MAX_SIDE
+from ..images import COLORS, INTERPOLATIONS, MAX_SIDE, SHIPPED_LABELS
 from ..layers import REGISTRY, AttrSpec, attributes, counting_macs
 from ..layers.base import INITIALISERS, INITIALISERS_WITH_VALUE, MAX_ITEMS
 
@@ -86,7 +86,8 @@ def spec_schema() -> dict:
                    "[N, features]; the first dimension may be a name (a symbolic batch)"},
         "preprocess": _preprocess(),
         "labels": {"anyOf": [
-            {"const": "imagenet", "description": "the 1,000 ImageNet classes"},
+            *({"const": name, "description": what}
+              for name, (_, what) in SHIPPED_LABELS.items()),
             {"type": "string", "minLength": 1,
              "description": "a file beside the spec, one class name a line"},
             {"type": "array", "minItems": 1, "items": {"type": ["string", "integer"]},
@@ -312,8 +313,17 @@ def _attribute(spec: AttrSpec, expressions: bool, shorthand: bool = False) -> di
         valued = {"type": "string",
                   "pattern": rf"^({'|'.join(INITIALISERS_WITH_VALUE)})\(.+\)$"}
         out = {"anyOf": [names, valued], "description": doc}
-    elif spec.kind in ("pair", "padding"):
+    elif spec.kind in ("pair", "padding", "sides"):
         out = _sizes(spec, expressions, doc, shorthand)
+    elif spec.kind == "scales":
+        one = _number("number", spec.min, spec.max, expressions, None)
+        options = [_strip(one)] if not expressions else list(one["oneOf"])
+        if not shorthand:
+            options.append({"type": "array", "items": one, "minItems": 2, "maxItems": 2})
+        out = {"oneOf": options, "description": doc}
+    elif spec.kind == "ref":  # a layer or input name, resolved as `from:` names are
+        out = {"type": "string", "pattern": LOCAL_NAME, "maxLength": MAX_NAME,
+               "description": doc}
     elif spec.kind == "ints":
         out = {"type": "array", "items": _number("integer", spec.min, spec.max, expressions, None),
                "minItems": 1, "maxItems": MAX_ITEMS, "description": doc}
@@ -327,7 +337,8 @@ def _attribute(spec: AttrSpec, expressions: bool, shorthand: bool = False) -> di
 
 
 def _sizes(spec: AttrSpec, expressions: bool, doc: str, shorthand: bool) -> dict:
-    """kernel, stride, dilation (an int or [h, w]); pad (also [t, l, b, r], same, valid)."""
+    """kernel, stride, dilation (an int or [h, w]); pad (also [t, l, b, r], same, valid);
+    sides (an int, [h, w] or [t, l, b, r])."""
     one = _number("integer", spec.min, spec.max, expressions, None)
     options = [_strip(one)] if not expressions else list(one["oneOf"])
     if not shorthand:  # `- maxpool: [2, 2]` would be a list of attributes

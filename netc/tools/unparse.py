@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 
 from ..expand import FORMAT_VERSION, NAME_RE
-from ..images import imagenet_labels
+from ..images import SHIPPED_LABELS, shipped_labels
 from ..ir import Graph
 from ..layers import attributes
 from ..load import resolve_plain, yaml11_trap
@@ -43,19 +43,25 @@ def flat_spec(graph: Graph) -> str:
         lines += [f"  {key}: {scalar(value[0] if key == 'resize' and len(value) == 1 else value)}"
                   for key, value in pre.to_dict().items() if value is not None]
     if graph.labels is not None:
-        lines.append("labels: imagenet" if graph.labels == imagenet_labels()
+        shipped = [name for name in SHIPPED_LABELS if graph.labels == shipped_labels(name)]
+        lines.append(f"labels: {shipped[0]}" if shipped
                      else f"labels: {scalar(list(graph.labels))}")
     lines.append("layers:")
     for node in graph.nodes:
+        # the layers its `to:` (its class's `references`) names are its last inputs, by their
+        # full names; its data inputs come first (`from`)
+        named = [r for r in type(node.layer).references if getattr(node.layer, r) is not None]
+        data = len(node.inputs) - len(named)
+        refs = dict(zip(named, (x.name for x in node.inputs[data:])))
         attrs = []
         for spec in attributes(type(node.layer)):
-            value = getattr(node.layer, spec.name)
+            value = refs.get(spec.name, getattr(node.layer, spec.name))
             if value is not None:  # None: the default that depends on another attribute
                 attrs.append(f"{spec.name}: {scalar(value)}")
         head = f"  - {node.kind}: {{{', '.join(attrs)}}}" if attrs else f"  - {node.kind}:"
         lines.append(head)
         lines.append(f"    name: {scalar(node.name)}")
-        sources = [x.name for x in node.inputs]
+        sources = [x.name for x in node.inputs[:data]]
         lines.append(f"    from: {scalar(sources[0]) if len(sources) == 1 else scalar(sources)}")
         if node.allow:  # the warnings the spec silenced there stay silenced
             lines.append(f"    allow: {scalar(sorted(node.allow))}")
