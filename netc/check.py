@@ -9,7 +9,11 @@ is an independent one.
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import re
+from typing import NamedTuple
+from .alignment import find_pattern, nearest, ranges
 from .errors import Diagnostics, Note, RuleError, closest, did_you_mean, did_you_mean_type
 from .expand import FlatSpec, LayerUse
 from .ir import Graph, Node, Value, Weight
@@ -70,6 +74,11 @@ class Checker:
         # layer -> the warning codes its spec silences (`allow:`: its own, its enclosing block
         # uses' and branches', the spec's)
         self.allowed: dict[str, frozenset] = {u.name: u.allow for u in spec.layers}
+        # joins whose operands differ in height or width, reported once every layer is read
+        # (`_report_joins`): which input sizes line them up depends on the layers after them
+        # too. A caller with its own `cache` checks many sizes itself: no replay for it.
+        self.joins: list[tuple] = []
+        self.replays = cache is None
 
     def run(self) -> Graph:
         spec = self.spec
@@ -84,6 +93,8 @@ class Checker:
                 self.defined[decl.name] = _Defined(Value(decl.name, decl.shape), decl.span, -1)
         for index, use in enumerate(spec.layers):
             self._layer(index, use)
+        if self.joins:
+            self._report_joins()
         outputs = self._outputs()
         if not self.diags.has_errors():
             self._expect(outputs)
@@ -95,34 +106,40 @@ class Checker:
                      spec.preprocess, spec.labels)
 
     def _labels(self, outputs: list[Value]) -> None:
-        """`labels:` name the classes of the (first) output, N × classes: one name each."""
+        """`labels:` name the classes of the (first) output, one name each: the classes on
+        axis 1 of an N×classes output (a classifier) or of an N×classes×H×W one (a score per
+        class per pixel, as PyTorch's segmentation models give them)."""
         labels = self.spec.labels
         if labels is None or not outputs:
             return
         out = outputs[0]
         span = self.spec.labels_node.span
-        if len(out.shape) != 2:
-            self.diags.error("E118", f"labels name the classes of an N×classes output, and "
-                             f"output '{out.name}' is {fmt_shape(out.shape)}", span,
+        if len(out.shape) not in (2, 4):
+            self.diags.error("E118", f"labels name the classes of an N×classes or "
+                             f"N×classes×H×W output, and output '{out.name}' is "
+                             f"{fmt_shape(out.shape)}", span,
                              hints=["a classifier ends with a dense layer (or a flatten after "
-                                    "a global pool)"])
+                                    "a global pool); a segmentation model with a conv to one "
+                                    "channel per class"])
         elif out.shape[1] != len(labels):
             # the fix, by where the names come from (images.read_labels): a list, netc's
-            # ImageNet names (`labels: imagenet`), or a file (any other scalar)
-            from .images import IMAGENET
+            # ImageNet or VOC names (`labels: imagenet`), or a file (any other scalar)
+            from .images import SHIPPED_LABELS
 
             node, classes = self.spec.labels_node, out.shape[1]
             if isinstance(node, YList):
                 hint = "one name per output, in order"
-            elif isinstance(node, YScalar) and node.value == IMAGENET:
-                hint = (f"`labels: imagenet` names the 1,000 ImageNet classes, for an output "
-                        f"of 1,000; name these {classes:,} as a list, or in a file "
-                        "(`labels: classes.txt`, one name a line)")
+            elif isinstance(node, YScalar) and node.value in SHIPPED_LABELS:
+                hint = (f"`labels: {node.value}` names {SHIPPED_LABELS[node.value][1]}, for an "
+                        f"output of {len(labels):,}; name these {classes:,} as a list, or in a "
+                        "file (`labels: classes.txt`, one name a line)")
             else:
                 hint = (f"the labels file {str(getattr(node, 'value', ''))!r} has one name a "
                         f"line, line k for output k - 1: give it {classes:,} lines")
+            where = "" if len(out.shape) == 2 else \
+                f" on axis 1 ({fmt_shape(out.shape)}: a score per class per pixel)"
             self.diags.error("E118", f"labels name {len(labels):,} classes, and output "
-                             f"'{out.name}' has {classes:,}", span, hints=[hint])
+                             f"'{out.name}' has {classes:,}{where}", span, hints=[hint])
 
     # --- one layer ---------------------------------------------------------------------------
 
@@ -145,11 +162,19 @@ class Checker:
         layer = self._read_attributes(cls, use, name) if use.ok else None
         lo, hi = cls.arity
         if inputs is not None and not (lo <= len(inputs) <= (hi or len(inputs))):
+            # the layers a `to:` names are inputs too (the last ones), but not the user's
+            # count: say how many data inputs `from:` gave
+            refs = sum(getattr(layer, r, None) is not None for r in cls.references) \
+                if layer is not None else 0
+            data, hi_data = len(inputs) - refs, None if hi is None else hi - len(cls.references)
+            lo = min(lo, hi_data) if hi_data is not None else lo
             want = f"{lo} or more inputs" if hi is None else f"{lo} input{'s' * (lo > 1)}"
+            besides = (" besides the layer" + "s" * (refs > 1) + " "
+                       + ", ".join(f"`{r}:`" for r in cls.references) + " names") if refs else ""
             span = use.input_span(0) if use.inputs else use.kind_span
             hint = ("name them with `from: [a, b]`" if lo > 1
                     else "give one name in `from:`")
-            self.diags.error("E113", f"{use.kind} '{name}' takes {want}, got {len(inputs)}",
+            self.diags.error("E113", f"{use.kind} '{name}' takes {want}{besides}, got {data}",
                              span, hints=[hint])
             inputs = None
         values = tuple([d.value for d in inputs]) if inputs is not None else ()
@@ -279,6 +304,10 @@ class Checker:
             return self._init(spec, node, label)
         if spec.kind == "ints":
             return self._ints(spec, node, label)
+        if spec.kind == "ref":
+            return self._ref(spec, node, label)
+        if spec.kind == "scales":
+            return self._scales(spec, node, label)
         if spec.kind == "padding" and isinstance(node, YScalar) and isinstance(node.value, str):
             return self._scalar(spec, node, label)
         if isinstance(node, YScalar):
@@ -288,17 +317,45 @@ class Checker:
             return (v, v) if spec.kind == "pair" else (v, v, v, v)
         allowed = (2,) if spec.kind == "pair" else (2, 4)
         if not isinstance(node, YList) or len(node.items) not in allowed:
-            form = ("an int or [height, width]" if spec.kind == "pair" else
-                    "an int, [h, w], [top, left, bottom, right], same, same_lower or valid")
+            form = {"pair": "an int or [height, width]",
+                    "sides": "an int, [h, w] or [top, left, bottom, right]"}.get(
+                spec.kind, "an int, [h, w], [top, left, bottom, right], same, same_lower or valid")
             self.diags.error("E103", f"{label} must be {form}, not {_list_or(node)}",
                              self._at(node.span))
             return _BAD
         items = [self._scalar(spec, item, label, as_int=True) for item in node.items]
         if _BAD in items:
             return _BAD
-        if spec.kind == "padding" and len(items) == 2:
+        if spec.kind in ("padding", "sides") and len(items) == 2:
             items = items * 2
         return tuple(items)
+
+    def _scales(self, spec: AttrSpec, node: YNode, label: str):
+        """A number, or [height, width] numbers (`scale: 2`, `scale: [1.5, 2]`), as floats."""
+        number = dataclasses.replace(spec, kind="float")
+        if isinstance(node, YScalar):
+            v = self._scalar(number, node, label)
+            return _BAD if v is _BAD else (v, v)
+        if not isinstance(node, YList) or len(node.items) != 2:
+            self.diags.error("E103", f"{label} must be a number or [height, width], not "
+                             f"{_list_or(node)}", self._at(node.span))
+            return _BAD
+        items = [self._scalar(number, item, label) for item in node.items]
+        return _BAD if _BAD in items else tuple(items)
+
+    def _ref(self, spec: AttrSpec, node: YNode, label: str):
+        """The name of a layer or input (`to: skip`), as written. expand.py resolved it (the
+        value it names is one of the layer's inputs) and reported a name that is wrong, so a
+        value that is not a string is only skipped here; except one that `defaults:` gave,
+        which expand doesn't resolve (a default applies everywhere, where a name means one
+        layer)."""
+        if spec.name in self._place.defaulted:
+            self.diags.error("E105", f"{label} names a layer, so `defaults:` can't give it",
+                             self._at(node.span),
+                             hints=[f"write `{spec.name}:` on each layer that needs it"])
+            return _BAD
+        value = node.value if isinstance(node, YScalar) else None
+        return value if isinstance(value, str) else _BAD
 
     def _scalar(self, spec: AttrSpec, node: YNode, label: str, as_int: bool = False):
         v = node.value if isinstance(node, YScalar) else None
@@ -379,6 +436,12 @@ class Checker:
         if span is None and e.input is not None and use.inputs and e.input < len(use.inputs):
             span = use.input_span(e.input)
         span = span or use.kind_span
+        if e.code == "E305" and len(inputs) > 1:
+            layer = self.cache.get((REGISTRY.get(use.kind), id(use.attrs)), (None, None))[1]
+            found = _misaligned(layer, [d.value.shape for d in inputs], e.input)
+            if found is not None:  # reported when every layer is read: `_report_joins`
+                self.joins.append((e, use, name, layer, inputs, span, *found))
+                return
         notes = []
         if e.code == "E305" or e.input is not None:
             for ref in inputs:
@@ -409,6 +472,174 @@ class Checker:
                     notes.append(Note(d.span, f"from input '{before.name}' "
                                       f"({fmt_shape(before.shape)})"))
         return notes
+
+    # --- joins whose operands differ in height or width (encoder-decoder skips) ------------
+
+    def _report_joins(self) -> None:
+        """E305 for each join whose operands differ in height or width only (the classic
+        U-Net mistake: an input size that is not a multiple of 2^depth, so that a `round:
+        floor` pool drops a row the upsampling doesn't give back). It names each operand's
+        size and the layers that made it, the input sizes at which they line up (the network
+        replayed there: `_line_up`) and fixes. Run after every layer is read, since whether
+        the network checks at a size depends on the layers after the join too."""
+        for e, use, name, layer, inputs, span, k, j, axes in self.joins:
+            a, b = inputs[k], inputs[j]
+            notes, changes = self._chains(a, b)
+            sizes = " and ".join(_AXIS_NOUNS[x] for x in axes)
+            details = list(e.details) + [
+                f"'{a.value.name}' is {fmt_shape(a.value.shape[1:])} and '{b.value.name}' is "
+                f"{fmt_shape(b.value.shape[1:])}: their {sizes} differ"]
+            more, hints = self._line_up(layer, a, b, axes, changes)
+            hints += list(e.hints) + _aligning_hints(a.value, b.value)
+            self.diags.error(e.code, f"{use.kind} '{name}': {e.message}", span,
+                             details=details + more, hints=hints, notes=notes)
+
+    def _chains(self, a: _Defined, b: _Defined) -> tuple[list[Note], list[tuple]]:
+        """Where two joined operands' sizes came from: for each, a note on the operand, then
+        one on each layer that changed the height or width on the shortest way back to what
+        both operands share (or to an input), in the order they run; the layers both share
+        are left out. Also those layers, as (node, the name of the input it changed)."""
+        producers = {n.name: n for n in self.nodes}
+        common = _ancestors(a.value.name, producers) & _ancestors(b.value.name, producers)
+        notes, changes = [], []
+        for ref in (a, b):
+            value = ref.value
+            path = _path_back(value.name, common, producers)  # [the operand, ..., the start]
+            head = (f"input '{value.name}' is {fmt_shape(value.shape)}" if ref.index < 0
+                    else f"'{value.name}' is {fmt_shape(value.shape)}, made here")
+            if path[-1] != value.name:
+                start = self.defined[path[-1]]
+                what = "input " if start.index < 0 else ""
+                head += f" from {what}'{path[-1]}' ({fmt_shape(start.value.shape)})"
+            notes.append(Note(ref.span, head))
+            forward = path[::-1]
+            for before, after in zip(forward, forward[1:]):
+                node, x = producers[after], self.defined[before].value.shape
+                y = node.output.shape
+                if len(x) != len(y) or x[2:] != y[2:]:
+                    notes.append(Note(self.defined[after].span,
+                                      f"{node.kind} '{after}' turned {fmt_shape(x)} into "
+                                      f"{fmt_shape(y)}{_rounding(node)}"))
+                    changes.append((node, before))
+        return notes, changes
+
+    def _line_up(self, join: Layer, a: _Defined, b: _Defined, axes: tuple[int, ...],
+                 changes: list[tuple]) -> tuple[list[str], list[str]]:
+        """Details and hints on the input sizes at which operands `a` and `b` of `join` line
+        up (its rule accepts them along `axes`), and at which every layer checks: each
+        layer's shape rule replayed (`_replay`, as `_layer` runs them) at input sizes near
+        the declared one, along the axes where they differ (both at once for a square
+        input). Only for a join that one image input feeds, and not for a caller that checks
+        many sizes itself (`netc sizes`)."""
+        producers = {n.name: n for n in self.nodes}
+        feeding = _ancestors(a.value.name, producers) | _ancestors(b.value.name, producers)
+        images = [d for d in self.spec.inputs if d.name in feeding and len(d.shape) == 4]
+        if not self.replays or len(images) != 1 or self.defined[images[0].name].value is None:
+            return [], []
+        decl = images[0]
+        steps = _replay_steps(self.spec, self.cache)
+        square = len(axes) == 2 and decl.shape[2] == decl.shape[3]
+        groups = [axes] if square else [(x,) for x in axes]
+        half = _REPLAY_HALF
+        while len(steps) * (2 * half + 1) * len(groups) > _REPLAY_BUDGET and half > 4:
+            half //= 2
+        fixed = {d.name: self.defined[d.name].value.shape if self.defined[d.name].value
+                 else None for d in self.spec.inputs}
+        watched = {a.value.name, b.value.name}
+        watched |= {n.name for n, _ in changes} | {before for _, before in changes}
+        memo: dict = {}
+
+        def sweep(group, at):
+            """The replay at each size of the range along `group`, the other axis at `at`."""
+            declared = decl.shape[group[0]]
+            # not below half the declared size: a much smaller input is seldom wanted, and
+            # the smallest ones fail for reasons of their own (a filter larger than the map)
+            low = max(1, declared - half, (declared + 1) // 2)
+            found = []
+            for s in range(low, declared + half + 1):
+                shape = list(decl.shape)
+                for x in (2, 3):
+                    shape[x] = s if x in group else at.get(x, shape[x])
+                inputs = dict(fixed)
+                inputs[decl.name] = tuple(shape)
+                found.append(_Trial(s, tuple(shape),
+                                    *_replay(steps, inputs, self.limits, memo, watched)))
+            return found
+
+        def lined_up(trial, group):
+            sa, sb = trial.shapes.get(a.value.name), trial.shapes.get(b.value.name)
+            if sa is None or sb is None:
+                return False
+            # (the other axis as `a`'s: only this sweep's axes are in question)
+            return _joins(join, sa, tuple(sb[i] if i in group else sa[i] for i in range(4)))
+
+        sweeps = {group: sweep(group, {}) for group in groups}
+        if len(groups) == 2:
+            # a non-square input whose height and width are both off: while one is off, the
+            # network checks at no size of the other. Find the nearest pair of sizes at which
+            # it checks (each lining this join up), then sweep each axis with the other there.
+            declared = decl.shape
+            joined = [[t.size for t in sweeps[g] if lined_up(t, g)] for g in groups]
+            pairs = sorted(((h, w) for h in joined[0] for w in joined[1]),
+                           key=lambda p: (abs(p[0] - declared[2]) + abs(p[1] - declared[3]),
+                                          -p[0], -p[1]))
+            for h, w in pairs[:max(1, _REPLAY_BUDGET // max(1, len(steps)))]:
+                inputs = dict(fixed)
+                inputs[decl.name] = (*declared[:2], h, w)
+                if _replay(steps, inputs, self.limits, memo, set())[0]:
+                    sweeps = {(2,): sweep((2,), {3: w}), (3,): sweep((3,), {2: h})}
+                    break
+        details, best = [], None
+        for group in groups:
+            trials = sweeps[group]
+            low, high = trials[0].size, trials[-1].size
+            declared = decl.shape[group[0]]
+            what = "input sizes" if len(group) == 2 else f"input {_AXIS_NOUNS[group[0]]}"
+            joined = [t.size for t in trials if lined_up(t, group)]
+            checks = [t.size for t in trials if t.ok]
+            tried = f"({what} {low} to {high} tried)"
+            if len(groups) == 2:  # the other axis's size in this sweep
+                other = 5 - group[0]
+                tried = (f"({what} {low} to {high} tried, the {_AXIS_NOUNS[other][:-1]} at "
+                         f"{trials[0].shape[other]})")
+            if not joined:
+                details.append(f"no {what[:-1]} from {low} to {high} lines them up: "
+                               + _why_never(trials, group, a.value.name, b.value.name,
+                                            changes))
+                continue
+            near = nearest(checks or joined, declared)
+            shown = " and ".join(map(str, near)) + (" are" if len(near) > 1 else " is")
+            if checks == joined:
+                details.append(f"they line up, and every layer checks, at {what} "
+                               f"{_which(joined, low, high)} {tried}: {shown} the nearest")
+            elif checks:
+                only = _which(checks, low, high)
+                only = f"those {only}" if only.startswith("that") else only
+                details.append(f"they line up at {what} {_which(joined, low, high)} {tried}, "
+                               f"but every layer checks only at {only}: {shown} the nearest")
+            else:
+                failed = next(t for t in trials if t.size == near[0]).failed
+                kind = next(u.kind for u in self.spec.layers if u.name == failed)
+                details.append(f"they line up at {what} {_which(joined, low, high)} {tried}, "
+                               f"but at none of them does every layer check (at {near[0]}, "
+                               f"{kind} '{failed}' fails)")
+                continue
+            pick = min(near, key=lambda s: (abs(s - declared), -s))
+            shape = next(t.shape for t in trials if t.size == pick)
+            # (both axes off: each sweep's pick, with the other axis at its own pick)
+            best = shape if best is None else tuple(shape[i] if i in group else best[i]
+                                                    for i in range(4))
+        if best is not None and len(groups) == 2:
+            inputs = dict(fixed)
+            inputs[decl.name] = best
+            if not _replay(steps, inputs, self.limits, memo, set())[0]:
+                best = None  # (the axes are not independent: no size to name)
+        hints = []
+        if best is not None:
+            shape = ", ".join(map(str, best))
+            hints.append(f"make the input {best[2]}×{best[3]}, the nearest size at which the "
+                         f"network checks: `{decl.name}: [{shape}]`")
+        return details, hints
 
     def _within_limits(self, use, name, out, weight_specs, elements, sizes) -> bool:
         """Whether the output (`elements` per image) and the weights (`sizes`) are within the
@@ -566,3 +797,228 @@ def _list_or(node: YNode) -> str:
 def _example(kind: str, spec: AttrSpec) -> str:
     examples = {"filters": "filters: 16", "kernel": "kernel: 3", "units": "units: 10"}
     return f"for example `- {kind}: {{{examples.get(spec.name, spec.name + ': ...')}}}`"
+
+
+# --- joins whose operands differ in height or width ------------------------------------------
+
+_AXIS_NOUNS = {2: "heights", 3: "widths"}
+# the input sizes a misaligned join's replay tries: the declared size ± this many, fewer when
+# the network is large, so that a replay runs at most this many shape rules (each a few µs)
+_REPLAY_HALF = 64
+_REPLAY_BUDGET = 60_000
+
+
+def _joins(layer: Layer, *xs) -> bool:
+    """Whether `layer`'s rule accepts inputs of shapes `xs`."""
+    try:
+        layer.infer(*xs)
+    except RuleError:
+        return False
+    return True
+
+
+def _misaligned(layer: Layer | None, xs: list, clash: int | None) -> tuple | None:
+    """For a join whose rule refused its inputs `xs` (E305, at input `clash`): (k, clash,
+    axes) when input `clash` and an earlier-listed input k that it can't join differ only in
+    their height or width (axes 2 and 3: those whose difference alone is refused); None for
+    any other mismatch (channels, batch, rank), which keeps the join's own message. Which
+    inputs can join is the layer's own rule, asked with shapes that differ in one axis."""
+    if layer is None or clash is None or not 0 <= clash < len(xs) or len(xs[clash]) != 4:
+        return None
+    y = xs[clash]
+    for k, x in enumerate(xs):
+        if k == clash or len(x) != 4 or _joins(layer, x, y):
+            continue
+        if not _joins(layer, x, (*y[:2], *x[2:])):
+            return None
+        axes = tuple(a for a in (2, 3) if x[a] != y[a]
+                     and not _joins(layer, x, tuple(y[i] if i == a else x[i] for i in range(4))))
+        return k, clash, axes or tuple(a for a in (2, 3) if x[a] != y[a])
+    return None
+
+
+def _ancestors(name: str, producers: dict[str, Node]) -> set[str]:
+    """`name` and every value it is computed from (layers and inputs)."""
+    seen, todo = {name}, [name]
+    while todo:
+        node = producers.get(todo.pop())
+        if node is not None:
+            for x in node.inputs:
+                if x.name not in seen:
+                    seen.add(x.name)
+                    todo.append(x.name)
+    return seen
+
+
+def _path_back(name: str, common: set[str], producers: dict[str, Node]) -> list[str]:
+    """The shortest way back from `name` along the layers' inputs to a name in `common` (or,
+    if none is reached, to an input): [name, ..., that name]."""
+    parent: dict[str, str | None] = {name: None}
+    queue, end, first_input = [name], None, None
+    for current in queue:  # breadth first: the queue grows as it is read
+        if current in common:
+            end = current
+            break
+        node = producers.get(current)
+        if node is None:
+            first_input = first_input or current
+            continue
+        for x in node.inputs:
+            if x.name not in parent:
+                parent[x.name] = current
+                queue.append(x.name)
+    path = [end or first_input or name]
+    while parent[path[-1]] is not None:
+        path.append(parent[path[-1]])
+    return path[::-1]
+
+
+def _rounding(node: Node) -> str:
+    """`: height: (35 + 0 + 0 - 2) / 2 + 1 = 17.5, rounded down ...` when the layer's declared
+    rounding rounds there (the arithmetic from the layer's own `equation`), else ''."""
+    xs = tuple([x.shape for x in node.inputs])
+    if not node.layer.rounds(*xs):
+        return ""
+    # (axis, its arithmetic), from lines such as `height: (35 + 0 + 0 - 2) / 2 + 1 = 17.5,
+    # rounded down by `round: floor` to 17: the last 1 row of the input is in no window`
+    found = []
+    for line in node.layer.equation(node.output.shape, *xs)[1:]:
+        axis, _, rest = line.strip().partition(":")
+        if "round" in rest:
+            found.append((axis, re.split(r"(?<=\d): ", rest.strip())[0]))
+    if not found:
+        return " (it rounds)"
+    if len(found) > 1 and found[0][1] == found[1][1]:
+        return f": {found[0][0]} and {found[1][0]}: {found[0][1]}"
+    return f": {found[0][0]}: {found[0][1]}"
+
+
+class _Trial(NamedTuple):
+    """The network replayed at one input size: the size tried along the axes swept, the
+    input's whole shape, whether every layer checks, the shapes of the names watched (None:
+    not reached) and the first layer that fails."""
+
+    size: int
+    shape: tuple
+    ok: bool
+    shapes: dict
+    failed: str | None
+
+
+def _replay_steps(spec: FlatSpec, cache: dict) -> list[tuple[str, Layer, tuple[str, ...]]]:
+    """The layers whose shape rule a replay can run, in order: (name, layer, the names it
+    reads). Those with an error no input size changes (attributes, names, number of inputs)
+    are left out: the layers after them are not reached."""
+    steps, names = [], {d.name for d in spec.inputs}
+    for use in spec.layers:
+        cls = REGISTRY.get(use.kind)
+        found = cache.get((cls, id(use.attrs))) if cls is not None and use.ok else None
+        if found is None or use.inputs is None or use.name in names:
+            continue
+        lo, hi = cls.arity
+        if not lo <= len(use.inputs) <= (hi or len(use.inputs)):
+            continue
+        names.add(use.name)
+        steps.append((use.name, found[1], tuple([ref for ref, _ in use.inputs])))
+    return steps
+
+
+def _replay(steps, inputs: dict, limits: Limits, memo: dict,
+            watched: set[str]) -> tuple[bool, dict, str | None]:
+    """The steps' shape rules at these input shapes, with the limits `Checker._layer`
+    applies: (whether every layer checks, the shapes of the `watched` names (None: not
+    reached), the first layer that fails). `memo` keeps each rule's outcome by layer and
+    input shapes, across calls."""
+    shapes = dict(inputs)
+    failed, total = None, 0
+    for name, layer, refs in steps:
+        xs = tuple([shapes.get(ref) for ref in refs])
+        if None in xs:
+            shapes[name] = None
+            continue
+        key = (id(layer), xs)
+        found = memo.get(key)
+        if found is None:
+            try:
+                out = layer.infer(*xs)
+                sizes = tuple([volume(w.shape) for w in layer.weights(*xs)])
+            except RuleError:
+                out, sizes = None, ()
+            found = memo[key] = (out, sizes)
+        out, sizes = found
+        ok = out is not None and volume(out[1:]) <= limits.tensor
+        for size in sizes if ok else ():
+            if size > limits.tensor or total + size > limits.params:
+                ok = False
+                break
+            total += size
+        shapes[name] = out if ok else None
+        if not ok and failed is None:
+            failed = name
+    return failed is None, {n: shapes.get(n) for n in watched}, failed
+
+
+def _which(sizes: list[int], low: int, high: int) -> str:
+    """`that are multiples of 16`, or the sizes themselves (`36, 40-41`)."""
+    pattern = find_pattern(sizes, low, high)
+    if pattern is None or pattern.period == 1:  # (a run of sizes reads best as one)
+        return ranges(sizes)
+    return f"that are {pattern.text(low)}"
+
+
+def _why_never(trials: list[_Trial], group, a: str, b: str, changes) -> str:
+    """Why no input size lines up `a` and `b`: they differ by the same amount at every size
+    tried (a layer on one path adds or takes off a fixed number of pixels: a conv without
+    padding), or they grow at different rates (a stride or a pooling on one path only)."""
+    axis = group[0]
+    pairs = [(t.size, t.shapes[a][axis], t.shapes[b][axis]) for t in trials
+             if t.shapes.get(a) is not None and t.shapes.get(b) is not None]
+    if not pairs:
+        return f"'{a}' and '{b}' are not both computed at any of them"
+    diffs = {x - y for _, x, y in pairs}
+    if len(diffs) == 1:
+        diff = diffs.pop()
+        text = (f"'{a}' is {abs(diff)} {'larger' if diff > 0 else 'smaller'} than '{b}' at "
+                "every one of them")
+        fixed = []
+        for node, before in changes:
+            steps = {t.shapes[node.name][axis] - t.shapes[before][axis] for t in trials
+                     if t.shapes.get(node.name) is not None and t.shapes.get(before) is not None}
+            if len(steps) == 1 and (step := steps.pop()) != 0:
+                fixed.append(f"{node.kind} '{node.name}' {'adds' if step > 0 else 'takes off'} "
+                             f"{abs(step)}")
+        if fixed:
+            text += f" (a fixed amount: {', '.join(fixed)})"
+        return text
+    from fractions import Fraction
+
+    (s0, a0, b0), (s1, a1, b1) = pairs[0], pairs[-1]
+    rate_a, rate_b = Fraction(a1 - a0, s1 - s0), Fraction(b1 - b0, s1 - s0)
+    return (f"'{a}' grows by {rate_a} and '{b}' by {rate_b} per pixel of input, so the two "
+            "paths scale the size differently (a stride or a pooling on one path only)")
+
+
+def _aligning_hints(a: Value, b: Value) -> list[str]:
+    """Fixes that line the two operands up at any input size: the layer types that take
+    another layer's size (an attribute in their `references`, `to: skip`), each tried on one
+    operand with the other as its reference, and kept where its rule gives that size."""
+    fixes = []
+    # the smaller one brought up to the larger first (nothing of either is lost), else the
+    # larger one brought down
+    pairs = sorted([(a, b), (b, a)], key=lambda p: volume(p[0].shape[2:]))
+    for cls in REGISTRY.values():
+        for ref in cls.references:
+            for x, y in pairs:
+                try:
+                    out = cls(**{ref: y.name}).infer(x.shape, y.shape)
+                except (RuleError, TypeError, ValueError):
+                    continue
+                if tuple(out[:2]) == tuple(x.shape[:2]) and tuple(out[2:]) == y.shape[2:]:
+                    fixes.append(f"`- {cls.kind}: {{from: {x.name}, {ref}: {y.name}}}` "
+                                 f"({x.shape[2]}×{x.shape[3]} -> {y.shape[2]}×{y.shape[3]})")
+                    break
+    if not fixes:
+        return []
+    listed = ", ".join(fixes[:-1]) + " or " + fixes[-1] if len(fixes) > 1 else fixes[0]
+    return ["or line them up at any input size with a layer that takes the other's size, "
+            f"joined instead of the one it reads: {listed}"]

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 import netc
+import netc.layers
 from netc.cli import main
 from netc.tools.graph import build, dot, mermaid, render
 
@@ -18,10 +19,12 @@ SHAPE = r"[A-Za-z0-9_]+(?:×\d+)+"  # N×64×56×56, N×1000
 
 ID = r"[A-Za-z][A-Za-z0-9_]*"
 MERMAID_NODE = re.compile(rf'^\s*({ID})(\(\["|\["|\[\[")(.*?)("\]\)|"\]|"\]\])$')
-MERMAID_EDGE = re.compile(rf'^\s*({ID}) -->\|"({SHAPE})"\| ({ID})$')
+# a skip connection is a dotted link (-.->), every other edge a plain one
+MERMAID_EDGE = re.compile(rf'^\s*({ID}) (-->|-\.->)\|"({SHAPE})"\| ({ID})$')
 MERMAID_SUBGRAPH = re.compile(rf'^\s*subgraph ({ID})\["([^"]*)"\]$')
 DOT_NODE = re.compile(rf'^\s*({ID}) \[label="((?:[^"\\]|\\.)*)"(, [^\]]*)?\];$')
-DOT_EDGE = re.compile(rf'^\s*({ID}) -> ({ID}) \[label="({SHAPE})"\];$')
+# a skip connection's shape is its headlabel, among its style attributes
+DOT_EDGE = re.compile(rf'^\s*({ID}) -> ({ID}) \[(label|headlabel)="({SHAPE})"(, [^\]]*)?\];$')
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +46,7 @@ def parse_mermaid(text: str):
             depth -= 1
             assert depth >= 0, "an `end` without its subgraph"
         elif m := MERMAID_EDGE.match(line):
-            edges.append((m.group(1), m.group(3), m.group(2)))
+            edges.append((m.group(1), m.group(4), m.group(3)))
         elif m := MERMAID_NODE.match(line):
             assert m.group(1) not in nodes, f"node {m.group(1)} declared twice"
             label = m.group(3)
@@ -64,7 +67,7 @@ def parse_dot(text: str):
     nodes, edges = {}, []
     for line in lines[1:-1]:
         if m := DOT_EDGE.match(line):
-            edges.append((m.group(1), m.group(2), m.group(3)))
+            edges.append((m.group(1), m.group(2), m.group(4)))
         elif m := DOT_NODE.match(line):
             nodes[m.group(1)] = m.group(2)
     for a, b, _ in edges:
@@ -158,7 +161,8 @@ def test_cli(tmp_path, capsys):
 
 def test_diagram_structure_is_shared_by_both_formats(graphs):
     diagram = build(graphs["resnet18"], depth=2)
-    assert mermaid(diagram).count("-->") == dot(diagram).count(" -> ") == len(diagram.edges)
+    arrows = mermaid(diagram).count("-->") + mermaid(diagram).count("-.->")
+    assert arrows == dot(diagram).count(" -> ") == len(diagram.edges)
 
 
 def test_inline_branches_are_drawn_with_their_concat(tmp_path):
@@ -179,3 +183,99 @@ def test_inline_branches_are_drawn_with_their_concat(tmp_path):
     assert titles == [] and nodes["c_mixed"] == "mixed<br/>4 layers"
     assert [(a, b) for a, b, _ in edges] == [("i_x", "n_conv1"), ("n_conv1", "c_mixed"),
                                              ("c_mixed", "n_flatten1"), ("n_flatten1", "o_flatten1")]
+
+
+def dotted_edges(text: str) -> set[tuple[str, str]]:
+    """The (source, target) of the Mermaid links drawn dotted (`-.->`)."""
+    return {(m.group(1), m.group(4)) for line in text.splitlines()
+            if (m := MERMAID_EDGE.match(line)) and m.group(2) == "-.->"}
+
+
+def reachable_another_way(edges) -> set[tuple[str, str]]:
+    """The oracle for skip connections: the edges (a, b) such that b is reached from a
+    without taking that edge (a depth-first search per edge)."""
+    pairs = {(a, b) for a, b, _ in edges}
+    after: dict[str, set[str]] = {}
+    for a, b in pairs:
+        after.setdefault(a, set()).add(b)
+    found = set()
+    for a, b in pairs:
+        todo = [t for t in after[a] if t != b]
+        seen = set(todo)
+        while todo and b not in seen:
+            for t in after.get(todo.pop(), ()):
+                if t not in seen:
+                    seen.add(t)
+                    todo.append(t)
+        if b in seen:
+            found.add((a, b))
+    return found
+
+
+UNET = """netc: 1
+name: unet3
+inputs: {image: [N, 3, 32, 32]}
+layers:
+  - {conv: {filters: 4, kernel: 3, pad: 1}, name: enc1}
+  - {maxpool: 2, name: down1}
+  - {conv: {filters: 8, kernel: 3, pad: 1}, name: enc2}
+  - {maxpool: 2, name: down2}
+  - {conv: {filters: 16, kernel: 3, pad: 1}, name: enc3}
+  - {maxpool: 2, name: down3}
+  - {conv: {filters: 32, kernel: 3, pad: 1}, name: bottom}
+  - {convtranspose: {filters: 16, kernel: 2, stride: 2}, name: up3}
+  - {concat: {from: [enc3, up3]}, name: cat3}
+  - {convtranspose: {filters: 8, kernel: 2, stride: 2}, name: up2}
+  - {concat: {from: [enc2, up2]}, name: cat2}
+  - {convtranspose: {filters: 4, kernel: 2, stride: 2}, name: up1}
+  - {concat: {from: [enc1, up1]}, name: cat1}
+  - {conv: {filters: 2, kernel: 1}, name: head}
+"""
+
+
+@pytest.mark.skipif("convtranspose" not in netc.layers.REGISTRY, reason="a U-Net upsamples")
+def test_skip_connections_are_drawn_apart_from_the_main_path(tmp_path):
+    """A U-Net's skips: dotted in Mermaid; in DOT dashed, outside the ranking
+    (constraint=false), along the right side (ports e), their shape at the join."""
+    spec = tmp_path / "unet.yaml"
+    spec.write_text(UNET)
+    graph = netc.check_spec(spec)
+    text = render(graph, "mermaid")
+    nodes, edges, _, _ = parse_mermaid(text)
+    skips = {("n_enc3", "n_cat3"), ("n_enc2", "n_cat2"), ("n_enc1", "n_cat1")}
+    assert dotted_edges(text) == skips
+    assert len(edges) == sum(len(n.inputs) for n in graph.nodes) + 1  # each drawn once
+    assert '  n_enc1 -.->|"N×4×32×32"| n_cat1' in text.splitlines()
+    assert '  n_up1 -->|"N×4×32×32"| n_cat1' in text.splitlines()
+    lines = render(graph, "dot").splitlines()
+    skip_lines = [line for line in lines if "constraint=false" in line]
+    assert len(skip_lines) == 3
+    assert '  n_enc1 -> n_cat1 [headlabel="N×4×32×32", style=dashed, color="#3a6ea5", ' \
+           'fontcolor="#3a6ea5", constraint=false, tailport=e, headport=e, labelangle=-40, ' \
+           'labeldistance=4];' in lines
+    for line in skip_lines:
+        assert "style=dashed" in line and "tailport=e" in line and "headport=e" in line
+    assert '  n_up1 -> n_cat1 [label="N×4×32×32"];' in lines  # the main path as before
+    dot_nodes, dot_edges = parse_dot(render(graph, "dot"))
+    assert len(dot_edges) == len(edges)
+
+
+@pytest.mark.parametrize("name", ["resnet18", "resnet50", "googlenet", "unet"])
+@pytest.mark.parametrize("depth", [None, 1, 2])
+def test_the_dotted_edges_are_the_skips(graphs, name, depth):
+    """Exactly the edges whose target their source also reaches another way are dotted
+    (the oracle: a search per edge); ResNet's identity shortcuts are, GoogLeNet's parallel
+    branches are not."""
+    if name not in graphs:
+        pytest.skip(f"specs/{name}.yaml")
+    text = render(graphs[name], "mermaid", depth=depth)
+    _, edges, _, _ = parse_mermaid(text)
+    assert dotted_edges(text) == reachable_another_way(edges)
+    if name == "googlenet":
+        assert dotted_edges(text) == set()
+    if name == "resnet18" and depth is None:  # the 5 blocks without a downsample
+        assert sorted(b for _, b in dotted_edges(text)) == sorted(
+            f"n_layer{k}_{j}_add1" for k, j in [(1, 0), (1, 1), (2, 1), (3, 1), (4, 1)])
+    if name == "unet" and depth == 1:  # each level's encoder block to its decoder block
+        assert dotted_edges(text) == {("c_inc", "c_up4"), ("c_down1", "c_up3"),
+                                      ("c_down2", "c_up2"), ("c_down3", "c_up1")}

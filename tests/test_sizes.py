@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 import netc
+import netc.layers
 from netc.cli import main
 from netc.errors import NetcError
 from netc.tools.sizes import ranges, solve
@@ -103,3 +104,75 @@ def test_specs_it_cannot_help(tmp_path, capsys):
 def test_ranges():
     assert ranges([200, 201, 202, 205, 207, 208]) == "200-202, 205, 207-208"
     assert ranges([]) == "none"
+
+
+UNET = """netc: 1
+name: unet4
+inputs:
+  image: [N, 3, {size}, {size}]
+defaults:
+  maxpool: {{kernel: 2, round: floor}}
+  convtranspose: {{kernel: 2, stride: 2}}
+layers:
+  - {{conv: {{filters: 4, kernel: 3, pad: 1}}, name: enc1}}
+  - {{maxpool: {{}}, name: down1}}
+  - {{conv: {{filters: 8, kernel: 3, pad: 1}}, name: enc2}}
+  - {{maxpool: {{}}, name: down2}}
+  - {{conv: {{filters: 16, kernel: 3, pad: 1}}, name: enc3}}
+  - {{maxpool: {{}}, name: down3}}
+  - {{conv: {{filters: 32, kernel: 3, pad: 1}}, name: enc4}}
+  - {{maxpool: {{}}, name: down4}}
+  - {{conv: {{filters: 64, kernel: 3, pad: 1}}, name: bottom}}
+  - {{convtranspose: {{filters: 32}}, name: up4}}
+  - {{concat: {{from: [enc4, up4]}}, name: cat4}}
+  - {{convtranspose: {{filters: 16}}, name: up3}}
+  - {{concat: {{from: [enc3, up3]}}, name: cat3}}
+  - {{convtranspose: {{filters: 8}}, name: up2}}
+  - {{concat: {{from: [enc2, up2]}}, name: cat2}}
+  - {{convtranspose: {{filters: 4}}, name: up1}}
+  - {{concat: {{from: [enc1, up1]}}, name: cat1}}
+  - {{conv: {{filters: 2, kernel: 1}}, name: head}}
+"""
+
+
+@pytest.mark.skipif("convtranspose" not in netc.layers.REGISTRY, reason="a U-Net upsamples")
+def test_a_unet_checks_at_the_multiples_of_16(tmp_path, capsys):
+    """Four `round: floor` pools and four 2x upsamplings: the skips line up, and the spec
+    checks, exactly at the multiples of 2^4 (every verdict that of the spec written at that
+    size and checked), and `netc sizes` says so, in text and in JSON."""
+    spec = tmp_path / "unet.yaml"
+    spec.write_text(UNET.format(size=250))
+    found = solve(str(spec), 100, 300)
+    assert found.valid == [s for s in range(100, 301) if s % 16 == 0]
+    for result in found.results[:40]:  # 100-139, each written out and checked
+        one = tmp_path / f"unet_{result.size}.yaml"
+        one.write_text(UNET.format(size=result.size))
+        try:
+            netc.check_spec(one)
+            ok = True
+        except NetcError:
+            ok = False
+        assert ok == result.ok, result.size
+    assert not found.declared.ok and found.declared.error.startswith("E305: concat 'cat4'")
+    assert main(["sizes", str(spec), "--range", "100:300"]) == 0
+    out = capsys.readouterr().out
+    assert "  the sizes that check are the multiples of 16\n" in out
+    assert main(["sizes", str(spec), "--range", "100:300", "--format", "json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["pattern"] == {"period": 16, "residues": [0], "start": 112,
+                                 "text": "multiples of 16"}
+    assert report["valid"] == [s for s in range(100, 301) if s % 16 == 0]
+
+
+@pytest.mark.skipif(not (ROOT / "specs" / "unet.yaml").exists(), reason="the zoo's U-Net")
+def test_the_zoo_unet_checks_at_the_multiples_of_16(capsys):
+    assert main(["sizes", str(ROOT / "specs" / "unet.yaml"), "--range", "100:300"]) == 0
+    out = capsys.readouterr().out
+    assert "exact:   " + ", ".join(str(s) for s in range(112, 300, 16)) + "\n" in out
+    assert "the sizes that check are the multiples of 16" in out
+
+
+def test_no_pattern_is_claimed_from_too_few_sizes():
+    """AlexNet's 227 and 259 in 200-260: too short a range to call them a pattern."""
+    found = solve(str(PAPER), 200, 260)
+    assert found.valid == [227, 259] and found.pattern is None

@@ -8,10 +8,18 @@ between collapsed nodes keep their shapes.
 
 Neither format needs a binary to produce: Mermaid renders in GitHub, GitLab and most
 Markdown viewers (inside a ```mermaid fence); DOT goes to graphviz (`dot -Tsvg`).
+
+A skip connection (an edge whose target its source also reaches through other layers: a
+U-Net's encoder map joining the decoder, a residual shortcut) is drawn apart from the main
+path, so that a long one does not pull the layout out of shape: a dotted link in Mermaid
+(`-.->`); in DOT a dashed blue edge that leaves no mark on the ranking (`constraint=false`)
+and runs along the right side of the nodes (ports `e`), its shape written at its head, by
+the join. The main path then stays one straight column and the skips nest beside it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass, field
 
@@ -44,6 +52,8 @@ class Edge:
     source: str  # Box ids
     target: str
     label: str
+    skip: bool = False  # the source also reaches the target through other boxes
+    reference: bool = False  # a `to:` reference: the target reads its size, not its values
 
 
 @dataclass
@@ -161,23 +171,58 @@ def build(graph: Graph, depth: int | None = None) -> Diagram:
 
     edges, seen = [], set()
 
-    def connect(source: str, target: str, value) -> None:
+    def connect(source: str, target: str, value, reference: bool = False) -> None:
         """An edge for `value`, once per pair of boxes (a collapsed subgraph may read one
         value in several of its layers)."""
         origin = box(source).id
         if origin != target and (origin, target, value.name) not in seen:
             seen.add((origin, target, value.name))
-            edges.append(Edge(origin, target, fmt_shape(value.shape)))
+            label = fmt_shape(value.shape)
+            edges.append(Edge(origin, target, f"size of {label}" if reference else label,
+                              reference=reference))
 
     for node in graph.nodes:
         target = box(node.name).id
-        for value in node.inputs:
-            connect(value.name, target, value)
+        # the values its `to:` names (its class's `references`) are its last inputs
+        named = sum(getattr(node.layer, r) is not None for r in type(node.layer).references)
+        for k, value in enumerate(node.inputs):
+            connect(value.name, target, value, k >= len(node.inputs) - named)
     for value in graph.outputs:
         out = Box(ids.make("o", value.name), [value.name, "output"], "output")
         root.items.append(out)
         connect(value.name, out.id, value)
-    return Diagram(graph.name, root.items, edges)
+    return Diagram(graph.name, root.items, _mark_skips(edges))
+
+
+def _mark_skips(edges: list[Edge]) -> list[Edge]:
+    """The edges, each marked `skip` when its source also reaches its target through another
+    of its successors (reachability as bit sets, in reverse topological order; an edge out
+    of a cycle of collapsed subgraphs is never a skip)."""
+    successors: dict[str, list[str]] = {}
+    waiting: dict[str, int] = {}  # incoming edges not yet seen, for the topological order
+    for e in edges:
+        successors.setdefault(e.source, []).append(e.target)
+        waiting[e.target] = waiting.get(e.target, 0) + 1
+        waiting.setdefault(e.source, 0)
+    order = [box for box, n in waiting.items() if n == 0]
+    for box in order:  # Kahn's algorithm: the list grows as it is read
+        for target in successors.get(box, ()):
+            waiting[target] -= 1
+            if waiting[target] == 0:
+                order.append(target)
+    bit = {box: 1 << i for i, box in enumerate(waiting)}
+    reach: dict[str, int] = {}
+    for box in reversed(order):
+        found = 0
+        for target in successors.get(box, ()):
+            found |= bit[target] | reach.get(target, 0)
+        reach[box] = found
+    marked = []
+    for e in edges:
+        others = [t for t in successors[e.source] if t != e.target]
+        skip = e.source in reach and any(reach.get(t, 0) & bit[e.target] for t in others)
+        marked.append(dataclasses.replace(e, skip=True) if skip else e)
+    return marked
 
 
 def _layer_lines(node: Node, group: str) -> list[str]:
@@ -237,7 +282,8 @@ def mermaid(diagram: Diagram) -> str:
 
     emit(diagram.items, "  ")
     for e in diagram.edges:
-        out.append(f'  {e.source} -->|"{_mermaid_text(e.label)}"| {e.target}')
+        arrow = "-.->" if e.skip or e.reference else "-->"
+        out.append(f'  {e.source} {arrow}|"{_mermaid_text(e.label)}"| {e.target}')
     return "\n".join(out) + "\n"
 
 
@@ -245,6 +291,11 @@ def mermaid(diagram: Diagram) -> str:
 
 _DOT_SHAPES = {"input": "shape=oval", "output": "shape=oval", "layer": "",
                "collapsed": 'style="rounded,filled,bold", fillcolor="#eeeeee"'}
+
+
+# a skip connection: apart from the main path (see the module doc); its label at its head
+_DOT_SKIP = ('style=dashed, color="#3a6ea5", fontcolor="#3a6ea5", constraint=false, '
+             'tailport=e, headport=e, labelangle=-40, labeldistance=4')
 
 
 def _dot_string(text: str) -> str:
@@ -271,6 +322,11 @@ def dot(diagram: Diagram) -> str:
 
     emit(diagram.items, "  ")
     for e in diagram.edges:
-        out.append(f"  {e.source} -> {e.target} [label={_dot_string(e.label)}];")
+        dotted = ", style=dotted" if e.reference else ""  # a size read by `to:` (last wins)
+        if e.skip:
+            out.append(f"  {e.source} -> {e.target} [headlabel={_dot_string(e.label)}, "
+                       f"{_DOT_SKIP}{dotted}];")
+        else:
+            out.append(f"  {e.source} -> {e.target} [label={_dot_string(e.label)}{dotted}];")
     out.append("}")
     return "\n".join(out) + "\n"

@@ -5,7 +5,8 @@ range, and the spec is checked again at that size with every layer's declared `r
 an `exact` layer must tile its input exactly, and joins must line up; a `floor` or `ceil`
 layer may round. Each size that checks is reported as *exact* when no layer rounds there
 (every window tiles its input), or *rounded* with the layers that do. `expect:` is not
-checked (its numbers hold for the declared size only).
+checked (its numbers hold for the declared size only). When the sizes that check form a simple
+pattern (an encoder-decoder's `multiples of 16`), the report says it (netc.alignment).
 
 The YAML is read and expanded once; each size re-runs only the checker (a few milliseconds
 even for ResNet-152), with each layer's attributes read once and reused.
@@ -16,6 +17,8 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+from ..alignment import Pattern, find_pattern
+from ..alignment import ranges as ranges  # (`netc.tools.sizes.ranges`, as before)
 from ..errors import Diagnostics, NetcError, fail
 from ..expand import FlatSpec
 from ..layers.base import fmt_shape
@@ -55,6 +58,12 @@ class Sizes:
     @property
     def exact(self) -> list[int]:
         return [r.size for r in self.results if r.exact]
+
+    @property
+    def pattern(self) -> Pattern | None:
+        """The simple pattern the sizes that check form in the range (`multiples of 16`),
+        if they form one."""
+        return find_pattern(self.valid, self.results[0].size, self.results[-1].size)
 
 
 class _Solver:
@@ -140,19 +149,6 @@ def search_limit(high: int) -> int:
 # --- reports -------------------------------------------------------------------------------
 
 
-def ranges(sizes: list[int]) -> str:
-    """`200-223, 225, 227-260`: consecutive sizes as ranges."""
-    parts, start, prev = [], None, None
-    for s in sizes + [None]:
-        if start is not None and (s is None or s != prev + 1):
-            parts.append(str(start) if start == prev else f"{start}-{prev}")
-            start = None
-        if s is not None and start is None:
-            start = s
-        prev = s
-    return ", ".join(parts) if parts else "none"
-
-
 def render_text(sizes: Sizes) -> str:
     results = sizes.results
     low, high = results[0].size, results[-1].size
@@ -165,6 +161,9 @@ def render_text(sizes: Sizes) -> str:
         example = rounded[0]
         layers = ", ".join(example.rounding[:4]) + (", ..." if len(example.rounding) > 4 else "")
         lines.append(f"           (a floor/ceil layer rounds; at {example.size}: {layers})")
+    pattern = sizes.pattern
+    if pattern is not None:
+        lines.append(f"  {pattern_sentence(pattern, low)}")
     declared = sizes.declared
     state = "exact" if declared.exact else "rounded" if declared.ok else declared.error
     lines.append(f"  declared size {declared.size}: {state}")
@@ -195,4 +194,21 @@ def to_dict(sizes: Sizes) -> dict:
         "declared": one(sizes.declared),
         "smallest": one(sizes.smallest) if sizes.smallest else None,
         "sizes": [one(r) for r in sizes.results],
+        "pattern": pattern_dict(sizes.pattern, sizes.results[0].size),
     }
+
+
+def pattern_sentence(pattern: Pattern, low: int) -> str:
+    """`the sizes that check are the multiples of 16`."""
+    text = pattern.text(low)
+    if text.startswith("every size"):
+        return text.replace("every size", "every size checks", 1)
+    return f"the sizes that check are {'the ' if text.startswith('multiples') else 'those '}{text}"
+
+
+def pattern_dict(pattern: Pattern | None, low: int) -> dict | None:
+    """The JSON form: the sizes s >= start with s % period in residues, and the words."""
+    if pattern is None:
+        return None
+    return {"period": pattern.period, "residues": list(pattern.residues), "start": pattern.start,
+            "text": pattern.text(low)}
