@@ -115,13 +115,20 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--image", action="append", nargs="+", default=[], metavar="FILE_OR_DIR",
                    help="run on images (PNG, JPEG, ... as Pillow reads them; a folder: its "
                    "image files, sorted), made into the input by the preprocessing the spec or "
-                   "model declares (`preprocess:`), and print the top classes of each")
+                   "model declares (`preprocess:`), and print the top classes of each (of a "
+                   "segmentation model, N×classes×H×W: the classes covering most pixels)")
     r.add_argument("--top", type=_positive, default=None, metavar="K",
                    help="with --image: how many classes to print per image (default 5)")
     r.add_argument("--output", metavar="OUT.npy",
                    help="save the output (.npy), or all outputs by name (.npz); with --image, "
                    "a table of the top classes per image (.csv or .jsonl) or the outputs "
                    "(.npy, one row per image)")
+    r.add_argument("--masks", metavar="DIR",
+                   help="with --image, for a segmentation model (first output N×classes×H×W): "
+                   "write each image's class map (the argmax over the classes at each pixel) "
+                   "as DIR/<image stem>.png, an 8-bit palette PNG at the output's size (pixel "
+                   "value = class index, Pascal VOC's colours); names two images share get "
+                   "-2, -3...; DIR is created")
     r.add_argument("--maps", metavar="DIR",
                    help="with --image FILE: write each chosen layer's activation maps as one "
                    "PNG grid per layer (a tile per channel) into DIR")
@@ -356,11 +363,15 @@ def cmd_summary(args) -> int:
 
 
 def cmd_run(args) -> int:
+    if args.maps is not None and args.masks is not None:
+        print("netc run: --maps draws the activation maps of layers and --masks writes the "
+              "class maps of the output: not both (run twice)", file=sys.stderr)
+        return EXIT_USAGE
     if args.maps is not None:  # (an empty value too: it is refused there, not ignored)
         from .tools.maps import run_maps
 
         return run_maps(args)
-    if args.image or args.layers is not None:
+    if args.image or args.layers is not None or args.masks is not None:
         from .tools.predict import run_images
 
         return run_images(args)

@@ -57,6 +57,13 @@ MAX_PREPROCESS_JSON = 1 << 16
 MAX_LABELS_JSON = MAX_LABELS * (6 * MAX_LABEL + 3) + 2
 # the 1,000 ImageNet classes in the order of torchvision's classifiers (netc/data/)
 IMAGENET = "imagenet"
+# the 21 Pascal VOC classes, background first, in the order of torchvision's segmentation
+# models (netc/data/)
+VOC = "voc"
+# `labels: NAME` for netc's own copies of well-known class lists: NAME -> (file in netc/data/,
+# what it names)
+SHIPPED_LABELS = {IMAGENET: ("imagenet_classes.txt", "the 1,000 ImageNet classes"),
+                  VOC: ("voc_classes.txt", "the 21 Pascal VOC classes")}
 
 
 @dataclass(frozen=True)
@@ -291,13 +298,26 @@ def _metadata_json(props: dict, key: str, limit: int):
         raise ValueError(f"{key} is nested too deeply to be a netc record") from None
 
 
-@lru_cache(maxsize=1)  # (read once: every zoo spec names them)
+@lru_cache(maxsize=None)  # (read once: every zoo spec names them)
+def shipped_labels(name: str) -> tuple[str, ...]:
+    """The class names of `labels: NAME` for NAME in SHIPPED_LABELS, from netc's copy in
+    netc/data/ (netc/data/README.md names each file's source and licence)."""
+    path = Path(__file__).parent / "data" / SHIPPED_LABELS[name][0]
+    return tuple(line for line in path.read_text(encoding="utf-8").splitlines() if line)
+
+
 def imagenet_labels() -> tuple[str, ...]:
     """The 1,000 ImageNet class names, in the order of torchvision's classifiers (from
     torchvision's `torchvision/models/_meta.py`, `_IMAGENET_CATEGORIES`, BSD-3-Clause; see
     netc/data/imagenet_classes.txt)."""
-    path = Path(__file__).parent / "data" / "imagenet_classes.txt"
-    return tuple(line for line in path.read_text(encoding="utf-8").splitlines() if line)
+    return shipped_labels(IMAGENET)
+
+
+def voc_labels() -> tuple[str, ...]:
+    """The 21 Pascal VOC class names, `__background__` first, in the order of torchvision's
+    segmentation models (from torchvision's `torchvision/models/_meta.py`, `_VOC_CATEGORIES`,
+    BSD-3-Clause; see netc/data/voc_classes.txt)."""
+    return shipped_labels(VOC)
 
 
 # --- decoding ------------------------------------------------------------------------------
@@ -541,7 +561,8 @@ def read_preprocess(diags, node, inputs) -> Preprocess | None:
 
 
 def read_labels(diags, node, source_path: str | None) -> tuple[str, ...] | None:
-    """`labels:` of a spec: `imagenet` (netc's copy of the 1,000 ImageNet names), a file
+    """`labels:` of a spec: `imagenet` or `voc` (netc's copies of the 1,000 ImageNet names
+    and of the 21 Pascal VOC names: SHIPPED_LABELS), a file
     beside the spec (one name a line; it must lie in the spec's folder, as a spec may come
     from a stranger and the names go into the model), or a list. None after an error
     (reported) or when absent."""
@@ -570,11 +591,11 @@ def read_labels(diags, node, source_path: str | None) -> tuple[str, ...] | None:
     if not isinstance(value, str) or not value:
         diags.error("E103", f"labels must be `imagenet`, a file name or a list of names, not "
                     f"{kind_name(node)}", node.span,
-                    hints=["labels: imagenet", "labels: classes.txt (one name a line)",
-                           "labels: [cat, dog]"])
+                    hints=["labels: imagenet", "labels: voc (the 21 Pascal VOC classes)",
+                           "labels: classes.txt (one name a line)", "labels: [cat, dog]"])
         return None
-    if value == IMAGENET:
-        return imagenet_labels()
+    if value in SHIPPED_LABELS:
+        return shipped_labels(value)
     return _labels_file(diags, node, value, source_path)
 
 

@@ -16,7 +16,7 @@ from netc import pipeline
 from netc.cli import main
 from netc.errors import NetcError
 from netc.images import (METADATA_LABELS, METADATA_PREPROCESS, Preprocess, from_metadata,
-                         imagenet_labels, to_metadata)
+                         imagenet_labels, to_metadata, voc_labels)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -58,7 +58,8 @@ def test_defaults_follow_the_input(tmp_path):
 
 def test_the_zoo_declares_torchvisions_transform():
     """The ImageNet specs: resize 256 and crop 224 (Inception v3 342/299, EfficientNetV2-S
-    384/384, as torchvision's weights declare), ImageNet's mean and std, the ImageNet names."""
+    384/384, as torchvision's weights declare), ImageNet's mean and std, the ImageNet names;
+    the segmentation specs: resize and crop 520, the Pascal VOC names."""
     names = imagenet_labels()
     assert len(names) == 1000 and len(set(names)) == 1000
     assert names[0] == "tench" and names[281] == "tabby" and names[999] == "toilet tissue"
@@ -69,10 +70,19 @@ def test_the_zoo_declares_torchvisions_transform():
             assert pre.color == "grayscale" and pre.size() == (32, 32)
             assert graph.labels == tuple("0123456789")
             continue
+        if path.stem == "unet":  # an architecture without weights of its own to match
+            assert pre is None and graph.labels is None
+            continue
         side = graph.inputs[0].shape[2]
         assert pre.crop == (side, side), path.stem
-        assert pre.resize == ({224: 256, 299: 342, 384: 384}[side],), path.stem
         assert pre.mean == (0.485, 0.456, 0.406) and pre.std == (0.229, 0.224, 0.225)
+        if len(graph.outputs[0].shape) == 4:
+            # torchvision's segmentation weights: SemanticSegmentation(resize_size=520), and
+            # a centre square of it for netc's fixed input; the 21 Pascal VOC classes
+            assert pre.resize == (520,) and side == 520, path.stem
+            assert graph.labels == voc_labels() and graph.outputs[0].shape[1] == 21
+            continue
+        assert pre.resize == ({224: 256, 299: 342, 384: 384}[side],), path.stem
         assert graph.labels == names and graph.outputs[0].shape[1] == 1000
 
 

@@ -38,11 +38,29 @@ A table otherwise keeps the text whole (a CSV field with a line break or a comma
 
 Images whose sizes differ (a model whose H and W are symbolic, and no resize and crop that make
 every image one size) run in batches of equal sizes, in the order given.
+
+Dense outputs (segmentation): a first output N×classes×H×W is a score per class per pixel
+(classes on axis 1, as PyTorch's segmentation models give them) when the model names its
+classes (`labels:`, or the .onnx's netc.labels record: check.py's E118 makes them one per
+class) or when --masks asks for its class maps; without either it is a feature map, and only
+summarised (min, mean, max). Each pixel's class is the argmax over axis 1 (ties: the lower
+index, as numpy's and torch's argmax); the table shows the top K classes by the share of the
+image's pixels they cover, most first (ties: the lower index), only classes that cover at
+least one pixel. The .csv and .jsonl tables hold those shares (`share_1`.., `shares`) where a
+classifier's hold probabilities.
+
+`--masks DIR` writes each image's class map as `DIR/<image stem>.png` (`mask_names`: a stem an
+earlier image has gets `-2`, `-3`...): an 8-bit palette PNG at the output's size, pixel value
+= class index, coloured with Pascal VOC's palette (`voc_palette`) so that any viewer shows the
+classes apart. DIR is created; the destinations are checked before the model runs (E603: DIR
+is a file, a folder stands at a PNG's name, or a PNG would replace one of the images). More
+than 256 classes do not fit 8 bits, and a classifier has no class map: usage errors (exit 2).
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import os
@@ -65,6 +83,8 @@ UINT8_NHWC = "uint8-nhwc"  # emit.py's `netc.input` for a --uint8-input model
 METADATA_INPUT = "netc.input"
 EXIT_OK, EXIT_ERRORS, EXIT_USAGE = 0, 1, 2
 LABEL_SHOWN = 64  # characters of a label on the terminal (escapes counted); longer ones cut
+MASK_CLASSES = 256  # classes an 8-bit palette PNG holds (values 0..255)
+MAX_STEM = 150  # bytes of a mask's file name stem: room for write_atomic's temporary name
 
 
 @dataclass(frozen=True)
@@ -73,8 +93,9 @@ class Target:
 
     `shape` is the declared input shape (N×C×H×W floats, or N×H×W×C uint8 with `pixels`),
     symbolic dimensions as names; `fixed` its batch when fixed (else None). `classes` is the
-    number of classes of the first output `output` (N×classes), None when that output is not
-    N×classes (then there are no top classes to print)."""
+    number of classes on axis 1 of the first output `output`: N×classes, or, when `dense`,
+    N×classes×H×W (a score per class per pixel: the model names its classes, or --masks asks
+    for its class maps); None otherwise (then there are no top classes to print)."""
 
     input: str
     shape: tuple
@@ -86,6 +107,7 @@ class Target:
     output_shape: tuple
     classes: int | None
     fixed: int | None
+    dense: bool = False
 
     def size(self) -> tuple:
         """The (C, H, W) or (H, W, C) of one image as the input declares it (names for
@@ -95,9 +117,10 @@ class Target:
 
 def run_images(args) -> int:
     """`netc run` with --image (or --layers without --maps): returns the exit code; raises
-    NetcError for the user's mistakes (E602 an image that does not fit, E604 a model's
-    malformed metadata, E605 an unreadable image, E606 no declared preprocessing). (--maps
-    is tools/maps.py's.)"""
+    NetcError for the user's mistakes (E602 an image that does not fit, E603 a --masks
+    folder or class map that cannot be written, E604 a model's malformed metadata or NaN
+    scores, E605 an unreadable image, E606 no declared preprocessing). (--maps is
+    tools/maps.py's.)"""
     if getattr(args, "maps", None) is not None:  # (a folder named: tools/maps.py's)
         return _usage("--maps '' names no folder: give the folder to draw the maps into, e.g. "
                       "--maps maps/")
@@ -105,6 +128,13 @@ def run_images(args) -> int:
         return _usage("--layers picks the layers of --maps DIR: give --maps too")
     if args.input:
         return _usage("give images with --image or an array with --input, not both")
+    masks = getattr(args, "masks", None)
+    if masks == "":
+        return _usage("--masks '' names no folder: give the folder to write the class maps "
+                      "into, e.g. --masks masks/")
+    if masks is not None and not args.image:
+        return _usage("--masks writes the class map of each image given with --image: give "
+                      "them (netc run MODEL --image photo.jpg --masks masks/)")
     output = args.output
     if output == "":
         return _usage("--output '' names no file: give e.g. --output top.csv, or leave "
@@ -113,6 +143,10 @@ def run_images(args) -> int:
         return _usage(f"with --image, --output writes {', '.join(ARRAYS + TABLES)} files, not "
                       f"'{_shown(output, fs=True)}'")
     files = image_files([p for group in args.image for p in group])
+    if masks is not None and os.path.exists(masks) and not os.path.isdir(masks):
+        raise fail("E603", f"--masks '{_text(masks, fs=True)}' is a file, not a folder", None,
+                   hints=["give a folder for the class maps (created if missing), e.g. "
+                          "--masks masks/"])
 
     from .. import run
 
@@ -123,12 +157,20 @@ def run_images(args) -> int:
               f"{args.seed}), so its classes mean nothing yet; give trained ones with "
               "--weights FILE", file=sys.stderr)
     sess = run.session(model, args.provider, graph=graph)
-    target = model_target(sess, graph, args.model)
+    target = model_target(sess, graph, args.model, masks=masks is not None)
+    if masks is not None:
+        refused = _masks_refused(target)
+        if refused:
+            return _usage(refused)
     if output and output.lower().endswith(TABLES) and target.classes is None:
+        hints = ["save the outputs themselves: --output FILE.npy (or .npz)"]
+        if len(target.output_shape) == 4:
+            hints.append("or, if they are a score per class per pixel, name the classes "
+                         "(`labels:` in the spec) or give --masks DIR as well")
         raise fail("E602", f"--output {os.path.basename(output)} is a table of the top classes, "
                    f"and output '{target.output}' is {run.dims(target.output_shape)}, not "
-                   "N×classes", None,
-                   hints=["save the outputs themselves: --output FILE.npy (or .npz)"])
+                   "N×classes", None, hints=hints)
+    mask_files = _mask_destinations(masks, [p for p, _ in files]) if masks is not None else None
     if target.fixed is not None:
         if args.batch is not None and args.batch != target.fixed:
             raise run.fixed_batch_error(target.input, list(target.shape), f"--batch {args.batch}",
@@ -143,7 +185,7 @@ def run_images(args) -> int:
         outputs[:1] if output and output.lower().endswith(".npy") else []
     saved: dict[str, list] = {name: [] for name in kept}
     first_of: dict[str, str] = {}  # output -> the first image saved (whose shape the rest take)
-    table: list[tuple[str, list, list]] = []
+    table: list[tuple[str, list, list, str | None]] = []
     decided: list[bool] = []  # [whether the outputs already are probabilities], once known
     skipped = done = 0
     from .bench import Progress
@@ -152,8 +194,8 @@ def run_images(args) -> int:
     progress.start("images")
     started = time.monotonic()
 
-    def flush(batch: list[tuple[str, np.ndarray]]) -> None:
-        x = np.stack([a for _, a in batch])
+    def flush(batch: list[tuple[str, np.ndarray, int]]) -> None:
+        x = np.stack([a for _, a, _ in batch])
         if len(batch) < chunk and target.fixed is not None:  # fill up a fixed batch
             x = np.concatenate([x, np.repeat(x[-1:], chunk - len(batch), axis=0)])
         results = run.run_model(sess, {target.input: x}, graph, model, args.provider)
@@ -167,11 +209,11 @@ def run_images(args) -> int:
                 first_of.setdefault(name, batch[0][0])
                 saved[name].append(part)
         first = results[0][:len(batch)]
-        if target.classes is not None and not decided:
+        if target.classes is not None and not target.dense and not decided:
             # a softmax ends the model when its first rows are probabilities: then they are
             # shown as they are, for every image (decided once, so that all rows agree)
             decided.append(all(is_distribution(row) for row in first))
-        for i, (path, _) in enumerate(batch):
+        for i, (path, _, number) in enumerate(batch):
             if target.classes is None:
                 row = first[i]
                 print(f"{_shown(path, fs=True)}\n  {_shown(target.output)}: "
@@ -186,19 +228,27 @@ def run_images(args) -> int:
                            hints=["check the weights (`netc weights MODEL -o w.npz` shows "
                                   "them); a spec's --weights file is checked for NaN when "
                                   "compiled"])
-            indices, probabilities = top_classes(first[i], args.top or 5, decided[0])
+            if target.dense:
+                classes = pixel_classes(first[i])
+                indices, shares = top_shares(classes, target.classes, args.top or 5)
+            else:
+                indices, shares = top_classes(first[i], args.top or 5, decided[0])
             print(_shown(path, fs=True))
-            for index, p in zip(indices, probabilities):
-                label = target.labels[index] if target.labels else None
-                name = f"class {index}" if label is None else _cut(label) \
-                    if label == str(index) else f"{_cut(label)} ({index})"
-                print(f"  {p:7.2%}  {name}")
-            table.append((path, indices, probabilities))
+            for index, p in zip(indices, shares):
+                print(f"  {p:7.2%}  {_class_name(target, index)}")
+            mask = None
+            if mask_files is not None:
+                mask = mask_files[number]
+                write_atomic(mask, mask_png(classes))
+                print(f"  mask: {_shown(mask, fs=True)}")
+            table.append((path, indices, shares, mask))
         sys.stdout.flush()
 
-    pending: list[tuple[str, np.ndarray]] = []
+    from ..files import write_atomic
+
+    pending: list[tuple[str, np.ndarray, int]] = []
     total = len(files)
-    for path, explicit in files:
+    for number, (path, explicit) in enumerate(files):
         try:
             x = image_input(path, target)
         except NetcError as e:
@@ -213,7 +263,7 @@ def run_images(args) -> int:
             if pending and pending[0][1].shape != x.shape:
                 flush(pending)
                 pending = []
-            pending.append((path, x))
+            pending.append((path, x, number))
         done += 1
         if len(pending) == chunk:
             flush(pending)
@@ -340,11 +390,12 @@ def image_files(paths: list[str]) -> list[tuple[str, bool]]:
 # --- the model --------------------------------------------------------------------------------
 
 
-def model_target(sess, graph, path: str) -> Target:
+def model_target(sess, graph, path: str, masks: bool = False) -> Target:
     """What the model takes and gives (Target), from the spec's checked `graph` or, for an
-    .onnx file (`graph` None), from its metadata_props. Raises E606 when no preprocessing is
-    declared, E604 when the metadata is malformed or contradicts the model, E602 when the
-    model's inputs are not one image."""
+    .onnx file (`graph` None), from its metadata_props. A first output N×C×H×W is dense (C
+    classes per pixel) when the model has labels or `masks` (--masks) asks for class maps.
+    Raises E606 when no preprocessing is declared, E604 when the metadata is malformed or
+    contradicts the model, E602 when the model's inputs are not one image."""
     from .. import run
 
     inputs = run.input_specs(sess)
@@ -389,13 +440,17 @@ def model_target(sess, graph, path: str) -> Target:
     _check_fits(preprocess, shape, pixels, path)
     out = ort_outputs[0]
     out_shape = tuple(out.shape)
-    classes = out_shape[1] if len(out_shape) == 2 and isinstance(out_shape[1], int) else None
-    if labels is not None and classes is not None and len(labels) != classes:
+    # axis 1: a classifier's classes (N×classes), or a segmentation model's (N×classes×H×W)
+    axis1 = out_shape[1] if len(out_shape) in (2, 4) and isinstance(out_shape[1], int) \
+        else None
+    if labels is not None and axis1 is not None and len(labels) != axis1:
         raise fail("E604", f"'{path}' names {len(labels):,} classes in its labels record, and "
-                   f"output '{out.name}' has {classes:,}", None,
+                   f"output '{out.name}' has {axis1:,}", None,
                    hints=["compile the model again from its spec"])
+    dense = len(out_shape) == 4 and axis1 is not None and (labels is not None or masks)
+    classes = axis1 if len(out_shape) == 2 or dense else None
     return Target(preprocess.input, shape, dtype, pixels, preprocess, labels, out.name,
-                  out_shape, classes, run.fixed_batch(list(shape)))
+                  out_shape, classes, run.fixed_batch(list(shape)), dense)
 
 
 def _check_fits(preprocess, shape: tuple, pixels: bool, path: str) -> None:
@@ -517,12 +572,167 @@ def top_classes(row: np.ndarray, k: int, probabilities: bool = False
     return [int(i) for i in order], [float(p[i]) for i in order]
 
 
+def _class_name(target: Target, index: int) -> str:
+    """Class `index` as the terminal shows it: `cat (8)`, the label alone when it is the
+    index itself (`7`), or `class 8` without labels."""
+    label = target.labels[index] if target.labels else None
+    if label is None:
+        return f"class {index}"
+    return _cut(label) if label == str(index) else f"{_cut(label)} ({index})"
+
+
+# --- dense outputs: a class per pixel ---------------------------------------------------------
+
+
+def pixel_classes(scores: np.ndarray) -> np.ndarray:
+    """The class of each pixel of one image's scores (classes×H×W): the argmax over axis 0,
+    the lower index on ties (numpy's argmax, as torch.argmax), H×W int64. The scores must be
+    free of NaN (run_images raises E604 first)."""
+    return np.argmax(scores, axis=0)
+
+
+def top_shares(classes: np.ndarray, count: int, k: int) -> tuple[list[int], list[float]]:
+    """The `k` classes that cover most pixels of a class map `classes` (H×W, values below
+    `count`), most first (ties: the lower index), and the share of the pixels each covers
+    (pixels / (H·W)); only classes that cover at least one pixel."""
+    pixels = np.bincount(classes.ravel(), minlength=count)
+    order = [int(i) for i in np.argsort(-pixels, kind="stable")[:k] if pixels[i] > 0]
+    return order, [int(pixels[i]) / classes.size for i in order]
+
+
+def voc_palette() -> bytes:
+    """The 256 colours (768 bytes, R G B) of Pascal VOC's class maps, as the VOC devkit's
+    `VOClabelcolormap.m` makes them and VOC's SegmentationClass PNGs carry: the bits of index
+    i, three at a time (red, green, blue), become the high bits of the colour, so that class
+    0 (background) is black, 1 (128, 0, 0), 15 (person) (192, 128, 128) and 255 (VOC's
+    `void`, the outlines) (224, 224, 192). Any classes get colours far apart this way, not
+    only VOC's."""
+    colours = bytearray()
+    for i in range(MASK_CLASSES):
+        r = g = b = 0
+        c = i
+        for bit in range(7, -1, -1):
+            r |= (c & 1) << bit
+            g |= (c >> 1 & 1) << bit
+            b |= (c >> 2 & 1) << bit
+            c >>= 3
+        colours += bytes((r, g, b))
+    return bytes(colours)
+
+
+def mask_png(classes: np.ndarray) -> bytes:
+    """A class map (H×W, values 0..255) as an 8-bit palette PNG (mode P: pixel value = class
+    index, colours voc_palette)."""
+    from PIL import Image
+
+    h, w = classes.shape
+    image = Image.frombytes("P", (w, h), np.ascontiguousarray(classes, dtype=np.uint8).tobytes())
+    image.putpalette(voc_palette())
+    buf = io.BytesIO()
+    image.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def mask_names(paths: list[str]) -> list[str]:
+    """The file name of each image's class map, in the order of `paths` (the order the images
+    run in): `<stem>.png`, the image's file name without its extension (a stem longer than
+    MAX_STEM bytes is cut and ends in `-` and 8 hex digits of its SHA-256). A stem that an
+    earlier image already has (`a.jpg` and `a.png`; `x/a.jpg` and `y/a.jpg`; compared without
+    case, for file systems that ignore it) gets `-2`, `-3`...: the first that neither an
+    earlier image's name nor any image's own stem is. So each name depends only on the list."""
+    stems = [_mask_stem(p) for p in paths]
+    own = {stem.casefold() for stem in stems}
+    used: set[str] = set()
+    names = []
+    for stem in stems:
+        name, k = stem, 1
+        # (a name that is some image's own stem stays free for that image, even a later one)
+        while name.casefold() in used or (k > 1 and name.casefold() in own):
+            k += 1
+            name = f"{stem}-{k}"
+        used.add(name.casefold())
+        names.append(name + ".png")
+    return names
+
+
+def _mask_stem(path: str) -> str:
+    stem = os.path.splitext(os.path.basename(path))[0] or os.path.basename(path)
+    raw = os.fsencode(stem)
+    if len(raw) <= MAX_STEM:
+        return stem
+    digest = hashlib.sha256(raw).hexdigest()[:8]
+    cut = stem
+    while len(os.fsencode(cut)) > MAX_STEM - 9:  # (characters of several bytes: one at a time)
+        cut = cut[:-1]
+    return f"{cut}-{digest}"
+
+
+def _masks_refused(target: Target) -> str | None:
+    """Why --masks cannot write class maps of this model's output (None: it can)."""
+    from .. import run
+
+    shape = run.dims(target.output_shape)
+    if not target.dense:
+        why = {2: ": a classifier's, one score per class per image; leave --masks out",
+               4: ": its classes (axis 1) are not a fixed number"}
+        return (f"--masks writes class maps, which need a dense output, N×classes×H×W (a "
+                f"score per class per pixel), and output '{_shown(target.output)}' is {shape}"
+                + why.get(len(target.output_shape), ""))
+    if target.classes > MASK_CLASSES:
+        return (f"--masks writes 8-bit palette PNGs (class indices 0..{MASK_CLASSES - 1}), and "
+                f"output '{_shown(target.output)}' has {target.classes:,} classes ({shape}); "
+                "save the scores with --output FILE.npy and take their argmax over axis 1")
+    if target.classes == 1:
+        return (f"output '{_shown(target.output)}' has one channel ({shape}): its argmax is "
+                "class 0 at every pixel. A single score per pixel (a sigmoid) needs a "
+                "threshold: save the scores with --output FILE.npy")
+    return None
+
+
+def _mask_destinations(folder: str, paths: list[str]) -> list[str]:
+    """The path of each image's class map in `folder` (mask_names), checked before anything
+    runs: E603 when a folder stands at one's name, or when one would replace an image of this
+    run (--masks naming the images' own folder, with PNG images). Creates `folder`."""
+    targets = [os.path.join(folder, name) for name in mask_names(paths)]
+    images = set()
+    for p in paths:  # an image by its file (a link to it too): never written over
+        for get in (os.stat, os.lstat):
+            try:
+                st = get(p)
+            except OSError:
+                continue
+            images.add((st.st_dev, st.st_ino))
+    for path, target in zip(paths, targets):
+        if os.path.isdir(target) and not os.path.islink(target):
+            raise fail("E603", f"cannot write the class map of '{_text(path, fs=True)}' to "
+                       f"'{_text(target, fs=True)}': it is a folder", None,
+                       hints=["remove or rename that folder, or give another --masks folder"])
+        for get in (os.stat, os.lstat):
+            try:
+                st = get(target)
+            except OSError:
+                continue
+            if (st.st_dev, st.st_ino) in images:
+                raise fail("E603", f"the class map of '{_text(path, fs=True)}' would replace "
+                           f"the image '{_text(target, fs=True)}'", None,
+                           hints=["give --masks a folder of its own, e.g. --masks masks/"])
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as e:
+        raise fail("E603", f"cannot create the folder '{_text(folder, fs=True)}': "
+                   f"{e.strerror or e}", None) from None
+    return targets
+
+
 # --- --output ---------------------------------------------------------------------------------
 
 
 def _write_output(path: str, saved: dict, table: list, target: Target, k: int) -> None:
     """The outputs (.npy: the first output; .npz: all, by name) or the table of top classes
-    (.csv, .jsonl), written atomically."""
+    (.csv, .jsonl), written atomically. A dense output's table holds the shares of the pixels
+    (`share`, `shares`) where a classifier's holds probabilities, and, with --masks, each
+    image's class map (`mask`); an image whose pixels fall in fewer than K classes has fewer
+    entries (empty cells in the CSV)."""
     from ..files import write_atomic
 
     lower = path.lower()
@@ -543,20 +753,24 @@ def _write_output(path: str, saved: dict, table: list, target: Target, k: int) -
         # quoted only when the line ending has that character ("\n" alone left a \r bare)
         writer = csv.writer(text, lineterminator="\r\n")
         k = min(k, target.classes)
-        writer.writerow(["file"] + [f"{c}_{r}" for r in range(1, k + 1)
-                                    for c in ("label", "index", "probability")])
-        for file, indices, probabilities in table:
-            cells = [_text(file, fs=True)]
+        value = "share" if target.dense else "probability"
+        masks = bool(table) and table[0][3] is not None
+        writer.writerow(["file"] + ["mask"] * masks
+                        + [f"{c}_{r}" for r in range(1, k + 1) for c in ("label", "index", value)])
+        for file, indices, probabilities, mask in table:
+            cells = [_text(file, fs=True)] + ([_text(mask, fs=True)] if masks else [])
             for i, p in zip(indices, probabilities):
                 cells += [_label(target, i), i, repr(p)]
-            writer.writerow(cells)
+            writer.writerow(cells + [""] * (3 * (k - len(indices))))
         write_atomic(path, text.getvalue().encode("utf-8"))
         what = _top_what(k, len(table))
     else:
-        lines = [json.dumps({"file": _text(file, fs=True),
-                             "labels": [_label(target, i) for i in indices],
-                             "indices": indices, "probabilities": probabilities},
-                            ensure_ascii=False) for file, indices, probabilities in table]
+        value = "shares" if target.dense else "probabilities"
+        lines = [json.dumps({"file": _text(file, fs=True)}
+                            | ({} if mask is None else {"mask": _text(mask, fs=True)})
+                            | {"labels": [_label(target, i) for i in indices],
+                               "indices": indices, value: probabilities},
+                            ensure_ascii=False) for file, indices, probabilities, mask in table]
         write_atomic(path, "".join(line + "\n" for line in lines).encode("utf-8"))
         what = _top_what(min(k, target.classes), len(table))
     print(f"saved {what} to {_shown(path, fs=True)}")
