@@ -39,7 +39,7 @@ TOLERANCE = 1e-5  # max |torch - onnx| / max |onnx|
 # grow to ~400 and float32 rounding shows: against a float64 run of the same model, ONNX Runtime
 # is off by 1.5e-5 and torch by 8.5e-6. With torchvision's weights the two agree to 8.3e-7
 # (tests/test_torchvision.py).
-LOOSER = {"mobilenet_v3_large": 3e-5}
+LOOSER = {"mobilenet_v3_large": 3e-5, "lraspp_mobilenet_v3_large": 3e-5}  # its backbone
 SEED = 3  # not netc's default, so that a seed that is dropped somewhere shows
 
 

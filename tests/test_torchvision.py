@@ -44,9 +44,22 @@ MODELS = {
     "regnet_y_400mf": lambda: torchvision.models.regnet_y_400mf(),
     "efficientnet_v2_s": lambda: torchvision.models.efficientnet_v2_s(),
     "convnext_tiny": lambda: torchvision.models.convnext_tiny(),
+    # segmentation, without the auxiliary heads; their output is the dict's "out"
+    "fcn_resnet50": lambda: torchvision.models.segmentation.fcn_resnet50(
+        weights_backbone=None, aux_loss=False),
+    "deeplabv3_resnet50": lambda: torchvision.models.segmentation.deeplabv3_resnet50(
+        weights_backbone=None, aux_loss=False),
+    "lraspp_mobilenet_v3_large": lambda: torchvision.models.segmentation.lraspp_mobilenet_v3_large(
+        weights_backbone=None),
 }
 # The input size where it is not 224x224 (EfficientNetV2-S: the size its weights are for).
-SIZES = {"inception_v3": 299, "efficientnet_v2_s": 384}
+SIZES = {"inception_v3": 299, "efficientnet_v2_s": 384, "fcn_resnet50": 520,
+         "deeplabv3_resnet50": 520, "lraspp_mobilenet_v3_large": 520}
+
+
+def _out(result):
+    """A classifier's output, or a segmentation model's `out` (its dict also holds `aux`)."""
+    return result["out"] if isinstance(result, dict) else result
 
 
 def _randomise_batchnorm(model, generator):
@@ -81,7 +94,7 @@ def test_torchvision_checkpoint_compiles_and_matches(name, tmp_path):
     size = SIZES.get(name, 224)
     x = torch.randn(2, 3, size, size, generator=torch.Generator().manual_seed(2))
     with torch.no_grad():
-        expected = model(x).numpy()
+        expected = _out(model(x)).numpy()
     sess = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
     (got,) = sess.run(None, {"image": x.numpy()})
     relative = np.abs(got - expected).max() / np.abs(expected).max()
@@ -106,6 +119,6 @@ def test_netc_torch_loads_torchvision_state_dict(name):
     size = SIZES.get(name, 224)
     x = torch.randn(1, 3, size, size, generator=torch.Generator().manual_seed(2))
     with torch.no_grad():
-        expected, got = reference(x), model(x)
+        expected, got = _out(reference(x)), model(x)
     relative = ((got - expected).abs().max() / expected.abs().max()).item()
     assert relative < 1e-5, f"{name}: relative error {relative:.2e}"

@@ -52,6 +52,14 @@ PUBLISHED = {
     "efficientnet_v2_s": (21_458_488, 8_365_617_152, 1000),
     "convnext_tiny": (28_589_128, 4_455_531_264, 1000),
 }
+# Segmentation (N×21×520×520 out): torchvision publishes GFLOPS to three decimals at 520x520,
+# counting the auxiliary head (FCNHead(1024, 21) on layer3's 1024×65×65: 9,990,432,000 MACs),
+# which the specs leave out as aux_loss=False does; their parameters are checked against
+# torchvision's own count in tests/data/torchvision/*.txt.
+PUBLISHED_GFLOPS = {"fcn_resnet50": (152.717, 9_990_432_000),
+                    "deeplabv3_resnet50": (178.722, 9_990_432_000),
+                    "lraspp_mobilenet_v3_large": (2.086, 0)}
+
 # torchvision's state_dict keys (parameters and running statistics; num_batches_tracked left
 # out), written by torchvision 0.29.1 itself: see the first line of each file.
 TORCHVISION_KEYS = ROOT / "tests" / "data" / "torchvision"
@@ -103,7 +111,14 @@ def test_onnx_shape_inference_agrees_with_netc(compiled):
                                 for d in dims)
     shapes.update((i.name, tuple(i.dims)) for i in model.graph.initializer)  # `param` layers
     for node in graph.nodes:
-        assert shapes[node.name] == node.output.shape, node.name
+        inferred = shapes[node.name]
+        # ONNX's Resize inference multiplies each dimension by its scale, and a symbolic batch
+        # times 1.0 is unknown to it (`unk__0`), as is every shape after it: that much only
+        # stays unsaid (netc's value_info, which ONNX Runtime reads, states N)
+        assert len(inferred) == len(node.output.shape), node.name
+        for got, want in zip(inferred, node.output.shape):
+            unsaid = isinstance(want, str) and isinstance(got, str) and got.startswith("unk__")
+            assert got == want or unsaid, node.name
 
 
 def test_runs_in_onnxruntime_at_batch_2_and_3(compiled):
@@ -150,6 +165,14 @@ def test_summary_json_reports_published_counts(name, capsys):
     assert list(report["outputs"].values()) == [["N", classes]]
     assert sum(layer["params"] for layer in report["layers"]) == params
     assert sum(layer["macs"] for layer in report["layers"]) == macs
+
+
+@pytest.mark.parametrize("name", sorted(PUBLISHED_GFLOPS))
+def test_segmentation_macs_round_to_torchvisions_gflops(name, capsys):
+    gflops, aux = PUBLISHED_GFLOPS[name]
+    assert main(["summary", "--format", "json", str(ROOT / "specs" / f"{name}.yaml")]) == 0
+    macs = json.loads(capsys.readouterr().out)["macs"]
+    assert abs((macs + aux) / 1e9 - gflops) <= 0.001
 
 
 @pytest.mark.parametrize("name", ["googlenet", "inception_v3", "resnet152"])
