@@ -82,7 +82,8 @@ def compare(graph, model, onnx_bytes, batch: int = 2) -> float:
 # --- 1. every shipped spec --------------------------------------------------------------------
 
 # the zoo at batch 2, except the networks of 4 GMACs an image and more, to keep CPU time short
-BATCH = {"vgg16": 1, "resnet50": 1, "resnet101": 1, "resnet152": 1}
+BATCH = {"vgg16": 1, "resnet50": 1, "resnet101": 1, "resnet152": 1, "fcn_resnet50": 1,
+         "deeplabv3_resnet50": 1, "unet": 1}
 
 
 @pytest.fixture(scope="module", params=SPECS, ids=lambda p: p.stem)
