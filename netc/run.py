@@ -24,13 +24,15 @@ PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
 # --- the model: an .onnx file as it is, or a spec compiled in memory ---------------------------
 
 
-def load_model(args):
+def load_model(args, check=None):
     """(model, graph) for `netc run`: an .onnx path as is (its external data lies beside it)
     and None, or the spec `args.model` checked (warnings to standard error) and compiled in
     memory with `args.seed`, `args.weights` (`args.allow_missing`), `args.dtype` and
     `args.fold_bn` (pipeline.runnable: bytes, or a path for weights past 1.5 GiB), and its
-    checked graph. Raises NetcError: E001 no such file, E507 --weights with an .onnx model,
-    the spec's and the weights file's errors."""
+    checked graph. `check(graph)`, if given, runs on a spec's graph before its weights are read
+    and it is compiled (a command's own refusal, raised before seconds of compiling). Raises
+    NetcError: E001 no such file, E507 --weights with an .onnx model, the spec's and the
+    weights file's errors."""
     if args.model.endswith(".onnx"):
         if not os.path.isfile(args.model):
             raise fail("E001", f"cannot read '{args.model}': no such file", None)
@@ -41,6 +43,8 @@ def load_model(args):
     from .pipeline import Emission, runnable
 
     graph = spec_graph(args.model, args.limits)
+    if check is not None:
+        check(graph)
     return runnable(graph, Emission(args.seed, spec_weights(args, graph), args.dtype,
                                     args.fold_bn)), graph
 

@@ -278,6 +278,85 @@ def test_masks_destinations_are_checked_first(tmp_path, capsys):
     assert photo.read_bytes() == CAT.read_bytes()
 
 
+def test_masks_never_replace_a_file_netc_did_not_write(tmp_path, capsys):
+    """`--image a.jpg --masks .` beside the user's own a.png (not an image of this run): E603
+    before anything runs, the file left as it was; the same for a file of another kind, and a
+    link, at a mask's name. Both hints work: another folder, or deleting the file."""
+    spec, weights = dense_spec(tmp_path)
+    here = tmp_path / "photos"
+    here.mkdir()
+    jpg = solid(here / "a.jpg", (0, 200, 0))
+    own = solid(here / "a.png", (9, 9, 9))
+    before = own.read_bytes()
+    rc, out, err = run(capsys, spec, "--weights", weights, "--image", jpg, "--masks", here)
+    assert rc == 1 and out == "", err
+    assert f"error[E603]: the class map of '{jpg}' would replace '{own}', a file netc did not " \
+        "write" in err and "hint: give --masks a folder of its own" in err
+    assert f"hint: or delete '{own}' if it may go" in err
+    assert own.read_bytes() == before and sorted(os.listdir(here)) == ["a.jpg", "a.png"]
+    # several: the first named, the rest counted; text, and a link to a mask netc wrote
+    rc, _, _ = run(capsys, spec, "--weights", weights, "--image", jpg, "--masks", tmp_path / "m")
+    assert rc == 0
+    (tmp_path / "x").mkdir()
+    (tmp_path / "x" / "b.png").write_text("notes")
+    (tmp_path / "x" / "c.png").symlink_to(tmp_path / "m" / "a.png")
+    others = [solid(here / "b.jpg", (1, 1, 1)), solid(here / "c.jpg", (2, 2, 2))]
+    rc, _, err = run(capsys, spec, "--weights", weights, "--image", *others, "--masks",
+                     tmp_path / "x")
+    assert rc == 1 and "would replace '" in err and "/x/b.png' (and 1 more), a file netc did " \
+        "not write" in err
+    assert (tmp_path / "x" / "b.png").read_text() == "notes"
+    assert (tmp_path / "x" / "c.png").is_symlink()
+    # the hints, followed
+    rc, _, err = run(capsys, spec, "--weights", weights, "--image", jpg, "--masks",
+                     here / "masks")
+    assert rc == 0, err
+    own.unlink()
+    rc, out, err = run(capsys, spec, "--weights", weights, "--image", jpg, "--masks", here)
+    assert rc == 0 and f"  mask: {own}" in out, err
+    with Image.open(own) as png:
+        np.testing.assert_array_equal(np.asarray(png), oracle(jpg))
+
+
+def test_a_rerun_replaces_netcs_own_masks_which_name_their_image(tmp_path, capsys):
+    """Each mask carries a `netc.mask` text chunk naming its image; a later run writing the
+    same name (another image with that stem) replaces it, the mark then naming the new one."""
+    spec, weights = dense_spec(tmp_path)
+    masks = tmp_path / "masks"
+    first, second = tmp_path / "1", tmp_path / "2"
+    first.mkdir()
+    second.mkdir()
+    images = [solid(first / "a.png", (200, 0, 0)), solid(second / "a.jpg", (0, 0, 200))]
+    assert oracle(images[0])[0, 0] != oracle(images[1])[0, 0]  # the masks differ
+    for image in images:
+        rc, _, err = run(capsys, spec, "--weights", weights, "--image", image, "--masks", masks)
+        assert rc == 0, err
+        with Image.open(masks / "a.png") as png:
+            assert png.info["netc.mask"] == str(image)
+            np.testing.assert_array_equal(np.asarray(png), oracle(image))
+    assert os.listdir(masks) == ["a.png"]
+
+
+def test_a_spec_without_preprocess_is_e606_before_it_is_compiled(tmp_path, capsys,
+                                                                 monkeypatch):
+    """The spec's checked graph says it has no `preprocess:`: compiling the model first (2 s
+    and 600 MB for specs/unet.yaml) only to say so is not done, nor are its weights read."""
+    spec, weights = dense_spec(tmp_path)
+    spec.write_text(spec.read_text(encoding="utf-8").replace(
+        f"preprocess: {{resize: [{H}, {W}]}}\n", ""), encoding="utf-8")
+
+    def never(*args, **kwargs):
+        pytest.fail("the model was compiled (or its weights read) before E606")
+
+    monkeypatch.setattr(pipeline, "runnable", never)
+    monkeypatch.setattr("netc.weights.read_weights", never)
+    rc, out, err = run(capsys, spec, "--weights", weights, "--image", CAT, "--masks",
+                       tmp_path / "m")
+    assert rc == 1 and out == "", err
+    assert f"error[E606]: spec '{spec}' has no `preprocess:`" in err and f"N×3×{H}×{W}" in err
+    assert not (tmp_path / "m").exists()
+
+
 @pytest.mark.parametrize("argv, says", [
     (["--masks", ""], "--masks '' names no folder"),
     (["--masks", "m", "--maps", "d"], "--maps draws the activation maps of layers and --masks"),

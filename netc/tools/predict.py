@@ -52,9 +52,13 @@ classifier's hold probabilities.
 `--masks DIR` writes each image's class map as `DIR/<image stem>.png` (`mask_names`: a stem an
 earlier image has gets `-2`, `-3`...): an 8-bit palette PNG at the output's size, pixel value
 = class index, coloured with Pascal VOC's palette (`voc_palette`) so that any viewer shows the
-classes apart. DIR is created; the destinations are checked before the model runs (E603: DIR
-is a file, a folder stands at a PNG's name, or a PNG would replace one of the images). More
-than 256 classes do not fit 8 bits, and a classifier has no class map: usage errors (exit 2).
+classes apart, and marked as netc's by a `netc.mask` text chunk naming its image. DIR is
+created; the destinations are checked before the model is compiled (E603: DIR is a file, a
+folder stands at a PNG's name, a PNG would replace one of the images, or any other file that
+is not a class map netc wrote: only those, from an earlier run, are replaced). More than 256
+classes do not fit 8 bits, and a classifier has no class map: usage errors (exit 2).
+
+A spec without `preprocess:` is refused (E606) from its checked graph, before it is compiled.
 """
 
 from __future__ import annotations
@@ -85,6 +89,7 @@ EXIT_OK, EXIT_ERRORS, EXIT_USAGE = 0, 1, 2
 LABEL_SHOWN = 64  # characters of a label on the terminal (escapes counted); longer ones cut
 MASK_CLASSES = 256  # classes an 8-bit palette PNG holds (values 0..255)
 MAX_STEM = 150  # bytes of a mask's file name stem: room for write_atomic's temporary name
+MASK_MARK = "netc.mask"  # the PNG text chunk that marks a class map as netc's (its image)
 
 
 @dataclass(frozen=True)
@@ -148,9 +153,13 @@ def run_images(args) -> int:
                    hints=["give a folder for the class maps (created if missing), e.g. "
                           "--masks masks/"])
 
+    # where the class maps go, checked before the model is compiled (E603); created later,
+    # once the model is known to give class maps
+    mask_files = _mask_destinations(masks, [p for p, _ in files]) if masks is not None else None
+
     from .. import run
 
-    model, graph = run.load_model(args)
+    model, graph = _load_model(args)
     spec = graph is not None
     if spec and not args.weights:  # (a surprise otherwise: confident, meaningless classes)
         print(f"netc: note: {_text(args.model, fs=True)} runs with its initial weights (seed "
@@ -170,7 +179,8 @@ def run_images(args) -> int:
         raise fail("E602", f"--output {os.path.basename(output)} is a table of the top classes, "
                    f"and output '{target.output}' is {run.dims(target.output_shape)}, not "
                    "N×classes", None, hints=hints)
-    mask_files = _mask_destinations(masks, [p for p, _ in files]) if masks is not None else None
+    if masks is not None:
+        _make_folder(masks)
     if target.fixed is not None:
         if args.batch is not None and args.batch != target.fixed:
             raise run.fixed_batch_error(target.input, list(target.shape), f"--batch {args.batch}",
@@ -239,7 +249,7 @@ def run_images(args) -> int:
             mask = None
             if mask_files is not None:
                 mask = mask_files[number]
-                write_atomic(mask, mask_png(classes))
+                write_atomic(mask, mask_png(classes, path))
                 print(f"  mask: {_shown(mask, fs=True)}")
             table.append((path, indices, shares, mask))
         sys.stdout.flush()
@@ -388,6 +398,21 @@ def image_files(paths: list[str]) -> list[tuple[str, bool]]:
 
 
 # --- the model --------------------------------------------------------------------------------
+
+
+def _load_model(args):
+    """(model, graph) as run.load_model gives them, except that a spec without `preprocess:`
+    is refused (E606) from its checked graph, before its weights are read and the model is
+    compiled (seconds and hundreds of MB for a big one, only to say that). An .onnx file
+    carries its record in the model itself: model_target checks it."""
+    from .. import run
+
+    def preprocessed(graph) -> None:
+        if graph.preprocess is None:
+            raise _no_preprocess([(v.name, v.shape) for v in graph.inputs], args.model,
+                                 spec=True)
+
+    return run.load_model(args, check=preprocessed)
 
 
 def model_target(sess, graph, path: str, masks: bool = False) -> Target:
@@ -620,17 +645,41 @@ def voc_palette() -> bytes:
     return bytes(colours)
 
 
-def mask_png(classes: np.ndarray) -> bytes:
+def mask_png(classes: np.ndarray, image_path: str) -> bytes:
     """A class map (H×W, values 0..255) as an 8-bit palette PNG (mode P: pixel value = class
-    index, colours voc_palette)."""
-    from PIL import Image
+    index, colours voc_palette), marked as netc's by a text chunk MASK_MARK whose value names
+    the image `image_path` (as `_text` writes it: a tEXt chunk, or iTXt beyond Latin-1), so
+    that a later --masks run knows the file is one it may replace (is_netc_mask)."""
+    from PIL import Image, PngImagePlugin
 
     h, w = classes.shape
     image = Image.frombytes("P", (w, h), np.ascontiguousarray(classes, dtype=np.uint8).tobytes())
     image.putpalette(voc_palette())
+    info = PngImagePlugin.PngInfo()
+    info.add_text(MASK_MARK, _text(image_path, fs=True))
     buf = io.BytesIO()
-    image.save(buf, format="PNG")
+    image.save(buf, format="PNG", pnginfo=info)
     return buf.getvalue()
+
+
+def is_netc_mask(path: str) -> bool:
+    """Whether the file at `path` is a class map netc wrote (mask_png): a plain file (not a
+    link) that is a PNG carrying the MASK_MARK text chunk. Anything else, including a file
+    that cannot be read, is not: --masks never replaces it. Reads the chunks before the
+    pixels only (Pillow's open), not the image."""
+    import warnings
+
+    from PIL import Image
+
+    if os.path.islink(path) or not os.path.isfile(path):
+        return False
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # (Pillow's DecompressionBombWarning)
+            with Image.open(path) as image:
+                return image.format == "PNG" and MASK_MARK in image.info
+    except Exception:  # not an image, unreadable, a decompression bomb: not netc's
+        return False
 
 
 def mask_names(paths: list[str]) -> list[str]:
@@ -690,9 +739,11 @@ def _masks_refused(target: Target) -> str | None:
 
 
 def _mask_destinations(folder: str, paths: list[str]) -> list[str]:
-    """The path of each image's class map in `folder` (mask_names), checked before anything
-    runs: E603 when a folder stands at one's name, or when one would replace an image of this
-    run (--masks naming the images' own folder, with PNG images). Creates `folder`."""
+    """The path of each image's class map in `folder` (mask_names), checked before the model
+    is compiled: E603 when a folder stands at one's name, when one would replace an image of
+    this run (--masks naming the images' own folder, with PNG images), or any other file that
+    is not a class map netc wrote (is_netc_mask: a user's own a.png beside a.jpg); netc's own
+    class maps, from an earlier run, are replaced. Creates nothing (_make_folder)."""
     targets = [os.path.join(folder, name) for name in mask_names(paths)]
     images = set()
     for p in paths:  # an image by its file (a link to it too): never written over
@@ -716,12 +767,28 @@ def _mask_destinations(folder: str, paths: list[str]) -> list[str]:
                 raise fail("E603", f"the class map of '{_text(path, fs=True)}' would replace "
                            f"the image '{_text(target, fs=True)}'", None,
                            hints=["give --masks a folder of its own, e.g. --masks masks/"])
+    foreign = [(path, target) for path, target in zip(paths, targets)
+               if os.path.lexists(target) and not is_netc_mask(target)]
+    if foreign:
+        path, target = foreign[0]
+        more = f" (and {len(foreign) - 1:,} more)" if len(foreign) > 1 else ""
+        raise fail("E603", f"the class map of '{_text(path, fs=True)}' would replace "
+                   f"'{_text(target, fs=True)}'{more}, a file netc did not write", None,
+                   details=[f"netc replaces only the class maps it wrote itself (PNGs with a "
+                            f"{MASK_MARK} text chunk)"],
+                   hints=["give --masks a folder of its own, e.g. --masks masks/",
+                          f"or delete '{_text(target, fs=True)}'"
+                          + (" and the others if they may go" if more else " if it may go")])
+    return targets
+
+
+def _make_folder(folder: str) -> None:
+    """Creates the --masks folder (and its parents) if missing; E603 when it cannot."""
     try:
         os.makedirs(folder, exist_ok=True)
     except OSError as e:
         raise fail("E603", f"cannot create the folder '{_text(folder, fs=True)}': "
                    f"{e.strerror or e}", None) from None
-    return targets
 
 
 # --- --output ---------------------------------------------------------------------------------
