@@ -13,9 +13,10 @@ import dataclasses
 import math
 import re
 from typing import NamedTuple
-from .alignment import find_pattern, nearest, ranges
-from .errors import Diagnostics, Note, RuleError, closest, did_you_mean, did_you_mean_type
-from .expand import FlatSpec, LayerUse
+from .alignment import Growth, find_pattern, fit_growth, lcm, nearest, ranges
+from .errors import (Diagnostics, Note, RuleError, closest_attribute, did_you_mean,
+                     did_you_mean_attribute, did_you_mean_type)
+from .expand import LIST_KINDS as _LIST_KINDS, FlatSpec, LayerUse
 from .ir import Graph, Node, Value, Weight
 from .layers import REGISTRY, AttrSpec, Site, attributes, fmt_shape
 from .layers.base import (INITIALISERS, INITIALISERS_WITH_VALUE, MAX_ITEMS, Layer, init_hints,
@@ -246,9 +247,11 @@ class Checker:
                 if key in specs:
                     given[key] = value
                 else:
-                    meant.add(closest(key, specs))
+                    # (a layer type defined outside netc may lack the table)
+                    foreign = getattr(cls, "foreign_attributes", None)
+                    meant.add(closest_attribute(key, specs, foreign))
                     misspelt = True
-                    hints = did_you_mean(key, specs)
+                    hints = did_you_mean_attribute(key, specs, foreign)
                     if key == "name":
                         hints = ["write `name:` beside the layer type, not among its attributes"]
                     elif not hints:
@@ -263,9 +266,22 @@ class Checker:
                 return None
             given[cls.main] = node
         elif isinstance(node, YList):
-            self.diags.error("E103", f"the attributes of {what} must be a mapping, not a list",
-                             use.place(node.span))
-            return None
+            main = specs.get(cls.main) if cls.main is not None else None
+            if main is None or main.kind not in _LIST_KINDS:
+                self.diags.error("E103", f"the attributes of {what} must be a mapping, not a "
+                                 "list", use.place(node.span), hints=[_mapping_hint(use.kind, cls)])
+                return None
+            if self.spec.defaults.get(use.kind) is not None:
+                # expand.py merges `defaults:` into a mapping (a scalar shorthand becomes
+                # one); a list that reaches here was not merged, and reading it would drop
+                # the defaults without a word
+                self.diags.error("E103", f"the attributes of {what} must be a mapping here, "
+                                 f"where `defaults:` gives {use.kind} attributes too",
+                                 use.place(node.span),
+                                 hints=[f"write `- {use.kind}: {{{cls.main}: "
+                                        f"{_flow(node)}}}`"])
+                return None
+            given[cls.main] = node  # `- maxpool: [2, 3]`, `- resize: [0.5, 2]`
         values, ok = {}, True
         for spec in specs.values():
             if spec.name not in given:
@@ -290,7 +306,8 @@ class Checker:
         node = use.attrs
         if isinstance(node, YMap) and key in node.entries:
             return use.attr_span(key, node.entries[key].span)
-        if isinstance(node, YScalar) and key is not None and key == REGISTRY[use.kind].main:
+        if isinstance(node, (YScalar, YList)) and key is not None \
+                and key == REGISTRY[use.kind].main:  # the shorthand, `- maxpool: [2, 3]`
             return use.place(node.span)
         return None
 
@@ -484,33 +501,66 @@ class Checker:
         the network checks at a size depends on the layers after the join too."""
         for e, use, name, layer, inputs, span, k, j, axes in self.joins:
             a, b = inputs[k], inputs[j]
-            notes, changes = self._chains(a, b)
+            # the operands by the names the join's own `from:` gives them (as written there,
+            # else a block instance's name for its output, names inside the join's block
+            # relative to it)
+            shown = {inputs[i].value.name: _written(use, i) or self._local(inputs[i].value.name,
+                                                                           use) for i in (k, j)}
+            notes, changes = self._chains(a, b, shown)
             sizes = " and ".join(_AXIS_NOUNS[x] for x in axes)
+            sa, sb = shown[a.value.name], shown[b.value.name]
             details = list(e.details) + [
-                f"'{a.value.name}' is {fmt_shape(a.value.shape[1:])} and '{b.value.name}' is "
+                f"'{sa}' is {fmt_shape(a.value.shape[1:])} and '{sb}' is "
                 f"{fmt_shape(b.value.shape[1:])}: their {sizes} differ"]
-            more, hints = self._line_up(layer, a, b, axes, changes)
-            hints += list(e.hints) + _aligning_hints(a.value, b.value)
+            more, hints = self._line_up(layer, a, b, axes, changes, shown)
+            # (a layer joined instead of an operand: not for the concat `branches:` makes,
+            # whose inputs no `from:` names)
+            hints += list(e.hints) + ([] if use.joins_branches else
+                                      _aligning_hints(a.value, b.value, shown))
+            if hints and hints[0].startswith("or "):  # (nothing before it to be the other)
+                hints[0] = hints[0][3:]
             self.diags.error(e.code, f"{use.kind} '{name}': {e.message}", span,
                              details=details + more, hints=hints, notes=notes)
 
-    def _chains(self, a: _Defined, b: _Defined) -> tuple[list[Note], list[tuple]]:
-        """Where two joined operands' sizes came from: for each, a note on the operand, then
-        one on each layer that changed the height or width on the shortest way back to what
-        both operands share (or to an input), in the order they run; the layers both share
-        are left out. Also those layers, as (node, the name of the input it changed)."""
+    def _local(self, full: str, join: LayerUse) -> str:
+        """The name that the `from:` of layer `join` gives the value `full`: names inside a
+        block instance are relative to it (the block's input is `input`), and a block
+        instance's output is the instance's name (`e2` for `e2.act`), as the instance's own
+        scope names them (expand.py)."""
+        instances = self.spec.instances
+        # the block instance the join was expanded from (its layers' origin is its use)
+        scope = next((i for i, inst in instances.items() if join.origin is not None
+                      and inst.kind_span == join.origin and join.name.startswith(i + ".")), "")
+        prefix = scope + "." if scope else ""
+        if not full.startswith(prefix):
+            return "input"  # (all that a block's body sees from outside it)
+        # the outermost instance in this scope that `full` is inside: `full` is its output
+        owners = [i for i in instances if i.startswith(prefix) and full.startswith(i + ".")]
+        return (min(owners, key=len) if owners else full)[len(prefix):]
+
+    def _chains(self, a: _Defined, b: _Defined,
+                shown: dict[str, str]) -> tuple[list[Note], list[tuple]]:
+        """Where two joined operands' sizes came from: for each, a note on the operand (by
+        the name `shown` gives it, and the layer that made it if that differs), then one on
+        each layer that changed the height or width on the shortest way back to what both
+        operands share (or to an input), in the order they run; the layers both share are
+        left out. Also those layers, as (node, the name of the input it changed)."""
         producers = {n.name: n for n in self.nodes}
         common = _ancestors(a.value.name, producers) & _ancestors(b.value.name, producers)
         notes, changes = [], []
         for ref in (a, b):
             value = ref.value
             path = _path_back(value.name, common, producers)  # [the operand, ..., the start]
+            label = shown.get(value.name, value.name)
             head = (f"input '{value.name}' is {fmt_shape(value.shape)}" if ref.index < 0
-                    else f"'{value.name}' is {fmt_shape(value.shape)}, made here")
+                    else f"'{label}' is {fmt_shape(value.shape)}, made here")
+            if ref.index >= 0 and label != value.name:
+                head += f" (by {producers[value.name].kind} '{value.name}')"
             if path[-1] != value.name:
                 start = self.defined[path[-1]]
                 what = "input " if start.index < 0 else ""
-                head += f" from {what}'{path[-1]}' ({fmt_shape(start.value.shape)})"
+                head += (f" from {what}'{shown.get(path[-1], path[-1])}' "
+                         f"({fmt_shape(start.value.shape)})")
             notes.append(Note(ref.span, head))
             forward = path[::-1]
             for before, after in zip(forward, forward[1:]):
@@ -524,33 +574,55 @@ class Checker:
         return notes, changes
 
     def _line_up(self, join: Layer, a: _Defined, b: _Defined, axes: tuple[int, ...],
-                 changes: list[tuple]) -> tuple[list[str], list[str]]:
+                 changes: list[tuple], shown: dict[str, str]) -> tuple[list[str], list[str]]:
         """Details and hints on the input sizes at which operands `a` and `b` of `join` line
         up (its rule accepts them along `axes`), and at which every layer checks: each
         layer's shape rule replayed (`_replay`, as `_layer` runs them) at input sizes near
         the declared one, along the axes where they differ (both at once for a square
-        input). Only for a join that one image input feeds, and not for a caller that checks
-        many sizes itself (`netc sizes`)."""
+        input). The layers that feed the join are replayed at every size of the range (the
+        declared size ± _REPLAY_HALF, fewer for a network too large for _REPLAY_BUDGET, more
+        while the sizes tried show neither a size that lines up nor how each operand grows);
+        the whole network only where the join lines up, nearest first, the range cut to the
+        sizes where that is known. Only for a join that one image input feeds, and not for a
+        caller that checks many sizes itself (`netc sizes`)."""
         producers = {n.name: n for n in self.nodes}
         feeding = _ancestors(a.value.name, producers) | _ancestors(b.value.name, producers)
         images = [d for d in self.spec.inputs if d.name in feeding and len(d.shape) == 4]
         if not self.replays or len(images) != 1 or self.defined[images[0].name].value is None:
             return [], []
         decl = images[0]
-        steps = _replay_steps(self.spec, self.cache)
+        every = _replay_steps(self.spec, self.cache)
+        # whether the join lines up depends only on the layers before it: those are replayed
+        # at every size, the layers after it only where it lines up
+        steps = [step for step in every if step[0] in feeding]
         square = len(axes) == 2 and decl.shape[2] == decl.shape[3]
         groups = [axes] if square else [(x,) for x in axes]
-        half = _REPLAY_HALF
-        while len(steps) * (2 * half + 1) * len(groups) > _REPLAY_BUDGET and half > 4:
-            half //= 2
+        cost = max(1, len(steps)) * len(groups)  # shape rules per size of a range
+        half = max(4, min(_REPLAY_HALF, (_REPLAY_BUDGET // cost - 1) // 2))
         fixed = {d.name: self.defined[d.name].value.shape if self.defined[d.name].value
                  else None for d in self.spec.inputs}
         watched = {a.value.name, b.value.name}
         watched |= {n.name for n, _ in changes} | {before for _, before in changes}
         memo: dict = {}
+        whole: dict[tuple, tuple] = {}  # input shape -> (every layer checks, the first failing)
+        spent = [0]  # shape rules run by `check_all`
 
-        def sweep(group, at):
-            """The replay at each size of the range along `group`, the other axis at `at`."""
+        def check_all(shape, first=False):
+            """The whole network replayed at input `shape`: (every layer checks, the first
+            layer that fails); None once _REPLAY_BUDGET is spent (`first`: run regardless)."""
+            if shape not in whole:
+                if spent[0] + len(every) > _REPLAY_BUDGET and not first:
+                    return None
+                spent[0] += len(every)
+                inputs = dict(fixed)
+                inputs[decl.name] = shape
+                ok, _, failed = _replay(every, inputs, self.limits, memo, set())
+                whole[shape] = (ok, failed)
+            return whole[shape]
+
+        def sweep(group, at, half):
+            """The replay at each size of the range along `group`, the other axis at `at`
+            (whether every layer checks: not yet known)."""
             declared = decl.shape[group[0]]
             # not below half the declared size: a much smaller input is seldom wanted, and
             # the smallest ones fail for reasons of their own (a filter larger than the map)
@@ -562,8 +634,8 @@ class Checker:
                     shape[x] = s if x in group else at.get(x, shape[x])
                 inputs = dict(fixed)
                 inputs[decl.name] = tuple(shape)
-                found.append(_Trial(s, tuple(shape),
-                                    *_replay(steps, inputs, self.limits, memo, watched)))
+                shapes = _replay(steps, inputs, self.limits, memo, watched)[1]
+                found.append(_Trial(s, tuple(shape), False, shapes, None))
             return found
 
         def lined_up(trial, group):
@@ -573,7 +645,38 @@ class Checker:
             # (the other axis as `a`'s: only this sweep's axes are in question)
             return _joins(join, sa, tuple(sb[i] if i in group else sa[i] for i in range(4)))
 
-        sweeps = {group: sweep(group, {}) for group in groups}
+        def unclear(trials, group):
+            """Whether the sizes tried show neither a size that lines up nor how each operand
+            grows with the input (a period seen twice, and not only a constant size)."""
+            if any(lined_up(t, group) for t in trials):
+                return False
+            growths = [_growth(trials, name, group[0]) for name in (a.value.name, b.value.name)]
+            return any(g is None or g.per == 0 for g in growths)
+
+        def settle(trials, group):
+            """The trials with whether every layer checks where the join lines up (the
+            whole network replayed, nearest the declared size first), cut to the sizes
+            around the declared one where that is known."""
+            declared = decl.shape[group[0]]
+            order = sorted((t for t in trials if lined_up(t, group)),
+                           key=lambda t: (abs(t.size - declared), -t.size))
+            known, reach = {}, None
+            for t in order:  # (the nearest, on both sides, whatever the budget)
+                nearest_ones = abs(t.size - declared) == abs(order[0].size - declared)
+                found = check_all(t.shape, first=nearest_ones)
+                if found is None:
+                    reach = abs(t.size - declared) - 1
+                    break
+                known[t.size] = found
+            return [t._replace(ok=known.get(t.size, (False, None))[0],
+                               failed=known.get(t.size, (False, None))[1])
+                    for t in trials if reach is None or abs(t.size - declared) <= reach]
+
+        sweeps = {group: sweep(group, {}, half) for group in groups}
+        while half < _REPLAY_WIDEST and cost * (4 * half + 1) <= _REPLAY_BUDGET \
+                and any(unclear(sweeps[g], g) for g in groups):
+            half *= 2
+            sweeps = {group: sweep(group, {}, half) for group in groups}
         if len(groups) == 2:
             # a non-square input whose height and width are both off: while one is off, the
             # network checks at no size of the other. Find the nearest pair of sizes at which
@@ -583,15 +686,16 @@ class Checker:
             pairs = sorted(((h, w) for h in joined[0] for w in joined[1]),
                            key=lambda p: (abs(p[0] - declared[2]) + abs(p[1] - declared[3]),
                                           -p[0], -p[1]))
-            for h, w in pairs[:max(1, _REPLAY_BUDGET // max(1, len(steps)))]:
-                inputs = dict(fixed)
-                inputs[decl.name] = (*declared[:2], h, w)
-                if _replay(steps, inputs, self.limits, memo, set())[0]:
-                    sweeps = {(2,): sweep((2,), {3: w}), (3,): sweep((3,), {2: h})}
+            for k, (h, w) in enumerate(pairs):
+                found = check_all((*declared[:2], h, w), first=k == 0)
+                if found is None:
+                    break
+                if found[0]:
+                    sweeps = {(2,): sweep((2,), {3: w}, half), (3,): sweep((3,), {2: h}, half)}
                     break
         details, best = [], None
         for group in groups:
-            trials = sweeps[group]
+            trials = settle(sweeps[group], group)
             low, high = trials[0].size, trials[-1].size
             declared = decl.shape[group[0]]
             what = "input sizes" if len(group) == 2 else f"input {_AXIS_NOUNS[group[0]]}"
@@ -605,18 +709,19 @@ class Checker:
             if not joined:
                 details.append(f"no {what[:-1]} from {low} to {high} lines them up: "
                                + _why_never(trials, group, a.value.name, b.value.name,
-                                            changes))
+                                            changes, shown, half < _REPLAY_HALF))
                 continue
             near = nearest(checks or joined, declared)
-            shown = " and ".join(map(str, near)) + (" are" if len(near) > 1 else " is")
+            shown_near = " and ".join(map(str, near)) + (" are" if len(near) > 1 else " is")
             if checks == joined:
                 details.append(f"they line up, and every layer checks, at {what} "
-                               f"{_which(joined, low, high)} {tried}: {shown} the nearest")
+                               f"{_which(joined, low, high)} {tried}: {shown_near} the nearest")
             elif checks:
                 only = _which(checks, low, high)
                 only = f"those {only}" if only.startswith("that") else only
                 details.append(f"they line up at {what} {_which(joined, low, high)} {tried}, "
-                               f"but every layer checks only at {only}: {shown} the nearest")
+                               f"but every layer checks only at {only}: {shown_near} the "
+                               "nearest")
             else:
                 failed = next(t for t in trials if t.size == near[0]).failed
                 kind = next(u.kind for u in self.spec.layers if u.name == failed)
@@ -629,11 +734,8 @@ class Checker:
             # (both axes off: each sweep's pick, with the other axis at its own pick)
             best = shape if best is None else tuple(shape[i] if i in group else best[i]
                                                     for i in range(4))
-        if best is not None and len(groups) == 2:
-            inputs = dict(fixed)
-            inputs[decl.name] = best
-            if not _replay(steps, inputs, self.limits, memo, set())[0]:
-                best = None  # (the axes are not independent: no size to name)
+        if best is not None and len(groups) == 2 and not (check_all(best) or (False,))[0]:
+            best = None  # (the axes are not independent, or not known: no size to name)
         hints = []
         if best is not None:
             shape = ", ".join(map(str, best))
@@ -799,13 +901,35 @@ def _example(kind: str, spec: AttrSpec) -> str:
     return f"for example `- {kind}: {{{examples.get(spec.name, spec.name + ': ...')}}}`"
 
 
+def _flow(node: YList) -> str:
+    """A list of scalars as a spec writes it: `[2, 3]`."""
+    return "[" + ", ".join(str(i.value) if isinstance(i, YScalar) else "..."
+                           for i in node.items) + "]"
+
+
+def _mapping_hint(kind: str, cls) -> str:
+    """E103's hint for a list of attributes: the mapping form, with the required ones."""
+    examples = {"filters": "16", "kernel": "3", "units": "10"}
+    specs = attributes(cls)
+    if not specs:
+        return f"{kind} takes no attributes: write `- {kind}`"
+    shown = [s for s in specs if s.required] or [s for s in specs if s.name == cls.main] \
+        or specs[:1]
+    inside = ", ".join(f"{s.name}: {examples.get(s.name, '...')}" for s in shown)
+    return f"write its attributes as a mapping, for example `- {kind}: {{{inside}}}`"
+
+
 # --- joins whose operands differ in height or width ------------------------------------------
 
 _AXIS_NOUNS = {2: "heights", 3: "widths"}
 # the input sizes a misaligned join's replay tries: the declared size ± this many, fewer when
-# the network is large, so that a replay runs at most this many shape rules (each a few µs)
+# the layers before the join are so many that the replay would run more than this many shape
+# rules (each 1-2 µs: most are found in the memo, as a repeated block's are), up to ± the
+# widest while no size lines up and the sizes tried don't show how each operand grows; the
+# whole network is replayed where the join lines up, up to the same number of shape rules
 _REPLAY_HALF = 64
-_REPLAY_BUDGET = 60_000
+_REPLAY_WIDEST = 512
+_REPLAY_BUDGET = 300_000
 
 
 def _joins(layer: Layer, *xs) -> bool:
@@ -815,6 +939,16 @@ def _joins(layer: Layer, *xs) -> bool:
     except RuleError:
         return False
     return True
+
+
+def _written(use: LayerUse, k: int) -> str | None:
+    """Input k of `use` as its `from:` (or `to:`) writes it, when it is written there as a
+    plain name; None for one the layer reads without naming it (the previous layer)."""
+    ref, span = use.inputs[k]
+    if use.joins_branches or span is use.raw_kind_span or span.line != span.end_line:
+        return None  # (a `branches:` concat's inputs are spanned by the branches)
+    text = span.source.line(span.line)[span.col - 1:span.end_col - 1]
+    return text if re.fullmatch(r"[A-Za-z_][\w.-]*", text) else None
 
 
 def _misaligned(layer: Layer | None, xs: list, clash: int | None) -> tuple | None:
@@ -905,10 +1039,10 @@ class _Trial(NamedTuple):
     failed: str | None
 
 
-def _replay_steps(spec: FlatSpec, cache: dict) -> list[tuple[str, Layer, tuple[str, ...]]]:
-    """The layers whose shape rule a replay can run, in order: (name, layer, the names it
-    reads). Those with an error no input size changes (attributes, names, number of inputs)
-    are left out: the layers after them are not reached."""
+def _replay_steps(spec: FlatSpec, cache: dict) -> list[tuple[str, int, Layer, tuple]]:
+    """The layers whose shape rule a replay can run, in order: (name, id of the layer, the
+    layer, the names it reads). Those with an error no input size changes (attributes,
+    names, number of inputs) are left out: the layers after them are not reached."""
     steps, names = [], {d.name for d in spec.inputs}
     for use in spec.layers:
         cls = REGISTRY.get(use.kind)
@@ -919,7 +1053,7 @@ def _replay_steps(spec: FlatSpec, cache: dict) -> list[tuple[str, Layer, tuple[s
         if not lo <= len(use.inputs) <= (hi or len(use.inputs)):
             continue
         names.add(use.name)
-        steps.append((use.name, found[1], tuple([ref for ref, _ in use.inputs])))
+        steps.append((use.name, id(found[1]), found[1], tuple([ref for ref, _ in use.inputs])))
     return steps
 
 
@@ -928,33 +1062,37 @@ def _replay(steps, inputs: dict, limits: Limits, memo: dict,
     """The steps' shape rules at these input shapes, with the limits `Checker._layer`
     applies: (whether every layer checks, the shapes of the `watched` names (None: not
     reached), the first layer that fails). `memo` keeps each rule's outcome by layer and
-    input shapes, across calls."""
+    input shapes, across calls: most steps of a replay are found there (a repeated block's
+    layers are shared, and most sizes give a deep layer the same input), so this loop is
+    what a replay costs."""
     shapes = dict(inputs)
-    failed, total = None, 0
-    for name, layer, refs in steps:
-        xs = tuple([shapes.get(ref) for ref in refs])
+    get, remember = shapes.get, memo.get
+    failed, total, params = None, 0, limits.params
+    for name, key, layer, refs in steps:
+        xs = (get(refs[0]),) if len(refs) == 1 else tuple([get(ref) for ref in refs])
         if None in xs:
             shapes[name] = None
             continue
-        key = (id(layer), xs)
-        found = memo.get(key)
+        found = remember((key, xs))
         if found is None:
             try:
                 out = layer.infer(*xs)
-                sizes = tuple([volume(w.shape) for w in layer.weights(*xs)])
+                sizes = [volume(w.shape) for w in layer.weights(*xs)]
             except RuleError:
-                out, sizes = None, ()
-            found = memo[key] = (out, sizes)
-        out, sizes = found
-        ok = out is not None and volume(out[1:]) <= limits.tensor
-        for size in sizes if ok else ():
-            if size > limits.tensor or total + size > limits.params:
-                ok = False
-                break
+                out, sizes = None, []
+            # (the output within the tensor limit, and each weight: then only the total
+            # of all weights so far is left to check)
+            ok = out is not None and volume(out[1:]) <= limits.tensor \
+                and all(size <= limits.tensor for size in sizes)
+            found = memo[key, xs] = (out if ok else None, sum(sizes))
+        out, size = found
+        if out is not None and total + size <= params:
             total += size
-        shapes[name] = out if ok else None
-        if not ok and failed is None:
-            failed = name
+            shapes[name] = out
+        else:
+            shapes[name] = None
+            if failed is None:
+                failed = name
     return failed is None, {n: shapes.get(n) for n in watched}, failed
 
 
@@ -966,19 +1104,32 @@ def _which(sizes: list[int], low: int, high: int) -> str:
     return f"that are {pattern.text(low)}"
 
 
-def _why_never(trials: list[_Trial], group, a: str, b: str, changes) -> str:
-    """Why no input size lines up `a` and `b`: they differ by the same amount at every size
-    tried (a layer on one path adds or takes off a fixed number of pixels: a conv without
-    padding), or they grow at different rates (a stride or a pooling on one path only)."""
+def _growth(trials: list[_Trial], name: str, axis: int) -> Growth | None:
+    """How `name`'s size along `axis` grows with the input size, over the sizes tried."""
+    return fit_growth({t.size: t.shapes[name][axis] for t in trials
+                       if t.shapes.get(name) is not None})
+
+
+def _why_never(trials: list[_Trial], group, a: str, b: str, changes, shown: dict[str, str],
+               shrunk: bool) -> str:
+    """Why no input size lines up `a` and `b` (called by the names `shown` gives them), from
+    their sizes at every size tried, as functions of the input size n: they differ by the
+    same amount at every size (a layer on one path adds or takes off a fixed number of
+    pixels: a conv without padding); they grow at the same rate but one is always larger (a
+    layer's offset: a transposed conv's 2m + 1 where the other path has 2m); or they grow at
+    different rates (a stride or a pooling on one path only). Only what the sizes tried
+    show: when they don't show how each grows, it says so (`shrunk`: fewer were tried, the
+    network being large)."""
     axis = group[0]
+    sa, sb = shown.get(a, a), shown.get(b, b)
     pairs = [(t.size, t.shapes[a][axis], t.shapes[b][axis]) for t in trials
              if t.shapes.get(a) is not None and t.shapes.get(b) is not None]
     if not pairs:
-        return f"'{a}' and '{b}' are not both computed at any of them"
+        return f"'{sa}' and '{sb}' are not both computed at any of them"
     diffs = {x - y for _, x, y in pairs}
     if len(diffs) == 1:
         diff = diffs.pop()
-        text = (f"'{a}' is {abs(diff)} {'larger' if diff > 0 else 'smaller'} than '{b}' at "
+        text = (f"'{sa}' is {abs(diff)} {'larger' if diff > 0 else 'smaller'} than '{sb}' at "
                 "every one of them")
         fixed = []
         for node, before in changes:
@@ -990,18 +1141,72 @@ def _why_never(trials: list[_Trial], group, a: str, b: str, changes) -> str:
         if fixed:
             text += f" (a fixed amount: {', '.join(fixed)})"
         return text
-    from fractions import Fraction
+    few = (" (only these sizes were tried, the network being large: `netc sizes --range` "
+           "tries others)") if shrunk else ""
+    ga, gb = _growth(trials, a, axis), _growth(trials, b, axis)
+    if ga is None or gb is None:
+        spans = [f"{min(v)}" if min(v) == max(v) else f"{min(v)} to {max(v)}"
+                 for v in ([x for _, x, _ in pairs], [y for _, _, y in pairs])]
+        return (f"'{sa}' is {spans[0]} and '{sb}' {spans[1]} at these sizes, too few to show "
+                f"how each grows with the input{few}")
+    exact = ga.shift is not None and gb.shift is not None
+    forms = f"'{sa}' is {ga.text()} and '{sb}' is {gb.text()}" if exact else ""
+    if (ga.per == 0) != (gb.per == 0):  # one stays the same at every size tried
+        grows, still = (sa, ga), (sb, gb)
+        if ga.per == 0:
+            grows, still = still, grows
+        value = pairs[0][1] if still[0] == sa else pairs[0][2]
+        stays = (f"is {value} at every one of them" if still[1].every == 1 else
+                 f"does not grow (it repeats every {still[1].every} sizes)")
+        return (f"'{grows[0]}' grows by {grows[1].rate} per pixel of input, and '{still[0]}' "
+                f"{stays}{few}")
+    if ga.rate != gb.rate:
+        return ((f"for an input size n, {forms}: " if forms else "")
+                + f"'{sa}' grows by {ga.rate} and '{sb}' by {gb.rate} per pixel of input, so the "
+                "two paths scale the size differently (a stride or a pooling on one path only)"
+                + few)
+    # the same rate: the difference repeats, and is never 0 at the sizes tried
+    larger = sorted(d for d in diffs if d > 0)
+    smaller = sorted(-d for d in diffs if d < 0)
+    if larger and smaller:
+        differ = f"'{sa}' is {_or(larger)} larger or {_or(smaller)} smaller than '{sb}'"
+    elif larger:
+        differ = f"'{sa}' is {_or(larger)} larger"
+    else:
+        differ = f"'{sb}' is {_or(smaller)} larger"
+    period = lcm(ga.every, gb.every)
+    again = (f", and the difference repeats every {period} sizes" if exact
+             and len(pairs) >= period else "")
+    layers = []
+    for node, before in changes:
+        g = fit_growth({t.shapes[before][axis]: t.shapes[node.name][axis] for t in trials
+                        if t.shapes.get(node.name) is not None
+                        and t.shapes.get(before) is not None})
+        if g is not None and g.shift is not None:
+            layers.append(f"{node.kind} '{node.name}' turns m into {g.text('m')}")
+    made = f" ({', '.join(layers)})" if layers else ""
+    both = f"both grow by {ga.rate} per pixel of input" if ga.per else \
+        "neither grows with the input"
+    if forms:
+        return f"for an input size n, {forms}: {both}, but {differ} at every one of them" \
+               f"{again}{made}{few}"
+    return f"{both}, but {differ} at every one of them{made}{few}"
 
-    (s0, a0, b0), (s1, a1, b1) = pairs[0], pairs[-1]
-    rate_a, rate_b = Fraction(a1 - a0, s1 - s0), Fraction(b1 - b0, s1 - s0)
-    return (f"'{a}' grows by {rate_a} and '{b}' by {rate_b} per pixel of input, so the two "
-            "paths scale the size differently (a stride or a pooling on one path only)")
+
+def _or(items) -> str:
+    """`1`, `1 or 2`, `1, 2 or 4`; `1 to 5` for more than two consecutive numbers."""
+    items = sorted(items)
+    if len(items) > 2 and items[-1] - items[0] == len(items) - 1:
+        return f"{items[0]} to {items[-1]}"
+    items = [str(i) for i in items]
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " or " + items[-1]
 
 
-def _aligning_hints(a: Value, b: Value) -> list[str]:
+def _aligning_hints(a: Value, b: Value, shown: dict[str, str]) -> list[str]:
     """Fixes that line the two operands up at any input size: the layer types that take
     another layer's size (an attribute in their `references`, `to: skip`), each tried on one
-    operand with the other as its reference, and kept where its rule gives that size."""
+    operand with the other as its reference, and kept where its rule gives that size; the
+    operands by the names `shown` gives them (those the join's `from:` can use)."""
     fixes = []
     # the smaller one brought up to the larger first (nothing of either is lost), else the
     # larger one brought down
@@ -1014,7 +1219,8 @@ def _aligning_hints(a: Value, b: Value) -> list[str]:
                 except (RuleError, TypeError, ValueError):
                     continue
                 if tuple(out[:2]) == tuple(x.shape[:2]) and tuple(out[2:]) == y.shape[2:]:
-                    fixes.append(f"`- {cls.kind}: {{from: {x.name}, {ref}: {y.name}}}` "
+                    fixes.append(f"`- {cls.kind}: {{from: {shown.get(x.name, x.name)}, "
+                                 f"{ref}: {shown.get(y.name, y.name)}}}` "
                                  f"({x.shape[2]}×{x.shape[3]} -> {y.shape[2]}×{y.shape[3]})")
                     break
     if not fixes:

@@ -12,6 +12,7 @@ input at fault, and `check.py` turns it into a positioned `Diagnostic`.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from .source import Span
@@ -320,6 +321,51 @@ def did_you_mean(word: str, choices, cutoff: float = 0.6) -> list[str]:
     return [f"did you mean '{close}'?"] if close else []
 
 
+# PyTorch arguments that netc reads from the input instead (a layer type's own names for
+# its attributes in other libraries are its `foreign_attributes`: see did_you_mean_attribute)
+_INFERRED = {"in_channels": "the input channels", "in_features": "the input features",
+             "num_features": "the channels", "num_channels": "the channels",
+             "normalized_shape": "the normalised shape"}
+
+
+def _foreign(word: str, names, foreign) -> tuple[str, str] | None:
+    """(netc's attribute, a note) for another library's attribute name `word`, from a layer
+    type's `foreign_attributes` (`{"padding": "pad"}`, or a (name, note) pair where the
+    values are written differently), when the type has that attribute; else None."""
+    meant = (foreign or {}).get(word)
+    if meant is None:
+        return None
+    name, note = (meant, "") if isinstance(meant, str) else meant
+    return (name, note) if name in names else None
+
+
+def closest_attribute(word: str, names, foreign=None) -> str | None:
+    """The attribute of `names` that an unknown attribute `word` stands for: netc's name for
+    another library's (`foreign`, the layer type's `foreign_attributes`), else the closest
+    spelling."""
+    found = _foreign(word, names, foreign)
+    return found[0] if found else closest(word, names)
+
+
+def did_you_mean_attribute(word: str, names, foreign=None) -> list[str]:
+    """Hints for an unknown attribute (E102): `did you mean 'pad'? (netc's name for
+    `padding`)` for another library's name (`foreign`: the layer type's
+    `foreign_attributes`), offered before any spelling match (PyTorch's `padding` is a
+    convtranspose's `pad`, where difflib would offer `output_padding`, a silently different
+    model); what netc takes from the input instead (`in_channels`); else `did you mean 'x'?`
+    for a misspelt name."""
+    found = _foreign(word, names, foreign)
+    if found:
+        name, note = found
+        return [f"did you mean '{name}'? (netc's name for `{word}`"
+                + (f"; {note})" if note else ")")]
+    if word in _INFERRED:
+        return [f"netc takes {_INFERRED[word]} from the input's shape: remove `{word}`"]
+    if word == "inplace":
+        return ["netc has no in-place layers: remove `inplace`"]
+    return did_you_mean(word, names)
+
+
 
 # What tells a misspelt layer type from another function. Activations are named densely: a
 # letter apart, `elu`, `relu`, `gelu`, `selu`, `silu` and `prelu` are six functions, and a digit
@@ -446,8 +492,25 @@ def layer_name_hints(name: str, names: list[str]) -> list[str]:
     return []
 
 
+def foreign_type(word: str, registry) -> str | None:
+    """The layer type that another library calls `word` (`deconv`, `Conv2DTranspose`): the
+    one of `registry` (kind -> class) whose class lists it in its `foreign_names`, compared
+    as `_plain` writes them; or None."""
+    plain = _plain(word)
+    for kind, cls in registry.items():
+        if plain in [_plain(name) for name in getattr(cls, "foreign_names", ())]:
+            return kind
+    return None
+
+
 def did_you_mean_type(word: str, kinds) -> list[str]:
-    """Hints for an unknown layer type (E107): `did you mean 'x'?` for a misspelt type, never
-    offering a type that computes another function."""
-    close = closest_type(word, kinds)
+    """Hints for an unknown layer type (E107): netc's name for another library's, when
+    `kinds` is the registry (kind -> class: `foreign_type`), else `did you mean 'x'?` for a
+    misspelt type, never offering a type that computes another function. A module path
+    before the name is dropped (`nn.Conv2d`, `layers.Conv2DTranspose`)."""
+    name = word.rsplit(".", 1)[-1]
+    foreign = foreign_type(name, kinds) if isinstance(kinds, Mapping) else None
+    if foreign is not None:
+        return [f"did you mean '{foreign}'? (netc's name for {word})"]
+    close = closest_type(name, kinds) if name else None
     return [f"did you mean '{close}'?"] if close else []

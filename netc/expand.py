@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from .errors import CODES, Diagnostics, Note, closest, did_you_mean, did_you_mean_type
 from .expr import ExprError, evaluate, is_expression
 from .images import Preprocess, read_labels, read_preprocess
-from .layers import REGISTRY
+from .layers import REGISTRY, attributes
 from .limits import DEFAULT, Limits
 from .load import YList, YMap, YNode, YScalar, kind_name
 from .source import SourceFile, Span, file_span
@@ -1204,8 +1204,11 @@ class Expander:
 
     def _read_attrs(self, kind: str, attrs, scope: Scope):
         cls = REGISTRY.get(kind)
-        if isinstance(attrs, YScalar) and attrs.value is not None and cls is not None \
-                and cls.main is not None:
+        if cls is not None and cls.main is not None and (
+                (isinstance(attrs, YScalar) and attrs.value is not None)
+                or (isinstance(attrs, YList) and _main_takes_list(cls))):
+            # the shorthands, `- dense: 10` and `- maxpool: [2, 3]`: a mapping of the main
+            # attribute, so that `defaults:` merge into them as into any mapping
             attrs = YMap({cls.main: attrs}, {cls.main: YScalar(cls.main, attrs.span)}, attrs.span)
         if isinstance(attrs, YScalar) and attrs.value is None:
             attrs = None
@@ -1251,6 +1254,15 @@ class Expander:
         if any(v is UNKNOWN for v in entries.values()):
             return UNKNOWN
         return YMap(entries, node.keys, node.span)
+
+
+# attribute kinds whose value may be a list: a layer type whose main attribute is one takes
+# the list shorthand (`- maxpool: [2, 3]` for `{kernel: [2, 3]}`; docs/spec.md, Layers)
+LIST_KINDS = ("pair", "padding", "sides", "scales", "ints")
+
+
+def _main_takes_list(cls) -> bool:
+    return any(a.name == cls.main and a.kind in LIST_KINDS for a in attributes(cls))
 
 
 def _merge(mine: YMap | None, defaults: YMap | None) -> YMap | None:

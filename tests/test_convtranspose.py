@@ -540,3 +540,99 @@ def test_float16_compiles_and_runs(make_spec, tmp_path):
     [y32] = session(out32.read_bytes()).run(None, feeds)
     assert y16.shape == y32.shape == concrete(graph.outputs[0].shape)
     assert relative_error(y16, y32) < 1e-2
+
+
+# --- 6. issue 14's findings: fast errors, PyTorch's names, no blur kernels ---------------------
+
+
+@pytest.fixture
+def guarded_infer(monkeypatch):
+    """ConvTranspose.infer, counted (the list of inputs it was called on), failing the test if
+    it is entered while it runs: an error's search for fixes that calls the rule again makes
+    each failing try start the same search, exponential in the padding (F1)."""
+    from netc.layers.conv import ConvTranspose
+
+    real, calls, depth = ConvTranspose.infer, [], [0]
+
+    def infer(self, x):
+        calls.append(x)
+        depth[0] += 1
+        try:
+            assert depth[0] == 1, "ConvTranspose.infer entered again from its own error"
+            return real(self, x)
+        finally:
+            depth[0] -= 1
+
+    monkeypatch.setattr(ConvTranspose, "infer", infer)
+    return calls
+
+
+@pytest.mark.parametrize("attrs, c_hw", [
+    ("{filters: 2, kernel: 3, pad: 40}", (3, 16, 16)),
+    ("{filters: 2, kernel: 1, pad: [0, 0, 30, 0]}", (3, 4, 4)),
+    ("{filters: 2, kernel: 3, stride: 2, pad: [50, 3]}", (3, 16, 16)),
+])
+def test_padding_that_crops_everything_is_reported_at_once(make_spec, guarded_infer, attrs,
+                                                           c_hw):
+    """E302 at any padding: the rule runs once, and its fixes are tried without it (each
+    hint applied gives the size it says)."""
+    diag, text = error_of(make_spec(f"- convtranspose: {attrs}", ("N", *c_hw)))
+    assert diag.code == "E302" and len(guarded_infer) == 1, guarded_infer
+    fixes_work(make_spec, attrs, c_hw, text)
+
+
+def test_sizes_of_a_padding_that_crops_small_inputs_away(make_spec, guarded_infer, capsys):
+    """`netc sizes` replays sizes where `pad: 20` crops everything (E302 each): one rule call
+    per size, and the sizes that check are those where PyTorch's formula leaves a pixel."""
+    import json
+
+    from netc.cli import main
+
+    path = make_spec("- convtranspose: {filters: 2, kernel: 3, pad: 20}", ("N", 3, 64, 64))
+    assert main(["sizes", str(path), "--format", "json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    tried = [s["size"] for s in report["sizes"]]
+    assert len(guarded_infer) == len(set(guarded_infer)), guarded_infer  # once per size
+    assert report["valid"] == [n for n in tried if ref_size(n, 3, 1, 20, 20, 1, 0) >= 1]
+    assert report["smallest"]["size"] == 39  # (39 - 1) - 40 + 2 + 1 = 1
+
+
+@pytest.mark.parametrize("kind", ["convtranspose", "conv"])
+def test_pytorchs_padding_is_offered_as_pad(make_spec, kind):
+    """PyTorch's `padding` is netc's `pad` (not a convtranspose's `output_padding`), and the
+    hint applied gives PyTorch's size (padding=1, kernel 3, stride 2 on 17x17: 33x33
+    transposed, 9x9 plain)."""
+    attrs = "{filters: 4, kernel: 3, stride: 2, padding: 1}"
+    diag, text = error_of(make_spec(f"- {kind}: {attrs}", ("N", 3, 17, 17)))
+    assert diag.code == "E102" and "unknown attribute 'padding'" in diag.message
+    assert diag.hints[0].startswith("did you mean 'pad'?"), diag.hints
+    graph = check(make_spec(f"- {kind}: {attrs.replace('padding', 'pad')}", ("N", 3, 17, 17)))
+    module = (torch.nn.ConvTranspose2d if kind == "convtranspose" else torch.nn.Conv2d)(
+        3, 4, 3, stride=2, padding=1)
+    want = module(torch.zeros(1, 3, 17, 17)).shape
+    assert graph.outputs[0].shape[1:] == tuple(want[1:])
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+def test_gaussian_is_refused_with_fixes_that_work(make_spec, stride):
+    """gaussian(SIGMA) makes a conv's kernels blurs; a transposed conv adds each input pixel's
+    kernel into the output at stride steps, which is a blur at stride 1 only, and at stride 2
+    quarters the mean (shown below with PyTorch), so it is refused (E105, at `init`); the
+    hints' layers check."""
+    attrs = f"{{filters: 3, kernel: 3, stride: {stride}, init: gaussian(1)}}"
+    path = make_spec(f"- convtranspose: {attrs}", ("N", 3, 8, 8))
+    diag, text = error_of(path)
+    assert diag.code == "E105" and "gaussian(SIGMA) makes a conv's kernels a blur" in diag.message
+    line = path.read_text().splitlines()[diag.span.line - 1]
+    assert line[diag.span.col - 1:].startswith("gaussian(1)")
+    layers = re.findall(r"`(- (?:conv|resize): \{[^`]*\})`", text)
+    assert len(layers) == (1 if stride == 1 else 2), text
+    check(make_spec("\n".join(layers), ("N", 3, 8, 8)))
+    # why: one input pixel's taps sum to 1, and at stride 2 they cover 4 output pixels each
+    from netc.layers.base import gaussian_kernel
+
+    w = torch.zeros(3, 3, 3, 3, dtype=torch.float64)
+    for c in range(3):
+        w[c, c] = torch.from_numpy(gaussian_kernel(1.0, 3, 3))
+    y = F.conv_transpose2d(torch.ones(1, 3, 32, 32, dtype=torch.float64), w, stride=2)
+    assert abs(float(y[:, :, 4:-4, 4:-4].mean()) - 0.25) < 0.01

@@ -442,3 +442,176 @@ def test_list_attributes_in_the_schema():
             with pytest.raises(jsonschema.ValidationError):
                 jsonschema.validate(bad, schema)
     jsonschema.validate({"dims": [0, "$axis"]}, _attributes("permute", True))
+
+
+# --- shorthands and other libraries' names (issue 14: F2, F11, m2) ----------------------------
+
+# (the list shorthand, the mapping it stands for, the torch function on the same input)
+LIST_SHORTHANDS = [
+    ("resize: [0.5, 3]", "resize: {scale: [0.5, 3]}",
+     lambda x: F().interpolate(x, scale_factor=(0.5, 3.0), mode="nearest")),
+    ("crop: [10, 12]", "crop: {size: [10, 12]}",
+     lambda x: x[:, :, 3:13, 4:16]),  # a centre crop of 16x20: (16 - 10) / 2, (20 - 12) / 2
+    ("pad: [0, 0, 1, 2]", "pad: {amount: [0, 0, 1, 2]}",
+     lambda x: F().pad(x, (0, 2, 0, 1))),  # [top, left, bottom, right]; F.pad: (l, r, t, b)
+    ("maxpool: [2, 4]", "maxpool: {kernel: [2, 4]}",
+     lambda x: F().max_pool2d(x, (2, 4))),
+    ("adaptiveavgpool: [3, 5]", "adaptiveavgpool: {output: [3, 5]}",
+     lambda x: F().adaptive_avg_pool2d(x, (3, 5))),
+]
+
+
+def F():
+    return torch.nn.functional
+
+
+@pytest.mark.parametrize("short, mapping, fn", LIST_SHORTHANDS)
+def test_a_list_is_the_main_attribute(make_spec, short, mapping, fn):
+    """`- maxpool: [2, 4]` is `- maxpool: {kernel: [2, 4]}`, as `- maxpool: 2` is
+    `{kernel: 2}`: the same model, byte for byte, computing what torch does."""
+    path = make_spec(f"- {short}", ("N", 3, 16, 20))
+    assert compile_bytes(path) == compile_bytes(make_spec(f"- {mapping}", ("N", 3, 16, 20)))
+    [got], feeds = ort_and_feeds(path)
+    want = fn(feeds["x"]).numpy()
+    assert got.shape == want.shape
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("line, hint, fixed", [
+    ("conv: [3, 3]", "write its attributes as a mapping, for example `- conv: {filters: 16, "
+     "kernel: 3}`", "conv: {filters: 16, kernel: 3}"),
+    ("relu: [1]", "relu takes no attributes: write `- relu`", "relu"),
+    ("split: [1, 2]", "for example `- split: {index: ...}`", None),
+])
+def test_other_lists_of_attributes_show_the_mapping(make_spec, line, hint, fixed):
+    """A list where the main attribute takes none (or there is none): E103 at the list,
+    with the mapping form (which checks, where it is complete)."""
+    path = make_spec(f"- {line}", ("N", 3, 8, 8))
+    diag = error_of(path)
+    assert diag.code == "E103" and "must be a mapping, not a list" in diag.message
+    assert hint in diag.hints[0], diag.hints
+    text = path.read_text().splitlines()[diag.span.line - 1]
+    assert text[diag.span.col - 1:].startswith(line.split(": ", 1)[1])
+    if fixed:
+        check(make_spec(f"- {fixed}", ("N", 3, 8, 8)))
+
+
+def test_a_list_shorthand_never_drops_the_defaults(tmp_path):
+    """`defaults: {maxpool: {stride: 1}}` applies to `- maxpool: [2, 2]` as to `- maxpool: 2`
+    (8x8 -> 7x7), or, where the list reaches the checker unmerged, is refused (E103): never
+    the pool without its default (4x4)."""
+    text = ("netc: 1\nname: t\ninputs: {x: [N, 3, 8, 8]}\ndefaults:\n  maxpool: {stride: 1}\n"
+            "layers:\n  - maxpool: ")
+    scalar, listed = tmp_path / "scalar.yaml", tmp_path / "list.yaml"
+    scalar.write_text(text + "2\n")
+    assert check(scalar).outputs[0].shape == ("N", 3, 7, 7)
+    listed.write_text(text + "[2, 2]\n")
+    try:
+        graph = check(listed)
+    except NetcError as e:
+        [diag] = e.diagnostics.items
+        assert diag.code == "E103" and "`- maxpool: {kernel: [2, 2]}`" in diag.hints[0]
+    else:
+        assert graph.outputs[0].shape == ("N", 3, 7, 7)
+
+
+@pytest.mark.parametrize("word, meant", [
+    ("deconv", "convtranspose"), ("Deconvolution", "convtranspose"),
+    ("conv2d_transpose", "convtranspose"), ("Conv2DTranspose", "convtranspose"),
+    ("TransposedConv2d", "convtranspose"), ("nn.ConvTranspose2d", "convtranspose"),
+    ("conv_transpose2d", "convtranspose"), ("Convolution2D", "conv"), ("conv2d", "conv"),
+    ("Conv2D", "conv"), ("nn.Conv2d", "conv"),
+])
+def test_other_libraries_type_names(word, meant):
+    """E107 offers netc's name for PyTorch's, Keras's and TensorFlow's layer types: those
+    its class lists in `foreign_names`, or that are netc's once `_plain` drops the case,
+    the `_` and a `2d` at the end."""
+    from netc.errors import did_you_mean_type
+    from netc.layers import REGISTRY
+
+    [hint] = did_you_mean_type(word, REGISTRY)
+    assert hint.startswith(f"did you mean '{meant}'?"), hint
+
+
+def test_every_foreign_name_is_offered_its_own_type():
+    """Each name a layer class lists in `foreign_names` is offered that type, and no name is
+    listed by two types or is a netc type itself."""
+    from netc.errors import did_you_mean_type
+    from netc.layers import REGISTRY
+
+    seen = {}
+    for kind, cls in REGISTRY.items():
+        for name in getattr(cls, "foreign_names", ()):
+            assert name.lower() not in REGISTRY, name
+            assert seen.setdefault(name.lower(), kind) == kind, (name, seen[name.lower()], kind)
+            [hint] = did_you_mean_type(name, REGISTRY)
+            assert hint == f"did you mean '{kind}'? (netc's name for {name})", hint
+    assert seen  # (the conv family's, at least)
+
+
+def test_every_foreign_attribute_is_offered_its_own_attribute():
+    """Each entry of a layer class's `foreign_attributes` names an attribute of that class,
+    which E102 offers for it (with the entry's note, where it has one)."""
+    from netc.errors import did_you_mean_attribute
+    from netc.layers import REGISTRY, attributes
+
+    tables = 0
+    for kind, cls in REGISTRY.items():
+        names = [a.name for a in attributes(cls)]
+        foreign = getattr(cls, "foreign_attributes", None) or {}
+        tables += bool(foreign)
+        for word, meant in foreign.items():
+            name = meant if isinstance(meant, str) else meant[0]
+            assert name in names and word not in names, (kind, word, name)
+            [hint] = did_you_mean_attribute(word, names, foreign)
+            assert hint.startswith(f"did you mean '{name}'? (netc's name for `{word}`"), hint
+    assert tables >= 2
+
+
+def test_pixel_shuffle_is_not_channel_shuffle():
+    """PixelShuffle moves channels into space; netc's `shuffle` reorders channels."""
+    from netc.errors import did_you_mean_type
+    from netc.layers import REGISTRY
+
+    assert not any("'shuffle'" in h for h in did_you_mean_type("PixelShuffle", REGISTRY))
+
+
+@pytest.mark.parametrize("kind, word, meant", [
+    ("convtranspose", "padding", "pad"), ("conv", "padding", "pad"),
+    ("convtranspose", "out_channels", "filters"), ("conv", "out_channels", "filters"),
+    ("conv", "kernel_size", "kernel"), ("conv", "strides", "stride"),
+    ("conv", "dilation_rate", "dilation"), ("convtranspose", "use_bias", "bias"),
+    ("conv", "kernel_initializer", "init"),
+])
+def test_other_libraries_attribute_names(kind, word, meant):
+    """E102 offers netc's name for PyTorch's (and Keras's) before any spelling match."""
+    from netc.errors import closest_attribute, did_you_mean_attribute
+    from netc.layers import REGISTRY, attributes
+
+    names = [a.name for a in attributes(REGISTRY[kind])]
+    foreign = REGISTRY[kind].foreign_attributes
+    assert closest_attribute(word, names, foreign) == meant
+    [hint] = did_you_mean_attribute(word, names, foreign)
+    assert hint.startswith(f"did you mean '{meant}'? (netc's name for `{word}`"), hint
+
+
+def test_pytorch_arguments_in_a_spec(make_spec, capsys):
+    """A conv written with nn.Conv2d's arguments: one E102 each, with netc's name (so no
+    E101 for the `filters` and `kernel` they stand for), and `in_channels` and `inplace` to
+    be removed; applied, the hints give nn.Conv2d's shape."""
+    from netc.cli import main
+
+    path = make_spec("- conv: {in_channels: 3, out_channels: 8, kernel_size: 3, padding: 1}\n"
+                     "- relu: {inplace: true}", ("N", 3, 8, 8))
+    assert main(["check", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("error[E102]") == 5 and "E101" not in err, err
+    assert "hint: netc takes the input channels from the input's shape: remove `in_channels`" \
+        in err
+    assert "hint: did you mean 'filters'? (netc's name for `out_channels`)" in err
+    assert "hint: did you mean 'kernel'? (netc's name for `kernel_size`)" in err
+    assert "hint: did you mean 'pad'? (netc's name for `padding`)" in err
+    assert "hint: netc has no in-place layers: remove `inplace`" in err
+    graph = check(make_spec("- conv: {filters: 8, kernel: 3, pad: 1}", ("N", 3, 8, 8)))
+    want = torch.nn.Conv2d(3, 8, kernel_size=3, padding=1)(torch.zeros(1, 3, 8, 8)).shape
+    assert graph.outputs[0].shape[1:] == tuple(want[1:])

@@ -6,18 +6,27 @@ are applied and checked again."""
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import re
 import time
+from fractions import Fraction
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import netc
-from netc.alignment import Pattern, describe, find_pattern, nearest, ranges
-from netc.errors import NetcError
+from netc.alignment import Pattern, describe, find_pattern, fit_growth, nearest, ranges
+from netc.errors import Diagnostics, NetcError
 from netc.layers import REGISTRY
+from netc.limits import DEFAULT
+from netc.pipeline import check_spec as pipeline_check
+from netc.pipeline import parse
 from netc.tools.sizes import solve
+
+ROOT = Path(__file__).resolve().parent.parent
 
 pytestmark = pytest.mark.skipif("convtranspose" not in REGISTRY,
                                 reason="the U-Nets here upsample with convtranspose")
@@ -113,11 +122,13 @@ def read_sizes(text: str, low: int, high: int) -> set[int]:
         period, residues = int(m[1]), {0}
     elif text == "that are every size":
         period, residues = 1, {0}
-    elif m := re.fullmatch(r"that are (.+) more than a multiple of (\d+)", text):
-        period, residues = int(m[2]), set()
+    elif m := re.fullmatch(r"that are (.+) (more|less) than a multiple of (\d+)", text):
+        period, residues = int(m[3]), set()
         for part in re.split(r", | or ", m[1]):
             a, _, b = part.partition(" to ")
             residues |= set(range(int(a), int(b or a) + 1))
+        if m[2] == "less":
+            residues = {-r % period for r in residues}
     else:
         found = set()
         for part in text.split(", "):
@@ -154,6 +165,8 @@ def test_reading_the_claim_back():
         == {64, 65, 66, 67}
     assert read_sizes("that are 0 or 1 more than a multiple of 4", 10, 14) == {12, 13}
     assert read_sizes("36, 40-41", 30, 50) == {36, 40, 41}
+    assert read_sizes("that are 0 to 3 less than a multiple of 32", 200, 260) \
+        == {221, 222, 223, 224, 253, 254, 255, 256}
 
 
 # --- one U-Net, looked at closely ------------------------------------------------------------
@@ -328,19 +341,33 @@ def test_other_mismatches_keep_the_join_s_own_message(make_spec):
 
 
 def test_a_large_network_replays_a_smaller_range(make_spec):
-    """The replay runs at most a bounded number of shape rules: a deep network gets fewer
-    sizes (and says which), and the check stays quick."""
+    """The replay runs at most a bounded number of shape rules: a network with very many
+    layers before the join gets fewer sizes (and says which), and the check stays quick."""
     layers = ["- conv: {filters: 4, kernel: 3, pad: 1}", "  name: enc",
-              "- maxpool: {kernel: 2, round: floor}"] + ["- relu"] * 600 + [
+              "- maxpool: {kernel: 2, round: floor}", "- relu: {}", "  repeat: 5000",
               "- convtranspose: {filters: 4, kernel: 2, stride: 2}", "  name: up",
               "- concat: {from: [enc, up]}"]
-    path = make_spec("\n".join(layers), ("N", 3, 33, 33))
+    path = make_spec("\n".join(layers), ("N", 3, 129, 129))
     start = time.perf_counter()
     diag = misaligned(path)
-    assert time.perf_counter() - start < 5
-    sizes, low, high, _ = claim(diag)
-    assert high - low + 1 < 129
-    assert sizes == set(solve(str(path), low, high).valid)
+    assert time.perf_counter() - start < 10
+    sizes, low, high, near = claim(diag)
+    assert 65 < low and high < 193
+    sample = {low, low + 1, 127, 128, 129, 130, high - 1, high}
+    assert sizes & sample == checks_at(path, sample) and near == [128, 130]
+
+
+def test_only_the_layers_before_the_join_are_replayed_at_every_size(make_spec):
+    """The layers after the join are replayed only where it lines up: 2,000 of them after
+    a U-Net's join leave the whole range (the declared size ± 64) to the layers before."""
+    layers = ["- conv: {filters: 4, kernel: 3, pad: 1}", "  name: enc",
+              "- maxpool: {kernel: 2, round: floor}",
+              "- convtranspose: {filters: 4, kernel: 2, stride: 2}", "  name: up",
+              "- concat: {from: [enc, up]}", "- relu: {}", "  repeat: 2000"]
+    path = make_spec("\n".join(layers), ("N", 3, 129, 129))
+    sizes, low, high, near = claim(misaligned(path))
+    assert (low, high) == (65, 193)
+    assert sizes == {s for s in range(65, 194) if s % 2 == 0} and near == [128, 130]
 
 
 def test_netc_sizes_does_no_replay(tmp_path):
@@ -351,6 +378,295 @@ def test_netc_sizes_does_no_replay(tmp_path):
     found = solve(str(path), 95, 97)
     assert [r.size for r in found.results if r.ok] == [96]
     assert found.declared.error.startswith("E305: concat 'cat3'")
+
+
+# --- names the join can use, and why nothing lines up ---------------------------------------
+
+
+def with_fix(text: str, join: str, kind: str, source: str, target: str) -> str:
+    """`text` with `- kind: {from: source, to: target}` (named `fixed`) put before the line
+    that holds `join` (a flow-style layer with `from: [...]`), which then reads `fixed`
+    instead of `source`: the fix an E305 hint describes, applied as written."""
+    lines = text.splitlines()
+    k = next(i for i, line in enumerate(lines) if join in line)
+    line = lines[k]
+    m = re.search(r"from: \[([^\]]*)\]", line)
+    names = [x.strip() for x in m[1].split(",")]
+    assert source in names, (source, line)
+    joined = ", ".join("fixed" if x == source else x for x in names)
+    indent = line[:len(line) - len(line.lstrip())]
+    lines[k:k + 1] = [f"{indent}- {{{kind}: {{from: {source}, to: {target}}}, name: fixed}}",
+                      line[:m.start()] + f"from: [{joined}]" + line[m.end():]]
+    return "\n".join(lines) + "\n"
+
+
+def hinted_fixes(diag) -> list[tuple[str, str, str]]:
+    """(kind, from, to) of each `- kind: {from: x, to: y}` that the hints name."""
+    return re.findall(r"`- (\w+): \{from: ([\w.]+), to: ([\w.]+)\}`", "\n".join(diag.hints))
+
+
+BLOCK_OUTPUT = """netc: 1
+name: blocks
+inputs:
+  image: [N, 3, 90, 90]
+blocks:
+  enc: {layers: [{conv: {filters: 8, kernel: 3, pad: 1}, name: conv}, {relu: {}, name: act}]}
+layers:
+  - {enc: {}, name: e1}
+  - {maxpool: {kernel: 2, round: floor}, name: p1}
+  - {enc: {}, name: e2}
+  - {maxpool: {kernel: 2, round: floor}, name: p2}
+  - {convtranspose: {filters: 8, kernel: 2, stride: 2}, name: up}
+  - {concat: {from: [e2, up]}, name: cat}
+"""
+
+JOIN_IN_A_BLOCK = """netc: 1
+name: inner
+inputs:
+  image: [N, 3, 35, 35]
+blocks:
+  level:
+    layers:
+      - {conv: {filters: 4, kernel: 3, pad: 1}, name: enc}
+      - {maxpool: {kernel: 2, round: floor}, name: down}
+      - {convtranspose: {filters: 4, kernel: 2, stride: 2}, name: up}
+      - {concat: {from: [enc, up]}, name: cat}
+layers:
+  - {conv: {filters: 4, kernel: 3, pad: 1}, name: stem}
+  - {level: {}, name: l1}
+"""
+
+JOIN_OF_A_BLOCK_INPUT = """netc: 1
+name: inner
+inputs:
+  image: [N, 3, 35, 35]
+blocks:
+  level:
+    layers:
+      - {maxpool: {kernel: 2, round: floor}, name: down}
+      - {convtranspose: {filters: 3, kernel: 2, stride: 2}, name: up}
+      - {concat: {from: [input, up]}, name: cat}
+layers:
+  - {conv: {filters: 3, kernel: 3, pad: 1}, name: stem}
+  - {level: {}, name: l1}
+"""
+
+
+@pytest.mark.skipif(not all(k in REGISTRY for k in ("resize", "crop", "pad")),
+                    reason="the `to:` layer types")
+@pytest.mark.parametrize("text, names, join", [
+    (BLOCK_OUTPUT, ("e2", "up"), "name: cat}"),  # a block instance's output: the instance
+    (JOIN_IN_A_BLOCK, ("enc", "up"), "name: cat}"),  # inside a block: its own names
+    (JOIN_OF_A_BLOCK_INPUT, ("input", "up"), "name: cat}"),  # ... and its input
+])
+def test_the_names_e305_gives_are_those_the_join_can_use(tmp_path, text, names, join):
+    """The operands are named as the join's `from:` names them, and every hint, applied
+    where the join is, checks."""
+    path = tmp_path / "spec.yaml"
+    path.write_text(text)
+    diag = misaligned(path)
+    a, b = names
+    assert re.search(rf"^'{a}' is \S+ and '{b}' is \S+: their heights and widths differ$",
+                     "\n".join(diag.details), re.M), diag.render()
+    fixes = hinted_fixes(diag)
+    assert {kind for kind, _, _ in fixes} == {"resize", "crop", "pad"}
+    assert all({x, y} == {a, b} for _, x, y in fixes)
+    for kind, source, target in fixes:
+        one = tmp_path / f"{kind}.yaml"
+        one.write_text(with_fix(text, join, kind, source, target))
+        netc.check_spec(one)
+    hinted = re.search(r"`(image: \[N, 3, \d+, \d+\])`", "\n".join(diag.hints))
+    fixed = tmp_path / "size.yaml"
+    fixed.write_text(re.sub(r"image: \[N, 3, \d+, \d+\]", hinted[1], text))
+    netc.check_spec(fixed)
+
+
+def formula(text: str):
+    """`2·ceil(n/4) + 1` as a function of n (or m), exactly (fractions, not floats)."""
+    expr = re.sub(r"(\d)([nm])", r"\1*\2", text.replace("·", "*"))
+    return lambda n: eval(expr, {"floor": math.floor, "ceil": math.ceil,  # noqa: S307
+                                 "n": Fraction(n), "m": Fraction(n)})
+
+
+RATE = """netc: 1
+name: rate
+inputs:
+  image: [N, 3, 32, 32]
+layers:
+  - {conv: {filters: 4, kernel: 3, stride: 2, pad: 1, round: floor}, name: a}
+  - {conv: {filters: 4, kernel: 3, stride: 2, pad: 1, round: floor}, name: b}
+  - {convtranspose: {filters: 4, kernel: 3, stride: 2}, name: up}
+  - {concat: {from: [a, up]}}
+"""
+
+
+def test_equal_rates_and_an_offset_are_said_as_they_are(tmp_path):
+    """Both paths grow by 1/2 per pixel, and the transposed conv's 2m + 1 keeps 'up' 1 or
+    2 larger: E305 gives each path's size as a function of the input size (checked against
+    the network without the join, at every size of the range), says the rates are equal
+    and what differs, and its first hint is a hint, not an `or`."""
+    path = tmp_path / "rate.yaml"
+    path.write_text(RATE)
+    diag = misaligned(path)
+    line = next(d for d in diag.details if d.startswith("no input size"))
+    assert "differently" not in line
+    m = re.fullmatch(r"no input size from (\d+) to (\d+) lines them up: for an input size n, "
+                     r"'a' is (.+) and 'up' is (.+): both grow by 1/2 per pixel of input, but "
+                     r"'up' is 1 or 2 larger at every one of them, and the difference repeats "
+                     r"every 4 sizes \((.+)\)", line)
+    assert m, line
+    low, high = int(m[1]), int(m[2])
+    assert "convtranspose 'up' turns m into 2m + 1" in m[5]
+    assert "conv 'b' turns m into ceil(m/2)" in m[5]
+    # the formulas, against the network without the join checked at each size
+    plain = tmp_path / "plain.yaml"
+    plain.write_text(RATE.replace("  - {concat: {from: [a, up]}}\n", "") + "outputs: [a, up]\n")
+    size_a, size_up = formula(m[3]), formula(m[4])
+    for n in range(low, high + 1):
+        one = tmp_path / "one.yaml"
+        one.write_text(at_size(plain.read_text(), n))
+        a, up = (v.shape[2] for v in netc.check_spec(one).outputs)
+        assert (a, up) == (size_a(n), size_up(n)), n
+    assert not diag.hints[0].startswith("or ")
+    assert diag.hints[0].startswith("line them up at any input size")
+
+
+def test_a_misaligned_add_has_no_projection_hint(make_spec):
+    """A projection (1x1 conv) changes channels or halves a size; it doesn't give back the
+    row a `round: floor` pool dropped: a misaligned add's hints are the skip's. A shortcut
+    off by a stride keeps it."""
+    path = make_spec("""
+        - conv: {filters: 4, kernel: 3, pad: 1}
+          name: enc
+        - maxpool: {kernel: 2, round: floor}
+        - convtranspose: {filters: 4, kernel: 2, stride: 2}
+          name: up
+        - add: {from: [enc, up]}
+    """, ("N", 3, 45, 45))
+    diag = misaligned(path)
+    assert not any("projection" in h for h in diag.hints), diag.hints
+    assert diag.hints[0].startswith("make the input 46×46")
+    path = make_spec("""
+        - conv: {filters: 4, kernel: 2, stride: 2}
+          name: a
+        - add: {from: [a, x]}
+    """, ("N", 4, 32, 32))
+    diag = misaligned(path)
+    assert any("needs a projection" in h for h in diag.hints), diag.hints
+
+
+def resnet152_segmenter(size: int, repeat: int) -> str:
+    """specs/resnet152.yaml at size×size with layer3 repeated `repeat` times, ending in a
+    8x8 stride-8 transposed conv of layer4 joined to layer1 (the tester's reproducer,
+    without the classifier's preprocessing and labels)."""
+    text = (ROOT / "specs" / "resnet152.yaml").read_text()
+    text = text[:text.index("  - globalavgpool:")]
+    text = re.sub(r"(?m)^(preprocess|labels):.*\n(  .*\n)*", "", text)
+    text = text.replace("image: [N, 3, 224, 224]", f"image: [N, 3, {size}, {size}]")
+    text = text.replace("repeat: 36", f"repeat: {repeat}")
+    return text + ("  - {convtranspose: {filters: 256, kernel: 8, stride: 8}, from: layer4, "
+                   "name: up}\n  - {concat: {from: [layer1, up]}}\n")
+
+
+def checks_at(path, sizes) -> set[int]:
+    """The sizes among `sizes` at which the spec checks (the spec checked at each, as `netc
+    sizes` does)."""
+    parsed = parse(str(path))
+    decl, cache, found = parsed.spec.inputs[0], {}, set()
+    for s in sizes:
+        spec = dataclasses.replace(parsed.spec, inputs=[dataclasses.replace(
+            decl, shape=(*decl.shape[:2], s, s))], expect=None)
+        diags = Diagnostics()
+        pipeline_check(spec, diags, DEFAULT, cache)
+        found |= set() if diags.has_errors() else {s}
+    return found
+
+
+def test_a_very_deep_network_still_finds_the_sizes_that_line_up(tmp_path):
+    """ResNet-152 with 360 blocks in layer3 (3,700 layers before the join): the layers
+    before the join are replayed over a range wide enough for the pattern (a period of 32),
+    which it finds, instead of claiming that nothing lines up from a few sizes."""
+    path = tmp_path / "deep.yaml"
+    path.write_text(resnet152_segmenter(240, 360))
+    start = time.perf_counter()
+    diag = misaligned(path)
+    assert time.perf_counter() - start < 20
+    text = "\n".join(diag.details)
+    assert "grows by 0" not in text and "differently" not in text
+    assert "'layer1' is 256×60×60 and 'up' is 256×64×64" in text
+    sizes, low, high, near = claim(diag)
+    assert low <= 221 and high >= 256
+    sample = {low, 220, 221, 224, 225, 240, 252, 253, 256, 257, high}
+    assert sizes & sample == checks_at(path, sample)
+    assert near == [224, 253]
+
+
+def test_a_range_cut_short_says_so(make_spec):
+    """20,000 layers before the join leave a few sizes to try, in which the upsampled path
+    doesn't change: E305 says what it saw there and that it tried only those, and claims no
+    rate for it."""
+    path = make_spec("""
+        - conv: {filters: 2, kernel: 3, stride: 4, pad: 1, round: floor}
+          name: a
+        - maxpool: {kernel: 2, round: floor}
+        - maxpool: {kernel: 2, round: floor}
+        - maxpool: {kernel: 2, round: floor}
+        - relu: {}
+          repeat: 20000
+        - convtranspose: {filters: 2, kernel: 8, stride: 8}
+          name: up
+        - concat: {from: [a, up]}
+    """, ("N", 1, 240, 240))
+    diag = misaligned(path)
+    line = next(d for d in diag.details if d.startswith("no input size"))
+    m = re.fullmatch(r"no input size from (\d+) to (\d+) lines them up: 'a' grows by 1/4 per "
+                     r"pixel of input, and 'up' is 56 at every one of them \(only these sizes "
+                     r"were tried, the network being large: .*\)", line)
+    assert m and int(m[2]) - int(m[1]) < 40, line
+    assert "differently" not in line
+
+
+@st.composite
+def size_rules(draw):
+    """A path's size as layers compose it: strided windows (floor((m + c) / s)), then an
+    upsampling (u·m + d), as the layers of an encoder and one decoder step give it."""
+    downs = draw(st.lists(st.tuples(st.integers(1, 4), st.integers(-3, 3)), max_size=4))
+    up, offset = draw(st.integers(1, 4)), draw(st.integers(-2, 2))
+
+    def rule(n):
+        for s, c in downs:
+            n = (n + c) // s
+        return up * n + offset
+
+    period = math.prod(s for s, _ in downs)
+    return rule, period, Fraction(up, period)
+
+
+@settings(max_examples=100, derandomize=True, deadline=None, database=None)
+@given(size_rules(), st.integers(8, 300), st.integers(0, 40))
+def test_a_size_rule_is_read_back_exactly(case, low, extra):
+    """`fit_growth` gives back the rule that made the sizes, at every size, and its words
+    (`2·ceil(n/4) + 1`) read back (by this file's reader) to the same sizes."""
+    rule, period, rate = case
+    values = {n: rule(n) for n in range(low, low + 2 * period + extra)}
+    found = fit_growth(values)
+    assert found is not None and found.rate == rate and period % found.every == 0
+    assert found.shift is not None
+    assert all(found.at(n) == v for n, v in values.items())
+    words = formula(found.text())
+    assert all(words(n) == v for n, v in values.items())
+
+
+def test_growth_words():
+    assert fit_growth({n: -(-n // 2) for n in range(10, 30)}).text() == "ceil(n/2)"
+    assert fit_growth({n: 2 * -(-n // 4) + 1 for n in range(10, 30)}).text() \
+        == "2·ceil(n/4) + 1"
+    assert fit_growth({n: n - 2 for n in range(10, 30)}).text() == "n - 2"
+    assert fit_growth({n: 2 * n + 1 for n in range(10, 30)}).text("m") == "2m + 1"
+    assert fit_growth({n: (n + 1) // 4 for n in range(10, 30)}).text() == "floor((n + 1)/4)"
+    assert fit_growth({n: 7 for n in range(10, 30)}).text() == "7"
+    assert fit_growth({n: 3 * n // 4 for n in range(10, 30)}).text() == "3 more every 4"
+    assert fit_growth({n: n // 16 for n in range(10, 30)}) is None  # not two periods
 
 
 # --- the property: what the E305 says is what checking says --------------------------------

@@ -12,6 +12,15 @@ from .base import (Init, Layer, Lowering, Padding, Pair, Round, Shape, Site, Ten
 from .window import AXES, EDGE, SAME, Windowed, pads_of, rounding_of, spatial
 
 
+# nn.Conv2d's and nn.ConvTranspose2d's (and Keras's Conv2D's) names for the attributes of a
+# conv and a transposed conv, which E102 offers first: PyTorch's `padding` is `pad` in both
+# (the same numbers: on a transposed conv it crops the output as PyTorch's does), where the
+# nearest spelling on a convtranspose, `output_padding`, would grow the output instead
+CONV_NAMES = {"padding": "pad", "kernel_size": "kernel", "out_channels": "filters",
+              "strides": "stride", "dilation_rate": "dilation", "use_bias": "bias",
+              "kernel_initializer": "init"}
+
+
 @layer("conv")
 @layer_fields
 class Conv(Windowed):
@@ -37,6 +46,8 @@ class Conv(Windowed):
 
     main = "filters"
     what = "filter"
+    foreign_names = ("Convolution", "Convolution2D")
+    foreign_attributes = CONV_NAMES
     absorbs_affine = True
     drawn_by_default = True  # (netc run --maps: the activation maps of the course)
 
@@ -125,8 +136,9 @@ class ConvTranspose(Layer):
     (PyTorch's ConvTranspose2d docs, the ONNX ConvTranspose spec). Always a whole number, so
     there is no `round`. Weights: `weight` (channels, filters/groups, kh, kw) and `bias`
     (filters), as in PyTorch. Errors: E303 (groups), E309 (output_padding not smaller than
-    the stride or the dilation), E105 (`pad: same` with a filter narrower than the stride),
-    E302 (padding that crops the whole output).
+    the stride or the dilation), E105 (`pad: same` with a filter narrower than the stride;
+    `init: gaussian(SIGMA)`, a conv's blur kernels), E302 (padding that crops the whole
+    output).
     """
 
     filters: int = attr(doc="number of filters (output channels)", min=1, max=1 << 20)
@@ -143,10 +155,14 @@ class ConvTranspose(Layer):
     groups: int = attr(1, doc="channel groups (groups = channels: depthwise)", min=1, max=1 << 20)
     bias: bool = attr(True, doc="add a learned bias per filter")
     init: Init = attr("he_normal", doc="initial weights: he_normal, he_uniform, glorot_normal, "
-                      "glorot_uniform, zeros, ones, normal(STD), uniform(A), constant(C) or "
-                      "gaussian(SIGMA) (fixed blur kernels)")
+                      "glorot_uniform, zeros, ones, normal(STD), uniform(A) or constant(C)")
 
     main = "filters"
+    # (`ConvTranspose2d` and `conv_transpose2d` are netc's name once `_plain` drops the `_`
+    # and the `2d`)
+    foreign_names = ("deconv", "deconvolution", "Conv2DTranspose", "conv2d_transpose",
+                     "TransposedConv2d", "TransposeConv2d")
+    foreign_attributes = CONV_NAMES
     drawn_by_default = True  # (netc run --maps: its output channels are maps, as a conv's)
     # absorbs_affine stays False: its weight has the output channels on axis 1, not 0, which
     # fold.py's --fold-bn doesn't handle
@@ -168,15 +184,24 @@ class ConvTranspose(Layer):
             return (0, 0, 0, 0)
         if self.pad not in SAME:
             return self.pad
+        short = self._same_short_axis()
+        if short is not None:
+            raise self._same_too_short(x, short)
         halves = []
         for i in (0, 1):
             total = self.spans[i] + self.output_padding[i] - self.stride[i]
-            if total < 0:
-                raise self._same_too_short(x, i)
             small, large = total // 2, total - total // 2
             halves.append((large, small) if self.pad == "same_lower" else (small, large))
         (top, bottom), (left, right) = halves
         return (top, left, bottom, right)
+
+    def _same_short_axis(self) -> int | None:
+        """The first axis along which `pad: same` can't reach N × stride (the filter spans
+        less than stride - output_padding: E105), or None."""
+        if self.pad not in SAME:
+            return None
+        return next((i for i in (0, 1)
+                     if self.spans[i] + self.output_padding[i] < self.stride[i]), None)
 
     def _sizes(self, x_hw, crops) -> tuple[int, int]:
         return tuple(transposed_size(x_hw[i], self.kernel[i], self.stride[i], crops[i],
@@ -195,20 +220,34 @@ class ConvTranspose(Layer):
 
     # --- the errors, each with fixes that were checked to work ---------------------------
 
-    def _gives(self, x: Shape, **changes) -> str | None:
-        """The output size (`HxW`) of this layer with `changes`, or None if it fails too."""
-        try:
-            out = dataclasses.replace(self, **changes).infer(x)
-        except RuleError:
+    def _out_hw(self, x: Shape) -> tuple[int, int] | None:
+        """The output's height and width on an N×C×H×W input, or None where `infer` refuses
+        it: the shape rule without its errors. The errors' fixes are tried with this, never
+        with `infer`: a failing `infer` builds an error, whose search for fixes would call
+        `infer` again (a search per fix tried, per pixel of padding: exponential time)."""
+        if x[1] % self.groups or self.filters % self.groups or self._late_output_padding() \
+                or self._same_short_axis() is not None:
             return None
-        return f"{out[2]}x{out[3]}"
+        out_hw = self._sizes(x[2:], self.crops(x))
+        return out_hw if min(out_hw) >= 1 else None
+
+    def _gives(self, x: Shape, **changes) -> str | None:
+        """The output size (`HxW`) of this layer with `changes`, or None if it fails too
+        (computed without building an error: `_out_hw`)."""
+        out_hw = dataclasses.replace(self, **changes)._out_hw(x)
+        return None if out_hw is None else f"{out_hw[0]}x{out_hw[1]}"
+
+    def _late_output_padding(self) -> list[int]:
+        """The axes whose output_padding is neither below the stride nor the dilation."""
+        op, s, d = self.output_padding, self.stride, self.dilation
+        return [i for i in (0, 1) if op[i] >= s[i] and op[i] >= d[i]]
 
     def _check_output_padding(self, x: Shape) -> None:
         """E309 unless output_padding < stride or output_padding < dilation on each axis
         (PyTorch's rule; ONNX's spec says the same): a conv with stride S gives one output
         size for S input sizes, and output_padding says which one to restore."""
         op, s, d = self.output_padding, self.stride, self.dilation
-        bad = [i for i in (0, 1) if op[i] >= s[i] and op[i] >= d[i]]
+        bad = self._late_output_padding()
         if not bad:
             return
         alike = len(bad) == 2 and (op[0], s[0], d[0]) == (op[1], s[1], d[1])
@@ -270,11 +309,12 @@ class ConvTranspose(Layer):
             details.append(f"{AXES[i]}: ({n} - 1) × {s} - {crops[i]} - {crops[i + 2]} + {d} × "
                            f"({k} - 1) + {op} + 1 = {out_hw[i]}, less than 1")
         fixes = []
-        for p in range(max(crops) - 1, -1, -1):
-            gives = self._gives(x, pad=(p,) * 4)
-            if gives:
-                fixes.append(f"pad: {p} gives {gives}")
-                break
+        # the largest padding, the same on every side, that leaves a pixel on both axes:
+        # 2·p <= full - 1 (below the largest crop asked for)
+        p = min(max(crops) - 1, (full[0] - 1) // 2, (full[1] - 1) // 2)
+        gives = self._gives(x, pad=(p,) * 4) if p >= 0 else None
+        if gives:
+            fixes.append(f"pad: {p} gives {gives}")
         need = list(self.kernel)
         for i in bad:  # the smallest kernel that leaves a pixel: d·(k - 1) >= 1 + crops - rest
             rest = (x[2 + i] - 1) * self.stride[i] + self.output_padding[i] + 1
@@ -291,6 +331,23 @@ class ConvTranspose(Layer):
     # --- weights, cost, lowering ----------------------------------------------------------
 
     def weights(self, x: Shape) -> list[WeightSpec]:
+        """`weight` (channels, filters/groups, kh, kw) and `bias` (filters). E105 for
+        `init: gaussian(SIGMA)`, a conv's blur kernels: a transposed conv adds each input
+        pixel's kernel into the output at stride steps, so a kernel of taps summing to 1 is a
+        blur at stride 1 only; at stride S it scales the mean by 1/S² and, unless the blur is
+        wide against the stride, leaves a grid of bright spots."""
+        if self.init.startswith("gaussian("):
+            blur = (f"`- conv: {{filters: {self.filters}, kernel: {_pair(self.kernel)}, "
+                    f"pad: same, init: {self.init}}}`")
+            hints = [f"for a blur write {blur}" if self.stride == (1, 1) else
+                     f"for a smooth upsampling write `- resize: {{scale: {_pair(self.stride)}, "
+                     f"mode: bilinear}}`, and {blur} after it to blur more",
+                     "or keep the transposed conv with he_normal, glorot_uniform, normal(STD), "
+                     "uniform(A) or constant(C)"]
+            raise RuleError(
+                "gaussian(SIGMA) makes a conv's kernels a blur, and a transposed conv "
+                "spreads each input pixel over the output at stride steps: its kernels are "
+                "not a blur", code="E105", attr="init", hints=hints)
         per_group = self.filters // self.groups
         kh, kw = self.kernel
         # as PyTorch's _calculate_fan_in_and_fan_out counts them on this layout: size(1)·kh·kw

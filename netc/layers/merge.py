@@ -14,10 +14,13 @@ def broadcast(xs: Sequence[Shape], hint: str) -> Shape:
     """The shape that inputs `xs` broadcast to, by numpy's (and ONNX's) rule for inputs of one
     rank: in each axis the sizes are equal, or all but one of them 1 (the others are repeated).
     A symbolic size (the batch N) matches itself and 1 only. Raises E305 naming both shapes
-    and the axis that can't broadcast, `hint` its fix. Inputs of different ranks are refused:
-    numpy would align them at their last axes, which moves the batch axis of the shorter;
-    except an input without a batch axis (a learned tensor, `- param`: C×1×1), which aligns at
-    the last axes as in numpy (ConvNeXt's layer_scale × N×C×H×W)."""
+    and the axis that can't broadcast, `hint` its fix where it can be one: not for a height
+    or width a pixel or so off the other's (not a whole factor of it, and no input of size 1
+    there), which no 1x1 conv or per-channel scale lines up (a misaligned skip: check.py
+    says what does), but for channels, a stride, or a broadcast. Inputs of different ranks are
+    refused: numpy would align them at their last axes, which moves the batch axis of the
+    shorter; except an input without a batch axis (a learned tensor, `- param`: C×1×1), which
+    aligns at the last axes as in numpy (ConvNeXt's layer_scale × N×C×H×W)."""
     rank = max(len(x) for x in xs)
     batchless = [x for x in xs if len(x) < rank and not any(isinstance(d, str) for d in x)]
     if batchless and any(isinstance(d, str) for x in xs for d in x):
@@ -46,13 +49,17 @@ def broadcast(xs: Sequence[Shape], hint: str) -> Shape:
             if big else None
         if clash is not None:
             first = sizes.index(big[0])
+            x, y = sizes[first], sizes[clash]
+            # (a map a pixel or so off another, neither broadcasting anywhere: no hint fits)
+            off = axis >= 2 and isinstance(x, int) and isinstance(y, int) \
+                and max(x, y) % min(x, y) != 0 and all(1 not in s[2:] for s in xs)
             raise RuleError(
                 f"needs inputs of one shape, got {fmt_shape(xs[first])} and "
                 f"{fmt_shape(xs[clash])}", code="E305", input=clash,
                 details=[f"input {k + 1}: {fmt_shape(s)}" for k, s in enumerate(xs)]
                 + [f"axis {axis}: {sizes[first]} and {sizes[clash]} differ and neither is 1, "
                    "so they can't broadcast"],
-                hints=[hint],
+                hints=[] if off else [hint],
             )
         out.append(big[0] if big else 1)
     return tuple(out)

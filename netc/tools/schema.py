@@ -279,8 +279,8 @@ def _preprocess() -> dict:
 
 
 def _attributes(kind: str, expressions: bool) -> dict:
-    """The value of a layer type's key: its attributes as a mapping, the scalar shorthand
-    for its main attribute, or nothing."""
+    """The value of a layer type's key: its attributes as a mapping, the shorthand for its
+    main attribute (a scalar, or a list where the attribute takes one), or nothing."""
     cls = REGISTRY[kind]
     specs = attributes(cls)
     properties = {s.name: _attribute(s, expressions) for s in specs}
@@ -290,13 +290,13 @@ def _attributes(kind: str, expressions: bool) -> dict:
     options = [{"type": "null"}, mapping]
     if cls.main is not None:
         main = next(s for s in specs if s.name == cls.main)
-        short = _attribute(main, expressions, shorthand=True)
+        short = _attribute(main, expressions)
         short["description"] = f"shorthand for `{kind}: {{{main.name}: VALUE}}`"
         options.append(short)
     return {"oneOf": options}
 
 
-def _attribute(spec: AttrSpec, expressions: bool, shorthand: bool = False) -> dict:
+def _attribute(spec: AttrSpec, expressions: bool) -> dict:
     """The schema of one attribute's value, from its AttrSpec."""
     doc = spec.doc[:1].upper() + spec.doc[1:] + "."
     if spec.kind == "int":
@@ -314,12 +314,11 @@ def _attribute(spec: AttrSpec, expressions: bool, shorthand: bool = False) -> di
                   "pattern": rf"^({'|'.join(INITIALISERS_WITH_VALUE)})\(.+\)$"}
         out = {"anyOf": [names, valued], "description": doc}
     elif spec.kind in ("pair", "padding", "sides"):
-        out = _sizes(spec, expressions, doc, shorthand)
+        out = _sizes(spec, expressions, doc)
     elif spec.kind == "scales":
         one = _number("number", spec.min, spec.max, expressions, None)
         options = [_strip(one)] if not expressions else list(one["oneOf"])
-        if not shorthand:
-            options.append({"type": "array", "items": one, "minItems": 2, "maxItems": 2})
+        options.append({"type": "array", "items": one, "minItems": 2, "maxItems": 2})
         out = {"oneOf": options, "description": doc}
     elif spec.kind == "ref":  # a layer or input name, resolved as `from:` names are
         out = {"type": "string", "pattern": LOCAL_NAME, "maxLength": MAX_NAME,
@@ -336,15 +335,14 @@ def _attribute(spec: AttrSpec, expressions: bool, shorthand: bool = False) -> di
     return out
 
 
-def _sizes(spec: AttrSpec, expressions: bool, doc: str, shorthand: bool) -> dict:
+def _sizes(spec: AttrSpec, expressions: bool, doc: str) -> dict:
     """kernel, stride, dilation (an int or [h, w]); pad (also [t, l, b, r], same, valid);
     sides (an int, [h, w] or [t, l, b, r])."""
     one = _number("integer", spec.min, spec.max, expressions, None)
     options = [_strip(one)] if not expressions else list(one["oneOf"])
-    if not shorthand:  # `- maxpool: [2, 2]` would be a list of attributes
-        lengths = [2] if spec.kind == "pair" else [2, 4]
-        for n in lengths:
-            options.append({"type": "array", "items": one, "minItems": n, "maxItems": n})
+    lengths = [2] if spec.kind == "pair" else [2, 4]  # (also as `- maxpool: [2, 3]`)
+    for n in lengths:
+        options.append({"type": "array", "items": one, "minItems": n, "maxItems": n})
     if spec.kind == "padding":
         options.append({"enum": list(spec.choices)})
     return {"oneOf": options, "description": doc}
