@@ -16,7 +16,8 @@ from typing import NamedTuple
 from .alignment import Growth, find_pattern, fit_growth, lcm, nearest, ranges
 from .errors import (Diagnostics, Note, RuleError, closest_attribute, did_you_mean,
                      did_you_mean_attribute, did_you_mean_type)
-from .expand import LIST_KINDS as _LIST_KINDS, FlatSpec, LayerUse
+from .expand import LIST_KINDS as _LIST_KINDS, LOCAL_NAME_RE as _LOCAL_NAME_RE
+from .expand import FlatSpec, LayerUse
 from .ir import Graph, Node, Value, Weight
 from .layers import REGISTRY, AttrSpec, Site, attributes, fmt_shape
 from .layers.base import (INITIALISERS, INITIALISERS_WITH_VALUE, MAX_ITEMS, Layer, init_hints,
@@ -444,6 +445,13 @@ class Checker:
         hints = []
         if isinstance(node, YScalar) and isinstance(node.value, str) and want != "true or false":
             hints = ["remove the quotes"] if node.quoted else []
+            cls = REGISTRY.get(self._place.kind) if self._place is not None else None
+            if cls is not None and cls.references and self._key == cls.main \
+                    and _LOCAL_NAME_RE.match(node.value) and not node.value[0].isdigit():
+                # `- resize: skip`: the shorthand sets the main attribute (a number), while a
+                # layer's size is taken with `to:`
+                hints = [f"to take the height and width of layer '{node.value}', write "
+                         f"`{self._place.kind}: {{{cls.references[0]}: {node.value}}}`"]
         self.diags.error("E103", f"{label} must be {want}, not {kind_name(node)}",
                          self._at(node.span), hints=hints)
         return _BAD

@@ -171,7 +171,12 @@ def check_name(diags: Diagnostics, node: YNode, what: str, local: bool = False,
     if not isinstance(node, YScalar) or not isinstance(node.value, str):
         hints = []
         if isinstance(node, YScalar) and type(node.value) is int and node.value >= 0:
-            hints = [f'a name is a string: write "{node.value}" in quotes']
+            # inside a block a name may start with a digit (`"0"` is `<instance>.0`); at the
+            # top level it may not, so quotes alone would only give E109
+            hints = [f'a name is a string: write "{node.value}" in quotes' if local else
+                     f"a name is a string that starts with a letter or `_` (`layer"
+                     f"{node.value}`), so {node.value} can't be one: write the name of the layer "
+                     "or input you mean, giving it a `name:` if it has none"]
         diags.error("E103", f"{what} must be a string, not {kind_name(node)}", span, hints=hints)
         return None
     return _valid_name(diags, node.value, what, local, span)

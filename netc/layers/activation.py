@@ -57,6 +57,8 @@ class LeakyReLU(ShapePreserving):
 
     alpha: float = attr(0.01, doc="slope for negative inputs")
 
+    foreign_attributes = {"negative_slope": "alpha"}
+
     main = "alpha"
 
     def lower(self, b: Lowering, xs: Sequence[Tensor], w: Mapping[str, str],
@@ -76,6 +78,8 @@ class Softmax(ShapePreserving):
 
     axis: int = attr(1, doc="axis to normalise over; negative counts from the end",
                      min=-8, max=8)
+
+    foreign_attributes = {"dim": "axis"}
 
     main = "axis"
 
@@ -103,6 +107,8 @@ class Dropout(ShapePreserving):
 
     rate: float = attr(0.5, doc="fraction of activations dropped in training", min=0, max=1,
                        exclusive_max=True)
+
+    foreign_attributes = {"p": "rate"}
 
     main = "rate"
 
@@ -189,6 +195,8 @@ class Clip(_Function):
 
     min: Optional[float] = attr(None, doc="the lower bound (none: unbounded below)")
     max: Optional[float] = attr(None, doc="the upper bound (none: unbounded above)")
+
+    foreign_attributes = {"min_val": "min", "max_val": "max"}
 
     def infer(self, x: Shape) -> Shape:
         if self.min is None and self.max is None:

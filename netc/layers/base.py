@@ -313,6 +313,13 @@ class Layer:
     # and `skip`). So check, netc.torch, W201, `netc graph` and `netc sizes` see the
     # dependency; `infer` and `lower` get that value as their last input(s).
     references: ClassVar[tuple[str, ...]] = ()
+    # Other libraries' names for this type (`Upsample` for resize), which E107 offers it
+    # for (compared without case, `_` and a final `2d`), and for its attributes
+    # (`{"padding": "pad"}`, or (name, note) where the values are written differently), which
+    # E102 offers before any spelling match: netc/errors.py's did_you_mean_type and
+    # did_you_mean_attribute
+    foreign_names: ClassVar[tuple[str, ...]] = ()
+    foreign_attributes: ClassVar[dict] = {}
 
     def _values(self) -> tuple:
         return tuple([getattr(self, f.name) for f in dataclasses.fields(self)])

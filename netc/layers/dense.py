@@ -29,6 +29,10 @@ class Dense(Layer):
         "flat", doc="the features: `flat`, an (N, features) input (a map needs a flatten "
         "first); `last`, the last axis of an input of any rank, every other axis kept")
 
+    foreign_names = ("Linear", "FullyConnected")
+    foreign_attributes = {"out_features": "units", "use_bias": "bias",
+                          "kernel_initializer": "init"}
+
     main = "units"
 
     def infer(self, x: Shape) -> Shape:

@@ -111,6 +111,8 @@ class Mul(Layer):
 
     `- mul: {from: [scale, conv3]}`"""
 
+    foreign_names = ("multiply",)
+
     arity = (2, None)
 
     def infer(self, *xs: Shape) -> Shape:
@@ -146,6 +148,9 @@ class Concat(Layer):
     `- concat: {from: [branch1, branch2]}`"""
 
     axis: int = attr(1, doc="axis to join along (not the batch axis 0)", min=-8, max=8)
+
+    foreign_names = ("cat", "Concatenate")
+    foreign_attributes = {"dim": "axis"}
 
     arity = (2, None)
     main = "axis"

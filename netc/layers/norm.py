@@ -23,6 +23,9 @@ class BatchNorm(ShapePreserving):
 
     eps: float = attr(1e-5, doc="added to the variance for numerical stability", min=0)
 
+    foreign_names = ("BatchNormalization",)
+    foreign_attributes = {"epsilon": "eps"}
+
     subtracts_mean = True
     is_affine = True
 
@@ -70,6 +73,9 @@ class LRN(ShapePreserving):
     alpha: float = attr(1e-4, doc="scale", min=0)
     beta: float = attr(0.75, doc="exponent", min=0)
     bias: float = attr(1.0, doc="additive constant k", min=0)
+
+    foreign_names = ("LocalResponseNorm", "LocalResponseNormalization")
+    foreign_attributes = {"k": "bias"}
 
     main = "size"
 
@@ -133,6 +139,9 @@ class LayerNorm(ShapePreserving):
     eps: float = attr(1e-5, doc="added to the variance for numerical stability (PyTorch: "
                       "1e-5; ConvNeXt: 1e-6)", min=0)
     affine: bool = attr(True, doc="learn a scale (weight) and shift (bias) per channel")
+
+    foreign_names = ("LayerNormalization",)
+    foreign_attributes = {"epsilon": "eps", "elementwise_affine": "affine"}
 
     main = "axis"
 
@@ -213,6 +222,9 @@ class GroupNorm(ShapePreserving):
     eps: float = attr(1e-5, doc="added to the variance for numerical stability", min=0)
     affine: bool = attr(True, doc="learn a scale (weight) and shift (bias) per channel")
 
+    foreign_names = ("GroupNormalization",)
+    foreign_attributes = {"num_groups": "groups", "epsilon": "eps"}
+
     main = "groups"
 
     def infer(self, x: Shape) -> Shape:
@@ -281,6 +293,9 @@ class InstanceNorm(ShapePreserving):
 
     eps: float = attr(1e-5, doc="added to the variance for numerical stability", min=0)
     affine: bool = attr(False, doc="learn a scale (weight) and shift (bias) per channel")
+
+    foreign_names = ("InstanceNormalization",)
+    foreign_attributes = {"epsilon": "eps"}
 
     subtracts_mean = True
 

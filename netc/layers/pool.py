@@ -24,6 +24,10 @@ class _Pool(Windowed):
                           min=1, max=4096)
     round: Round = attr("exact", doc="what to do when the window doesn't tile the input")
 
+    foreign_attributes = {"kernel_size": "kernel", "pool_size": "kernel", "padding": "pad",
+                          "strides": "stride",
+                          "ceil_mode": ("round", "`ceil_mode: true` is `round: ceil`")}
+
     main = "kernel"
     op = ""
 
@@ -107,6 +111,8 @@ class MaxPool(_Pool):
     taps as PyTorch's MaxPool2d does. ONNX Runtime refuses pads as large as the kernel, which a
     dilated window may need: those are then a Pad node of -inf before the MaxPool."""
 
+    foreign_names = ("MaxPooling2D",)
+
     def lower(self, b: Lowering, xs: Sequence[Tensor], w: Mapping[str, str],
               out: Tensor) -> None:
         x = xs[0]
@@ -141,6 +147,9 @@ class AvgPool(_Pool):
     compile time): the same MACs as a convolution with C filters of one channel."""
 
     include_pad: bool = attr(False, doc="count padded zeros in the average (PyTorch's default)")
+
+    foreign_names = ("AveragePooling2D", "AvgPooling2D")
+    foreign_attributes = {**_Pool.foreign_attributes, "count_include_pad": "include_pad"}
 
     def lower(self, b: Lowering, xs: Sequence[Tensor], w: Mapping[str, str],
               out: Tensor) -> None:
@@ -216,6 +225,8 @@ class GlobalAvgPool(Layer):
 
     `- globalavgpool`"""
 
+    foreign_names = ("GlobalAveragePooling2D",)
+
     def infer(self, x: Shape) -> Shape:
         need_rank(x, (4,), "globalavgpool")
         return (x[0], x[1], 1, 1)
@@ -246,6 +257,8 @@ class _AdaptivePool(Layer):
     """An adaptive pool: the output size is given, the windows follow from the input's."""
 
     output: Pair = attr(doc="output size: an int or [height, width]", min=1, max=4096)
+
+    foreign_attributes = {"output_size": "output"}
 
     main = "output"
     verb = ""  # averages / takes the max of
@@ -324,6 +337,8 @@ class AdaptiveAvgPool(_AdaptivePool):
     the input's own size to an Identity; otherwise the windows overlap or differ in size, and
     each axis that changes is a MatMul by a constant N×n matrix of 1/window-size weights
     (2 nodes and N·n constants per axis; H·W·w + H·h·w multiply-adds per channel)."""
+
+    foreign_names = ("AdaptiveAveragePooling2D",)
 
     verb = "averages"
     ops = ("GlobalAveragePool", "AveragePool")

@@ -24,6 +24,8 @@ class StochasticDepth(ShapePreserving):
     mode: Literal["row", "batch"] = attr("row", doc="row: drop each image's input on its "
                                          "own; batch: the whole batch's at once")
 
+    foreign_names = ("DropPath",)
+
     main = "p"
 
     def equation(self, out: Shape, x: Shape) -> list[str]:

@@ -11,6 +11,7 @@ uses the sizes netc worked out, which are static.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 from fractions import Fraction
@@ -88,15 +89,24 @@ class Resize(_Resampling):
     - `scale: s` is `F.interpolate(x, scale_factor=s, mode=..., align_corners=...,
       recompute_scale_factor=None)`: the output is floor(N × s) (PyTorch's double-precision
       product), sampled s apart. A product that is not whole is an error (E310) unless
-      `round: floor` is declared (there is no `ceil`: F.interpolate only rounds down).
+      `round: floor` is declared (there is no `ceil`: F.interpolate only rounds down). N × s
+      is whole when it is a whole number as written and PyTorch's floor gives that number
+      (100 × 0.07 = 7: PyTorch's 7.000000000000001 rounds down to 7), or when PyTorch's
+      double product is itself whole; 100 × 0.29 = 29 is refused, as PyTorch computes
+      28.999999999999996 and gives 28.
     - `size: [h, w]` and `to: layer` are `F.interpolate(x, size=(h, w), mode=...,
       align_corners=...)`.
 
     Modes are PyTorch's: `nearest` (its default; output pixel i reads input pixel
     floor(i / s), s the scale, or out / N), `nearest-exact` (floor((i + 0.5) / s)), `bilinear`
     and `bicubic` (A = -0.75), the last two with `align_corners`. Nearest modes copy
-    PyTorch's very pixels; bilinear and bicubic equal its values to float32 rounding. A
-    bicubic `scale` that leaves the size unchanged (floor(5 × 1.1) = 5 on both axes) is
+    PyTorch's very pixels. Bilinear and bicubic sample where PyTorch does up to float32
+    rounding: both compute each output pixel's source position in float32, in a different
+    order, so the positions differ by up to about 1e-7 × N pixels (none for scales that are
+    powers of two), and the values by that times the difference between neighbouring input
+    pixels. For unit-variance noise the largest difference from PyTorch is about 5e-6 at 16
+    pixels, 5e-5 at 100, 5e-4 at 500 and 1e-3 at 2,000; smooth images differ less.
+    A bicubic `scale` that leaves the size unchanged (floor(5 × 1.1) = 5 on both axes) is
     refused (E310): PyTorch resamples there, ONNX Runtime copies.
     """
 
@@ -113,6 +123,11 @@ class Resize(_Resampling):
                                "centres (PyTorch's align_corners)")
     round: Literal["exact", "floor"] = attr("exact", doc="`floor`: a scale whose result is not "
                                             "whole is rounded down, as PyTorch does")
+
+    foreign_names = ("Upsample", "UpsamplingNearest2d", "UpsamplingBilinear2d", "interpolate",
+                     "UpSampling2D", "Resizing")
+    foreign_attributes = {"scale_factor": "scale", "output_size": "size",
+                          "interpolation": "mode"}
 
     main = "scale"
 
@@ -139,43 +154,82 @@ class Resize(_Resampling):
 
     def _scaled(self, hw) -> tuple[int, int]:
         products = [hw[i] * self.scale[i] for i in (0, 1)]  # as PyTorch: in double precision
-        out = tuple(math.floor(p) for p in products)
-        if min(out) >= 1 and self.round == "exact" and any(p != f for p, f in zip(products, out)):
+        out, fault = self._scale_rule(hw)
+        if fault == "not whole":
             raise self._not_whole(hw, products, out)
-        if self.mode == "bicubic" and not self.align_corners and out == tuple(hw) \
-                and self.scale != (1.0, 1.0):
+        if fault == "unchanged":
+            lines = {i: f"floor({hw[i]} × {fmt_number(self.scale[i])}) = {out[i]}"
+                     for i in (0, 1) if self.scale[i] != 1}
             raise RuleError(
                 f"scale {self._scale_text()} leaves the {_hw(hw)} input at {_hw(out)}, which "
                 "PyTorch's bicubic still resamples and ONNX Runtime copies", code="E310",
-                attr="scale",
-                details=[f"floor({hw[i]} × {fmt_number(self.scale[i])}) = {out[i]}"
-                         for i in (0, 1) if self.scale[i] != 1],
+                attr="scale", details=_per_axis(lines),
                 hints=["write `scale: 1` for a copy, or a scale that changes the size"])
-        if min(out) < 1:
-            i = 0 if out[0] < 1 else 1
-            raise RuleError(
-                f"scale {self._scale_text()} makes the {_hw(hw)} input {_hw(out)}",
-                code="E310", attr="scale",
-                details=[f"{AXES[i]}: {hw[i]} × {fmt_number(self.scale[i])} = "
-                         f"{_product(products[i])}, rounded down to {out[i]}: no {EDGES[i]} "
-                         "left"],
-                hints=[f"use a scale of at least 1/{hw[i]} = {1 / hw[i]:.4g} (`size: "
-                       f"[{max(out[0], 1)}, {max(out[1], 1)}]` gives "
-                       f"{max(out[0], 1)}x{max(out[1], 1)})"])
+        if fault == "empty":
+            raise self._nothing_left(hw, products, out)
         return out
 
+    def _scale_rule(self, hw) -> tuple[tuple[int, int], str | None]:
+        """PyTorch's output (height, width) by this scale, floor(N × scale), and what is wrong
+        with it, if anything: "not whole" (a product that is not whole, without `round:
+        floor`), "unchanged" (bicubic at the input's size) or "empty" (no row or column).
+        Builds no message, so that the hints can check their fixes with it."""
+        out = tuple(math.floor(hw[i] * self.scale[i]) for i in (0, 1))
+        if min(out) >= 1 and self.round == "exact" and \
+                any(_whole_size(hw[i], self.scale[i]) is None for i in (0, 1)):
+            return out, "not whole"
+        if self.mode == "bicubic" and not self.align_corners and out == tuple(hw) \
+                and self.scale != (1.0, 1.0):
+            return out, "unchanged"
+        return out, "empty" if min(out) < 1 else None
+
+    def _nothing_left(self, hw, products, out) -> RuleError:
+        """E310 for a scale that leaves no row or column, with fixes that check: the scale
+        raised to 1/N on each axis left empty (the other kept), and the size."""
+        empty = [i for i in (0, 1) if out[i] < 1]
+        lines = {i: f"{hw[i]} × {fmt_number(self.scale[i])} = {_product(products[i])}, "
+                    "rounded down to 0" for i in empty}
+        if len(empty) == 2 and lines[0] == lines[1]:
+            details = [f"{lines[0]}: no rows or columns left"]
+        else:
+            details = [f"{AXES[i]}: {lines[i]}: no {EDGES[i]} left" for i in empty]
+        fixes = []
+        # 1/N on each empty axis, raised by an ulp at a time where N × that double is not
+        # whole (49 × float(1/49) is just below 1; 253 × s is 1 for no double s, so an exact
+        # resize of 253 columns to 1 has no scale, only a size)
+        raised = tuple(1 / hw[i] if i in empty else self.scale[i] for i in (0, 1))
+        for _ in range(8):
+            got = self._checks(hw, scale=raised)
+            if got is not None:
+                fixes.append(f"`scale: {_scales_text(raised)}` gives {_hw(got)}")
+                break
+            raised = tuple(math.nextafter(raised[i], math.inf) if i in empty else raised[i]
+                           for i in (0, 1))
+        size = tuple(max(o, 1) for o in out)
+        fixes.append(f"`size: [{size[0]}, {size[1]}]` gives {_hw(size)}")
+        return RuleError(f"scale {self._scale_text()} makes the {_hw(hw)} input {_hw(out)}",
+                         code="E310", attr="scale", details=details, hints=["; ".join(fixes)])
+
+    def _checks(self, hw, **changes) -> tuple[int, int] | None:
+        """The output (height, width) of this resize with `changes` made to its attributes
+        on a `hw` input, or None when that is refused too: a hint is shown only if it
+        checks."""
+        out, fault = dataclasses.replace(self, **changes)._scale_rule(hw)
+        return out if fault is None else None
+
     def _scale_text(self) -> str:
-        sh, sw = self.scale
-        return fmt_number(sh) if sh == sw else f"[{fmt_number(sh)}, {fmt_number(sw)}]"
+        return _scales_text(self.scale)
 
     def _not_whole(self, hw, products, out) -> RuleError:
-        bad = [i for i in (0, 1) if products[i] != out[i]]
+        bad = [i for i in (0, 1) if _whole_size(hw[i], self.scale[i]) is None]
         lines = {}
+        up = list(out)  # PyTorch's size, plus one on each axis that is not whole
         for i in bad:
             n, s = hw[i], self.scale[i]
             line = f"{n} × {fmt_number(s)} = {_product(products[i])}"
-            decimal = n * Fraction(repr(s))
-            if decimal.denominator == 1:  # whole in decimal, not in binary floating point
+            decimal = n * _decimal(s)
+            up[i] = out[i] + 1
+            if decimal.denominator == 1:  # whole as written, but PyTorch's floor is below it
                 line += (f" as PyTorch computes it (in double precision: {fmt_number(s)} has "
                          f"no exact binary form), not {decimal}; it rounds that down to "
                          f"{out[i]}")
@@ -186,22 +240,24 @@ class Resize(_Resampling):
             details = [lines[0]]
         else:
             details = [f"{AXES[i]}: {lines[i]}" for i in bad]
+        # each fix is shown only if it checks, with the size it gives
         fixes = []
         nice = _nice_scale(hw, self.scale)
-        if nice is not None:
-            fixes.append(f"`scale: {fmt_number(nice)}` gives "
-                         f"{_hw([math.floor(hw[i] * nice) for i in (0, 1)])}")
-        up = tuple(math.ceil(p) for p in products)
-        sizes = f"`size: [{out[0]}, {out[1]}]`"
-        if up != out:
-            sizes += f" or `size: [{up[0]}, {up[1]}]`"
-        fixes.append(f"write {sizes} instead of the scale")
+        got = self._checks(hw, scale=(nice, nice)) if nice is not None else None
+        if got is not None:
+            fixes.append(f"`scale: {fmt_number(nice)}` gives {_hw(got)}")
+        sizes = [f"`size: [{out[0]}, {out[1]}]`"]
+        if tuple(up) != out:
+            sizes.append(f"`size: [{up[0]}, {up[1]}]`")
+        fixes.append(f"write {' or '.join(sizes)} instead of the scale")
+        hints = ["; ".join(fixes)]
+        if self._checks(hw, round="floor") == out:
+            hints.append(f"or declare `round: floor` for {_hw(out)}, as F.interpolate rounds "
+                         "down")
         return RuleError(
             f"scale {self._scale_text()} doesn't give a whole number of "
             f"{' and '.join(EDGES[i] for i in bad)} for a {_hw(hw)} input", code="E310",
-            attr="scale", details=details,
-            hints=["; ".join(fixes),
-                   f"or declare `round: floor` for {_hw(out)}, as F.interpolate rounds down"])
+            attr="scale", details=details, hints=hints)
 
     def infer(self, *xs: Shape) -> Shape:
         out = self._plan(xs)
@@ -211,8 +267,7 @@ class Resize(_Resampling):
         if self.round != "floor" or self.scale is None:
             return False
         x = xs[0]
-        return any(x[2 + i] * self.scale[i] != math.floor(x[2 + i] * self.scale[i])
-                   for i in (0, 1))
+        return any(_whole_size(x[2 + i], self.scale[i]) is None for i in (0, 1))
 
     def equation(self, out: Shape, *xs: Shape) -> list[str]:
         x = xs[0]
@@ -226,8 +281,10 @@ class Resize(_Resampling):
                      "scale_factor)"]
             for i in (0, 1):
                 n, s = x[2 + i], self.scale[i]
-                p = n * s
-                note = ("a whole number" if p == out[2 + i]
+                whole = _whole_size(n, s)
+                # 100 × 0.07 is 7 (7.000000000000001 in double precision, floored to 7)
+                p = whole if whole is not None else n * s
+                note = ("a whole number" if whole is not None
                         else f"rounded down by `round: floor` to {out[2 + i]}")
                 lines.append(f"  {AXES[i] + ':':7} {n} × {fmt_number(s)} = {_product(p)}, "
                              f"{note}")
@@ -349,6 +406,40 @@ def _product(p: float) -> str:
     return fmt_number(p) if float(p).is_integer() else repr(float(p))
 
 
+def _decimal(s: float) -> Fraction:
+    """The scale as a spec writes it: the shortest decimal that reads back as `s` (0.07, not
+    the binary 0.070000000000000006661...)."""
+    return Fraction(repr(float(s)))
+
+
+def _whole_size(n: int, s: float) -> int | None:
+    """The output size floor(n × s) when the product n × s is whole, else None.
+
+    PyTorch's size is floor(n × s), the product in double precision. It counts as whole when
+    that double is a whole number, or when the scale as written in decimal gives a whole
+    number that PyTorch's floor also gives: 100 × 0.07 is 7, and 7.000000000000001 in
+    double precision, which PyTorch rounds down to 7. 100 × 0.29 is 29 in decimal but
+    28.999999999999996 in double precision, which PyTorch rounds down to 28: not whole (E310
+    without `round: floor`), and 15 × 1.5 = 22.5 neither."""
+    p = n * s
+    out = math.floor(p)
+    return out if p == out or n * _decimal(s) == out else None
+
+
+def _scales_text(scale) -> str:
+    """A scale pair as a spec writes it: `2`, or `[0.0625, 0.01]`."""
+    sh, sw = scale
+    return fmt_number(sh) if sh == sw else f"[{fmt_number(sh)}, {fmt_number(sw)}]"
+
+
+def _per_axis(lines: dict[int, str]) -> list[str]:
+    """Detail lines by axis (0, 1), each named once: `height and width: ...` when both say
+    the same."""
+    if len(lines) == 2 and lines[0] == lines[1]:
+        return [f"height and width: {lines[0]}"]
+    return [f"{AXES[i]}: {line}" for i, line in sorted(lines.items())]
+
+
 def _nice_scale(hw, scale) -> float | None:
     """A simple scale near `scale` (both axes alike) that gives whole sizes, or None."""
     if scale[0] != scale[1]:
@@ -442,6 +533,9 @@ class Crop(_Resampling):
     amount: Sides | None = attr(None, doc="pixels removed from each side: an int, [h, w] or "
                                 "[top, left, bottom, right]", min=0, max=MAX_SIDE)
 
+    foreign_names = ("CenterCrop", "center_crop", "Cropping2D")
+    foreign_attributes = {"output_size": "size"}
+
     main = "size"
 
     def _examples(self) -> list[str]:
@@ -466,14 +560,32 @@ class Crop(_Resampling):
         want = ref[2:] if given == "to" else self.size
         if want[0] > hw[0] or want[1] > hw[1]:
             what = f"`to: {self.to}`'s {_hw(want)}" if given == "to" else _hw(want)
-            hint = (f"`pad: {{to: {self.to}}}` pads up to it instead" if given == "to" else
-                    f"crop to at most {_hw(hw)}")
             raise RuleError(
                 f"can't crop a {_hw(hw)} input to {what}: the crop is larger", code="E310",
                 attr=given, details=[f"{AXES[i]}: {want[i]} > {hw[i]}" for i in (0, 1)
-                                     if want[i] > hw[i]], hints=[hint])
+                                     if want[i] > hw[i]],
+                hints=self._larger_hints(x, ref) if given == "to" else
+                [f"crop to at most {_hw(hw)}: `size: [{min(want[0], hw[0])}, "
+                 f"{min(want[1], hw[1])}]` keeps the centre "
+                 f"{min(want[0], hw[0])}x{min(want[1], hw[1])}"])
         top, left = centre_offset(hw[0], want[0]), centre_offset(hw[1], want[1])
         return top, left, hw[0] - want[0] - top, hw[1] - want[1] - left
+
+    def _larger_hints(self, x: Shape, ref: Shape) -> list[str]:
+        """The fixes of a `crop: {to: ...}` whose target is larger on some axis, each shown
+        only if it checks: a pad up to it (larger on both axes), else a crop of the axis that
+        is larger here and then a pad; and a resize to it."""
+        hw, want = x[2:], ref[2:]
+        hints = []
+        if want[0] >= hw[0] and want[1] >= hw[1]:
+            if _fits(Pad(to=self.to), x, ref):
+                hints.append(f"`pad: {{to: {self.to}}}` pads up to it instead")
+        else:
+            hints += _crop_then_pad(x, ref, self.to, Pad(to=self.to), "this crop")
+        if _fits(Resize(to=self.to), x, ref):
+            hints.append(f"{'or ' if hints else ''}`resize: {{to: {self.to}}}` interpolates "
+                         f"the {_hw(hw)} input to {_hw(want)}")
+        return hints
 
     def infer(self, *xs: Shape) -> Shape:
         top, left, bottom, right = self._plan(xs)
@@ -558,6 +670,13 @@ class Pad(_Resampling):
         "replicate (the edge pixel repeated), as PyTorch's F.pad")
     value: float = attr(0.0, doc="the value of constant padding")
 
+    foreign_names = ("ZeroPad2d", "ZeroPadding2D", "ConstantPad2d", "ReflectionPad2d",
+                     "ReplicationPad2d")
+    foreign_attributes = {
+        "padding": ("amount", "netc's order is [top, left, bottom, right]; PyTorch's padding "
+                    "tuples are (left, right, top, bottom)"),
+        "padding_mode": "mode"}
+
     main = "amount"
 
     def _examples(self) -> list[str]:
@@ -582,8 +701,7 @@ class Pad(_Resampling):
                     f"can't pad a {_hw(hw)} input to `to: {self.to}`'s {_hw(want)}: it is "
                     "smaller", code="E310", attr="to",
                     details=[f"{AXES[i]}: {want[i]} < {hw[i]}" for i in (0, 1)
-                             if want[i] < hw[i]],
-                    hints=[f"`crop: {{to: {self.to}}}` crops down to it instead"])
+                             if want[i] < hw[i]], hints=self._smaller_hints(x, ref))
             (top, bottom), (left, right) = pad_to(hw[0], want[0]), pad_to(hw[1], want[1])
             pads = (top, left, bottom, right)
         if self.mode == "reflect":
@@ -600,6 +718,22 @@ class Pad(_Resampling):
                                  "refuses more too)"],
                         hints=["`mode: replicate` pads by any amount, or pad less"])
         return tuple(pads)
+
+    def _smaller_hints(self, x: Shape, ref: Shape) -> list[str]:
+        """The fixes of a `pad: {to: ...}` whose target is smaller on some axis, each shown
+        only if it checks: a crop down to it (smaller on both axes), else a crop of the axis
+        that is smaller and then this pad; and a resize to it."""
+        hw, want = x[2:], ref[2:]
+        hints = []
+        if want[0] <= hw[0] and want[1] <= hw[1]:
+            if _fits(Crop(to=self.to), x, ref):
+                hints.append(f"`crop: {{to: {self.to}}}` crops down to it instead")
+        else:
+            hints += _crop_then_pad(x, ref, self.to, self, "this pad")
+        if _fits(Resize(to=self.to), x, ref):
+            hints.append(f"{'or ' if hints else ''}`resize: {{to: {self.to}}}` interpolates "
+                         f"the {_hw(hw)} input to {_hw(want)}")
+        return hints
 
     def infer(self, *xs: Shape) -> Shape:
         top, left, bottom, right = self._plan(xs)
@@ -640,6 +774,31 @@ class Pad(_Resampling):
 
     def torch_module(self, x, nn, classes):
         return classes.Pad(self.amount, self.mode, self.value)
+
+
+def _fits(layer: _Resampling, *xs: Shape) -> Shape | None:
+    """`layer`'s output shape for inputs `xs`, or None when it doesn't fit them (a hint is
+    shown only if it checks)."""
+    try:
+        return layer.infer(*xs)
+    except RuleError:
+        return None
+
+
+def _crop_then_pad(x: Shape, ref: Shape, to: str, pad: Pad, where: str) -> list[str]:
+    """A fix for a `to:` target larger than `x` on one axis and smaller on the other: a centre
+    crop of the axis that is too large, then `pad` (a pad with `to:`) up to the target; [] if
+    that doesn't check."""
+    cut = (min(x[2], ref[2]), min(x[3], ref[3]))
+    cropped = _fits(Crop(size=cut), x)
+    if cropped is None or _fits(pad, cropped, ref) is None:
+        return []
+    crop = f"`crop: {{size: [{cut[0]}, {cut[1]}]}}`"
+    if where == "this crop":
+        return [f"make this a {crop} (the centre {_hw(cut)}) and follow it with `pad: {{to: "
+                f"{to}}}`, which pads that to {_hw(ref[2:])}"]
+    return [f"put a {crop} before this pad (the centre {_hw(cut)}), which it then pads to "
+            f"{_hw(ref[2:])}"]
 
 
 # --- the PyTorch modules ---------------------------------------------------------------------

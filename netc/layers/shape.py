@@ -24,6 +24,8 @@ class Shuffle(Layer):
     groups: int = attr(doc="number of channel groups, which must divide the channels",
                        min=1, max=1 << 16)
 
+    foreign_names = ("ChannelShuffle",)
+
     main = "groups"
 
     def infer(self, x: Shape) -> Shape:
@@ -229,6 +231,8 @@ class Reshape(Layer):
 
     shape: Ints = attr(doc="the output's sizes after the batch; one may be -1 (inferred)",
                        min=-1, max=1 << 30)
+
+    foreign_names = ("view",)
 
     def _sizes(self, x: Shape) -> tuple[int, ...]:
         have = volume(x[1:])
