@@ -15,12 +15,17 @@ Two families, both derandomised (the same examples on every run) and sized for C
    hardsigmoid, silu, gelu, mish, elu, prelu, stochasticdepth, mul and add broadcasting (an
    N×C×1×1 squeeze-and-excitation scale from a global pool of an earlier map), layer, group
    and instance norm, shuffle, split, permute, reshape (to 2-D to 5-D), dense on the last
-   axis, adaptive pools, dilated pools and `pad: same_lower`), whose shapes are predicted by
-   an independent model of the rules below (`ref_layer`). netc's shapes must equal it and ONNX Runtime's (every layer
+   axis, adaptive pools, dilated pools and `pad: same_lower`; and, in half of the networks,
+   issue 14's convtranspose (strides, pads, output_padding, dilations, groups), resize (by
+   whole and fractional scales, `round: floor`, to a size, every mode, align_corners), crop
+   and pad (sizes, amounts, pad modes), resize, crop and pad also `to:` an earlier layer),
+   whose shapes are predicted by an independent model of the rules below (`ref_layer`).
+   netc's shapes must equal it and ONNX Runtime's (every layer
    is an output, run at batch 2 on the CPU), and the model must pass ONNX's full check (its
    shape inference agreeing with the shapes netc declares). Then one dimension of the network is changed (a
    filter count, kernel, stride, pad, dilation, group count, input size, adaptive output,
-   split part, size or index, reshape size or clip bound): where the
+   split part, size or index, reshape size, clip bound, output_padding, resize scale or
+   size, crop size or amount, pad amount): where the
    reference says the network no longer fits, netc must reject it with one error per failing
    layer, of the predicted code, positioned on that layer's lines, before any ONNX is built;
    where it still fits, netc must accept it and ONNX Runtime must run it to netc's shapes.
@@ -39,6 +44,7 @@ import math
 import os
 import re
 from dataclasses import dataclass, field, replace
+from decimal import Decimal
 from pathlib import Path
 
 import numpy as np
@@ -384,7 +390,10 @@ KEYS = ["netc", "name", "description", "inputs", "defaults", "blocks", "layers",
         "relu6", "clip", "hardswish", "hardsigmoid", "silu", "gelu", "mish", "elu", "prelu",
         "mul", "layernorm", "groupnorm", "instancenorm", "param", "shuffle", "split", "permute",
         "reshape", "adaptiveavgpool", "adaptivemaxpool", "stochasticdepth", "min", "max",
-        "approximate", "affine", "parts", "sizes", "index", "dims", "shape", "p", "mode"]
+        "approximate", "affine", "parts", "sizes", "index", "dims", "shape", "p", "mode",
+        # issue 14's layers and attributes
+        "convtranspose", "resize", "crop", "output_padding", "scale", "to", "amount",
+        "align_corners", "value"]
 scalars = st.one_of(
     st.integers(-3, 40), st.sampled_from([0, 1, 2, 3, 224, 1 << 20, 1 << 40, -(1 << 70)]),
     st.booleans(), st.none(), st.floats(allow_nan=True, allow_infinity=True),
@@ -682,7 +691,123 @@ def ref_layer(kind, a, xs):
             if len(y) != len(x) or any(p != q for j, (p, q) in enumerate(zip(x, y)) if j != ax):
                 return "E305"
         return tuple(sum(y[ax] for y in xs) if j == ax else x[j] for j in range(len(x)))
+    if kind == "convtranspose":
+        return convtranspose_out(x, a)
+    if kind in ("resize", "crop", "pad"):
+        # issue 14: `to: <layer>` is a second input, whose height and width are the target
+        if len(x) != 4:
+            return "E307"
+        ref = xs[1] if "to" in a else None
+        if ref is not None and len(ref) != 4:
+            return "E307"
+        return {"resize": resize_out, "crop": crop_out, "pad": pad_out}[kind](x, ref, a)
     raise AssertionError(kind)
+
+
+def sides4(v):
+    """(top, left, bottom, right) of an int, [h, w] or [t, l, b, r] (crop and pad amounts)."""
+    if isinstance(v, int):
+        return (v,) * 4
+    return tuple(v) * 2 if len(v) == 2 else tuple(v)
+
+
+def convtranspose_out(x, a):
+    """PyTorch's ConvTranspose2d: out = (N - 1)·S - Pb - Pe + D·(F - 1) + op + 1 per axis."""
+    if len(x) != 4:
+        return "E307"
+    g = a.get("groups", 1)
+    if x[1] % g or a["filters"] % g:
+        return "E303"
+    k, s = pair(a["kernel"]), pair(a.get("stride", 1))
+    d, op = pair(a.get("dilation", 1)), pair(a.get("output_padding", 0))
+    # PyTorch: output_padding must be smaller than either the stride or the dilation
+    if any(op[i] >= s[i] and op[i] >= d[i] for i in (0, 1)):
+        return "E309"
+    pad = a.get("pad", 0)
+    if pad in ("same", "same_lower"):  # an output of N·S: crop span + op - S in all
+        totals = [f_eff(k[i], d[i]) + op[i] - s[i] for i in (0, 1)]
+        if min(totals) < 0:  # cropping can't grow the output
+            return "E105"
+        halves = [(t - t // 2, t // 2) if pad == "same_lower" else (t // 2, t - t // 2)
+                  for t in totals]
+        p = (halves[0][0], halves[1][0], halves[0][1], halves[1][1])
+    else:
+        p = pads4(pad, None, k, s, d)
+    out = [(x[2 + i] - 1) * s[i] - p[i] - p[i + 2] + f_eff(k[i], d[i]) + op[i]
+           for i in (0, 1)]
+    return "E302" if min(out) < 1 else (x[0], a["filters"], *out)
+
+
+def whole_scaled(n, s) -> bool:
+    """Whether resizing `n` pixels by the scale `s` gives a whole number: PyTorch's
+    floor(n × s) (a double product) is whole, or the exact decimal product as the spec writes
+    the scale is a whole number and equals PyTorch's floor (30 × 0.1 = 3.0000000000000004
+    in double precision: whole)."""
+    p = n * s
+    exact = n * Decimal(repr(float(s)))
+    return p == math.floor(p) or exact == exact.to_integral_value() == math.floor(p)
+
+
+def resize_out(x, ref, a):
+    """F.interpolate: to `to`'s or `size`'s height and width, or floor(N × scale)."""
+    given = [k for k in ("scale", "size", "to") if k in a]
+    if len(given) != 1:
+        return "E105"
+    mode = a.get("mode", "nearest")
+    if a.get("align_corners") and mode not in ("bilinear", "bicubic"):
+        return "E105"
+    if ref is not None:
+        return (*x[:2], *ref[2:])
+    if "size" in a:
+        return (*x[:2], *pair(a["size"]))
+    s = pair(a["scale"])
+    hw = x[2:]
+    out = tuple(math.floor(hw[i] * s[i]) for i in (0, 1))
+    if min(out) < 1:  # nothing left
+        return "E310"
+    if a.get("round", "exact") == "exact" and not all(whole_scaled(hw[i], s[i]) for i in (0, 1)):
+        return "E310"
+    # bicubic resampling at the input's size: PyTorch interpolates, ONNX Runtime copies
+    if mode == "bicubic" and not a.get("align_corners") and out == hw and s != (1, 1):
+        return "E310"
+    return (*x[:2], *out)
+
+
+def centre_start(have, want):
+    return int(round((have - want) / 2.0))  # torchvision's center_crop
+
+
+def crop_out(x, ref, a):
+    given = [k for k in ("size", "to", "amount") if k in a]
+    if len(given) != 1:
+        return "E105"
+    hw = x[2:]
+    if "amount" in a:
+        t, l, b, r = sides4(a["amount"])
+        out = (hw[0] - t - b, hw[1] - l - r)
+        return "E310" if min(out) < 1 else (*x[:2], *out)
+    want = ref[2:] if ref is not None else pair(a["size"])
+    return "E310" if want[0] > hw[0] or want[1] > hw[1] else (*x[:2], *want)
+
+
+def pad_out(x, ref, a):
+    given = [k for k in ("amount", "to") if k in a]
+    if len(given) != 1:
+        return "E105"
+    mode = a.get("mode", "constant")
+    if a.get("value", 0) != 0 and mode != "constant":
+        return "E105"
+    hw = x[2:]
+    if ref is not None:
+        if ref[2] < hw[0] or ref[3] < hw[1]:
+            return "E310"
+        dh, dw = ref[2] - hw[0], ref[3] - hw[1]
+        p = (dh // 2, dw // 2, dh - dh // 2, dw - dw // 2)  # the odd pixel at the end
+    else:
+        p = sides4(a["amount"])
+    if mode == "reflect" and any(p[i] >= hw[i % 2] for i in range(4)):
+        return "E310"  # reflect mirrors about the edge pixel: less than the input
+    return (*x[:2], hw[0] + p[0] + p[2], hw[1] + p[1] + p[3])
 
 
 @dataclass
@@ -691,6 +816,10 @@ class Layer:
     attrs: dict
     name: str
     src: tuple[str, ...] | None = None  # `from:`; None reads the previous layer
+
+    def inputs(self, prev: str) -> tuple[str, ...]:
+        """The values it reads: `from:` (or `prev`), then the layer `to:` names."""
+        return (*(self.src or (prev,)), *((self.attrs["to"],) if "to" in self.attrs else ()))
 
 
 @dataclass
@@ -723,7 +852,7 @@ class Net:
         shapes = {"x": tuple(["N"] + self.input[1:])}
         failed, prev = [], "x"
         for i, layer in enumerate(self.layers):
-            src = layer.src or (prev,)
+            src = layer.inputs(prev)
             prev = layer.name
             if any(s not in shapes for s in src):
                 continue
@@ -844,6 +973,154 @@ def split_attrs(draw, c) -> dict:
     return {"sizes": sizes, "index": draw(st.integers(0, len(sizes) - 1))}
 
 
+BIG = 40  # the largest height or width the new layers make (keeps ONNX Runtime quick)
+SCALES = [2, 0.5, 1.5, 3, 0.25, 1.25, 0.75, 1, 0.3, 0.1, 0.7, 2.5, 1.1, 0.2]
+
+
+def _fits_in(shape) -> bool:
+    return isinstance(shape, tuple) and max(shape[2:]) <= BIG
+
+
+@st.composite
+def convtranspose_attrs(draw, x) -> dict:
+    """A transposed conv that fits an N×C×H×W input, its output at most BIG a side."""
+    g = draw(st.sampled_from(_divisors(x[1])))
+    a = {"filters": g * draw(st.integers(1, max(1, 6 // g)))}
+    k = [draw(st.integers(1, 4)), draw(st.integers(1, 4))]
+    a["kernel"] = k if draw(st.booleans()) or k[0] != k[1] else k[0]
+    s = [draw(st.integers(1, 3)), draw(st.integers(1, 3))]
+    if draw(st.integers(0, 3)):
+        a["stride"] = s if s[0] != s[1] else s[0]
+    d = [1, 1]
+    if draw(st.integers(0, 3)) == 0:
+        d = [draw(st.integers(1, 2)), draw(st.integers(1, 2))]
+        a["dilation"] = d if d[0] != d[1] else d[0]
+    s = list(pair(a.get("stride", 1)))
+    if draw(st.integers(0, 2)) == 0:  # below the stride or the dilation
+        op = [draw(st.integers(0, max(s[i], d[i]) - 1)) for i in (0, 1)]
+        a["output_padding"] = op if op[0] != op[1] else op[0]
+    form = draw(st.sampled_from(["none", "int", "hw", "tlbr", "same", "valid", "same_lower"]))
+    if form == "int":
+        a["pad"] = draw(st.integers(0, 2))
+    elif form == "hw":
+        a["pad"] = [draw(st.integers(0, 2)), draw(st.integers(0, 2))]
+    elif form == "tlbr":
+        a["pad"] = [draw(st.integers(0, 3)) for _ in range(4)]
+    elif form != "none":
+        a["pad"] = form
+    if g > 1:
+        a["groups"] = g
+    if draw(st.booleans()):
+        a["bias"] = draw(st.booleans())
+    got = convtranspose_out(x, a)
+    if got in ("E105", "E302"):  # `same` short of the stride, or cropped away: no padding
+        a.pop("pad")
+        got = convtranspose_out(x, a)
+    if not _fits_in(got):  # too large: no upsampling
+        a.pop("stride", None)
+        a.pop("output_padding", None)
+        got = convtranspose_out(x, a)
+    if not _fits_in(got):
+        a = {"filters": a["filters"], "kernel": 1}
+        got = convtranspose_out(x, a)
+    assert isinstance(got, tuple), (a, x, got)
+    return a
+
+
+def _targets(shapes, ok) -> list[str]:
+    """Earlier NCHW values (inputs and layers) whose height and width pass `ok`: what a
+    `to:` may name."""
+    return sorted(n for n, y in shapes.items() if len(y) == 4 and ok(y[2:]))
+
+
+@st.composite
+def resize_attrs(draw, x, shapes) -> dict:
+    """A resize (by a scale, to a size or to an earlier layer) that fits `x`."""
+    a = {}
+    mode = draw(st.sampled_from(["nearest", "nearest", "bilinear", "nearest-exact", "bicubic"]))
+    if mode != "nearest" or draw(st.booleans()):
+        a["mode"] = mode
+    if mode in ("bilinear", "bicubic") and draw(st.booleans()):
+        a["align_corners"] = draw(st.booleans())
+    targets = _targets(shapes, lambda hw: max(hw) <= BIG)
+    how = draw(st.sampled_from(["scale", "scale", "scale", "scales", "size", "to"]))
+    if how == "to" and targets:
+        a["to"] = draw(st.sampled_from(targets))
+    elif how == "size" or how == "to":
+        a["size"] = [draw(st.integers(1, 12)), draw(st.integers(1, 12))]
+        if a["size"][0] == a["size"][1] and draw(st.booleans()):
+            a["size"] = a["size"][0]
+    else:
+        sc = [draw(st.sampled_from(SCALES)), draw(st.sampled_from(SCALES))]
+        a["scale"] = sc[0] if how == "scale" else sc
+        if draw(st.integers(0, 3)) == 0:
+            a["round"] = draw(st.sampled_from(["exact", "floor"]))
+        got = ref_layer("resize", a, [x])
+        if got == "E310" and a.get("round", "exact") == "exact":
+            a["round"] = "floor"  # not whole: rounded down, as PyTorch does
+            got = ref_layer("resize", a, [x])
+        if not _fits_in(got):  # nothing left, too large, or bicubic at the input's size
+            del a["scale"]
+            a.pop("round", None)
+            a["size"] = [draw(st.integers(1, 12)), draw(st.integers(1, 12))]
+    got = ref_layer("resize", a, [x] + ([shapes[a["to"]]] if "to" in a else []))
+    assert isinstance(got, tuple), (a, x, got)
+    return a
+
+
+@st.composite
+def crop_attrs(draw, x, shapes) -> dict:
+    """A centre crop (to a size or an earlier layer) or one by amounts, that fits `x`."""
+    hw = x[2:]
+    targets = _targets(shapes, lambda t: t[0] <= hw[0] and t[1] <= hw[1])
+    how = draw(st.sampled_from(["size", "amount", "amount", "to"]))
+    if how == "to" and targets:
+        return {"to": draw(st.sampled_from(targets))}
+    if how == "size":
+        size = [draw(st.integers(1, hw[0])), draw(st.integers(1, hw[1]))]
+        return {"size": size[0] if size[0] == size[1] and draw(st.booleans()) else size}
+    # amounts that leave a row and a column
+    t, b = (draw(st.integers(0, (hw[0] - 1) // 2)) for _ in range(2))
+    l, r = (draw(st.integers(0, (hw[1] - 1) // 2)) for _ in range(2))
+    form = draw(st.sampled_from(["int", "hw", "tlbr"]))
+    if form == "int" and 2 * t < hw[0] and 2 * t < hw[1]:
+        return {"amount": t}
+    if form in ("int", "hw"):
+        return {"amount": [t, l]}
+    return {"amount": [t, l, b, r]}
+
+
+@st.composite
+def pad_attrs(draw, x, shapes) -> dict:
+    """A pad (by amounts, or up to an earlier layer) that fits `x`."""
+    hw = x[2:]
+    a = {}
+    mode = draw(st.sampled_from(["constant", "constant", "reflect", "replicate"]))
+    if mode != "constant" or draw(st.booleans()):
+        a["mode"] = mode
+    if mode == "constant" and draw(st.integers(0, 3)) == 0:
+        a["value"] = draw(st.sampled_from([0, 0.5, -1]))
+    # reflect pads by less than the input: at most hw - 1 on each side
+    room = (hw[0] - 1, hw[1] - 1) if mode == "reflect" else (3, 3)
+    targets = [t for t in _targets(shapes, lambda t: max(t) <= BIG)
+               if isinstance(pad_out(x, shapes[t], {**a, "to": t}), tuple)]
+    if draw(st.integers(0, 3)) == 0 and targets:
+        a["to"] = draw(st.sampled_from(targets))
+        return a
+    t, b = (draw(st.integers(0, min(room[0], 3))) for _ in range(2))
+    l, r = (draw(st.integers(0, min(room[1], 3))) for _ in range(2))
+    form = draw(st.sampled_from(["int", "hw", "tlbr"]))
+    if form == "int" and t <= room[1]:
+        a["amount"] = t
+    elif form in ("int", "hw"):
+        a["amount"] = [t, l]
+    else:
+        a["amount"] = [t, l, b, r]
+    got = ref_layer("pad", a, [x])
+    assert isinstance(got, tuple), (a, x, got)
+    return a
+
+
 @st.composite
 def networks(draw) -> Net:
     """A small network that fits, built layer by layer with the reference's shapes."""
@@ -853,6 +1130,8 @@ def networks(draw) -> Net:
         net = Net(["N", draw(st.integers(1, 6))])
     shapes = {"x": tuple(net.input)}
     cur = "x"
+    # half of the networks also gets issue 14's layers (upsampling, crops and pads)
+    dense_prediction = draw(st.booleans())
 
     def side(layer: Layer) -> str:
         """A layer off the main line (an operand of a join): added, its shape recorded."""
@@ -869,7 +1148,8 @@ def networks(draw) -> Net:
                                                             else [])
         options += {4: ["conv", "conv", "conv", "maxpool", "avgpool", "globalavgpool", "lrn",
                         "flatten", "norm", "adaptive", "shuffle", "split", "permute",
-                        "reshape", "dense_last"],
+                        "reshape", "dense_last"] + (["convtranspose", "resize", "crop",
+                                                     "pad"] * 4 if dense_prediction else []),
                     2: ["dense", "dense", "norm", "split", "reshape", "dense_last"]}.get(
             len(x), ["dense_last", "reshape", "permute", "split", "norm", "flatten"])
         what = draw(st.sampled_from(options))
@@ -885,6 +1165,12 @@ def networks(draw) -> Net:
                 attrs["groups"] = g
             if draw(st.booleans()):
                 attrs["bias"] = draw(st.booleans())
+        elif what == "convtranspose":
+            kind, attrs = what, draw(convtranspose_attrs(x))
+        elif what in ("resize", "crop", "pad"):
+            kind = what
+            attrs = draw({"resize": resize_attrs, "crop": crop_attrs, "pad": pad_attrs}[what](
+                x, shapes))
         elif what in ("maxpool", "avgpool"):
             kind = what
             attrs = draw(window_attrs(x[2:], pool=True))
@@ -976,7 +1262,7 @@ def networks(draw) -> Net:
         else:
             kind, attrs = what, {}
         layer = Layer(kind, attrs, name, src)
-        shape = ref_layer(kind, attrs, [shapes[s] for s in (src or (cur,))])
+        shape = ref_layer(kind, attrs, [shapes[s] for s in layer.inputs(cur)])
         assert isinstance(shape, tuple), (layer, shape)
         net.layers.append(layer)
         shapes[name] = shape
@@ -987,7 +1273,9 @@ def networks(draw) -> Net:
 # what a mutant may change, and the least value each may take (a valid attribute value)
 MUTABLE = {"filters": 1, "kernel": 1, "stride": 1, "pad": 0, "dilation": 1, "groups": 1,
            "units": 1, "output": 1, "parts": 1, "sizes": 1, "index": 0, "shape": 0,
-           "min": None, "max": None}
+           "min": None, "max": None,
+           # issue 14 (an lrn's `size` is no dimension: it stays)
+           "output_padding": 0, "scale": 0, "size": 1, "amount": 0}
 
 
 @st.composite
@@ -996,14 +1284,17 @@ def mutants(draw, net: Net) -> tuple[Net, str]:
     spots = [("input", j) for j in range(1, len(net.input))]
     for i, layer in enumerate(net.layers):
         for key, v in layer.attrs.items():
-            if key in MUTABLE and v not in ("same", "valid", "same_lower"):
+            if key in MUTABLE and v not in ("same", "valid", "same_lower") and \
+                    (key, layer.kind) != ("size", "lrn"):
                 # a reshape's -1 stays (changing it is a different spec, not a dimension)
                 spots += [(i, key, j) for j in range(len(v)) if v[j] != -1] \
                     if isinstance(v, list) else [(i, key, None)]
         if layer.kind in ("maxpool", "avgpool") and "stride" not in layer.attrs:
             spots.append((i, "stride", None))
-        if layer.kind == "conv" and "groups" not in layer.attrs:
+        if layer.kind in ("conv", "convtranspose") and "groups" not in layer.attrs:
             spots.append((i, "groups", None))
+        if layer.kind == "convtranspose" and "output_padding" not in layer.attrs:
+            spots.append((i, "output_padding", None))
     spot = draw(st.sampled_from(spots))
     delta = draw(st.sampled_from([-2, -1, 1, 1, 2, 3]))
     if spot[0] == "input":
@@ -1014,7 +1305,8 @@ def mutants(draw, net: Net) -> tuple[Net, str]:
     layer = net.layers[i]
     attrs = dict(layer.attrs)
     low = MUTABLE[key]
-    old = attrs.get(key, pair(attrs["kernel"])[0] if key == "stride" else 1)
+    old = attrs.get(key, pair(attrs["kernel"])[0] if key == "stride" else
+                    0 if key == "output_padding" else 1)
 
     def moved(v):
         return v + delta if low is None else max(low, v + delta)
@@ -1059,6 +1351,9 @@ def test_fuzz_networks_against_onnxruntime(data):
     net = data.draw(networks(), label="network")
     shapes, failed = net.reference()
     assert not failed
+    for layer in net.layers:  # issue 14's share (`--hypothesis-show-statistics`)
+        if layer.kind in ("convtranspose", "resize", "crop", "pad"):
+            event(f"has {layer.kind}" + (" to" if "to" in layer.attrs else ""))
     got, text, _ = check_net(net)
     note(text)
     assert not isinstance(got, NetcError), f"netc rejects a valid network:\n{got}"
