@@ -13,8 +13,11 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from dataclasses import dataclass
-from fractions import Fraction
 from math import gcd
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from fractions import Fraction
 
 MAX_RUNS = 2  # a pattern whose residues make more runs (0-7, 12) than this is listed
 
@@ -91,6 +94,8 @@ class Growth:
     @property
     def rate(self) -> Fraction:
         """How much the size grows per pixel of input, on average (exactly)."""
+        from fractions import Fraction  # (only messages need it: not at start-up)
+
         return Fraction(self.per, self.every)
 
     def at(self, n: int) -> int | None:

@@ -14,13 +14,15 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Mapping, Sequence
-from fractions import Fraction
 from functools import lru_cache
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from ..errors import RuleError
 from .base import (Layer, Lowering, Pair, Ref, Scales, Shape, Sides, Tensor, attr, fmt_number,
                    fmt_shape, layer, layer_fields, need_rank)
+
+if TYPE_CHECKING:  # fractions (and decimal) load on first use, not at start-up
+    from fractions import Fraction
 
 AXES = ("height", "width")
 EDGES = ("rows", "columns")
@@ -347,6 +349,8 @@ class Resize(_Resampling):
         scales = self.scale if self.scale is not None else (None, None)
         if self.mode.startswith("nearest"):
             picks = [_source_indices(hw[i], out_hw[i], scales[i], self.mode) for i in (0, 1)]
+            from fractions import Fraction
+
             ratios = [Fraction(out_hw[i], hw[i]) for i in (0, 1)]
             if all(_power_of_two(r) and picks[i] == _exact_indices(hw[i], out_hw[i], self.mode)
                    for i, r in enumerate(ratios)):
@@ -409,6 +413,8 @@ def _product(p: float) -> str:
 def _decimal(s: float) -> Fraction:
     """The scale as a spec writes it: the shortest decimal that reads back as `s` (0.07, not
     the binary 0.070000000000000006661...)."""
+    from fractions import Fraction
+
     return Fraction(repr(float(s)))
 
 
