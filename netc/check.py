@@ -20,8 +20,8 @@ from .expand import LIST_KINDS as _LIST_KINDS, LOCAL_NAME_RE as _LOCAL_NAME_RE
 from .expand import FlatSpec, LayerUse
 from .ir import Graph, Node, Value, Weight
 from .layers import REGISTRY, AttrSpec, Site, attributes, fmt_shape
-from .layers.base import (INITIALISERS, INITIALISERS_WITH_VALUE, MAX_ITEMS, Layer, init_hints,
-                          parse_init, volume)
+from .layers.base import (INITIALISERS, INITIALISERS_WITH_VALUE, MAX_ITEMS, Layer, float_hint,
+                          float_problem, init_hints, parse_init, volume)
 from .layers.base import fmt_number as _num
 from .limits import DEFAULT, Limits
 from .load import YList, YMap, YNode, YScalar, kind_name
@@ -71,6 +71,11 @@ class Checker:
         self.nodes: list[Node] = []
         self.weight_total = 0  # weight values so far, against limits.params
         self.uses: dict[str, LayerUse] = {}  # checked layer -> its use (for attribute spans)
+        # the names netc gives the layers' tensors (`<layer>.<param>`, and the bias --fold-bn
+        # gives a conv without one) -> (the layer, its use, the param, whether --fold-bn
+        # makes it): in an ONNX model a tensor and a layer's output can't share a name
+        self.derived: dict[str, tuple[str, LayerUse, str, bool]] = {}
+        self._taken: set[str] | None = None  # every layer and input name (`_free_name`)
         self._place = None  # the use whose attribute is being read (errors are placed by it)
         self._key = None  # ... and the attribute
         # layer -> the warning codes its spec silences (`allow:`: its own, its enclosing block
@@ -153,6 +158,8 @@ class Checker:
                              notes=[Note(self.defined[name].span, "first used here")],
                              hints=["every layer and input needs its own name"])
             return
+        if name in self.derived:  # an earlier layer's tensor is named so
+            self._tensor_name_used(name, use, self.derived[name])
         cls = REGISTRY.get(use.kind)
         inputs = self._inputs(use)
         if cls is None:
@@ -204,9 +211,59 @@ class Checker:
         value = Value(name, out)
         weights = tuple([Weight(name if w.own_name else f"{name}.{w.param}", w)
                          for w in weight_specs])
+        for w in weights:
+            if not w.spec.own_name:  # (an own_name tensor is the layer's output: one name)
+                self._derive(w.name, name, use, w.spec.param)
+        if layer.absorbs_affine and not layer.bias:  # (absorbs_affine: it has a bias switch)
+            self._derive(f"{name}.bias", name, use, "bias", folded=True)
         self.nodes.append(Node(name, layer, values, value, weights, macs, use.span, use.allow))
         self.defined[name] = _Defined(value, use, index)
         self.uses[name] = use
+
+    def _derive(self, tensor: str, owner: str, use: LayerUse, param: str,
+                folded: bool = False) -> None:
+        """Note the name `tensor` that netc gives tensor `param` of layer `owner` (made by
+        --fold-bn: `folded`); E110 where an input or an earlier layer has that name."""
+        entry = (owner, use, param, folded)
+        found = self.defined.get(tensor)
+        if found is not None:
+            self._tensor_name_used(tensor, found.where, entry)
+        self.derived.setdefault(tensor, entry)
+
+    def _tensor_name_used(self, name: str, where: Span | LayerUse, entry: tuple) -> None:
+        """E110 at the input or layer (`where`) whose name `name` netc gives a layer's tensor
+        (`entry`, as in `self.derived`), with a name that is free."""
+        owner, use, param, folded = entry
+        if isinstance(where, LayerUse):
+            span, what = where.name_span or where.kind_span, "layer"
+            written = _written_name(where.raw_name_span)
+        else:
+            span, what, written = where, "input", name
+        tensor = f"the {param} tensor of {use.kind} '{owner}'"
+        self.diags.error(
+            "E110", f"the name '{name}' is the name of {tensor}" + (
+                " that --fold-bn makes (folding a batchnorm after it into it)" if folded
+                else ""),
+            span, details=["netc names a layer's tensors <layer>.<param>, as PyTorch's "
+                           "state_dict keys, and in an ONNX model a tensor and a layer's output "
+                           "can't share a name"],
+            notes=[Note(use.name_span or use.kind_span, f"{use.kind} '{owner}' is here")],
+            hints=[f"rename the {what}: for example `{self._free_name(name, written)}` is "
+                   "free"])
+
+    def _free_name(self, full: str, written: str | None) -> str:
+        """A name to write instead of `written` (the end of full name `full`, as the spec
+        writes it, else `full`) that no layer, input or tensor has: its dots made `_`, and a
+        number added if that is taken too."""
+        if self._taken is None:
+            self._taken = {d.name for d in self.spec.inputs} | {u.name for u in self.spec.layers}
+        local = written if written and full.endswith(written) else full
+        prefix, base = full[:len(full) - len(local)], local.replace(".", "_")
+        candidate, k = base, 1
+        while prefix + candidate in self._taken or prefix + candidate in self.derived:
+            k += 1
+            candidate = f"{base}{k}"
+        return candidate
 
     def _inputs(self, use: LayerUse) -> list[_Defined] | None:
         """What the layer reads; None when that is unknown (the cause is already reported)."""
@@ -413,7 +470,16 @@ class Checker:
             self.diags.error(code, f"{label} must be {bound} {_num(spec.max)}, not {v}",
                              self._at(node.span))
             return _BAD
-        return float(v) if kind == "float" else v
+        if kind == "float":
+            # a real attribute is written as a float32 (an ONNX float attribute or constant):
+            # one float32 can't hold would fail the writer or change meaning (an eps of 0)
+            problem = float_problem(v)
+            if problem is not None:
+                self.diags.error("E105", f"{label} must be a float32 number, and it is "
+                                 f"{problem}", self._at(node.span), hints=[float_hint()])
+                return _BAD
+            return float(v)
+        return v
 
     def _ints(self, spec: AttrSpec, node: YNode, label: str):
         """A list of integers (`dims: [0, 2, 3, 1]`), each within the attribute's bounds."""
@@ -433,7 +499,7 @@ class Checker:
         if isinstance(problem, str):
             name, paren, _ = v.partition("(")
             if paren and name in INITIALISERS_WITH_VALUE:  # `normal(x)`: not a misspelt name
-                hints = init_hints(name)
+                hints = init_hints(name, problem)
             else:
                 hints = did_you_mean(v, INITIALISERS) \
                     or [f"choose one of: {', '.join(spec.choices)}"]
@@ -947,6 +1013,14 @@ def _joins(layer: Layer, *xs) -> bool:
     except RuleError:
         return False
     return True
+
+
+def _written_name(span: Span | None) -> str | None:
+    """A `name:` as the spec writes it (quotes taken off), from its span; None for a layer
+    whose name is not written on one line (an unnamed layer's is made by netc)."""
+    if span is None or span.line != span.end_line:
+        return None
+    return span.source.line(span.line)[span.col - 1:span.end_col - 1].strip("'\"")
 
 
 def _written(use: LayerUse, k: int) -> str | None:

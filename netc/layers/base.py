@@ -57,10 +57,86 @@ INIT_EXAMPLES = {"normal": "0.01", "uniform": "0.05", "constant": "0", "gaussian
 # slip (a variance written for a deviation, a size in other units)
 MAX_SIGMA = 512.0
 
+# The real-number types netc writes: (its largest number, its smallest normal number, the
+# magnitude from which a number rounds to infinity: the largest plus half a unit in the last
+# place). A real attribute is written as a float32 (an ONNX float attribute, or a constant:
+# check.py holds every one to float32 at check time); with --dtype float16 the constants a
+# layer writes in the model's precision and the weights are float16, which emit.py checks as
+# it writes them (E508).
+FLOATS = {"float32": (3.4028234663852886e38, 2.0 ** -126, 2.0 ** 128 - 2.0 ** 103),
+          "float16": (65504.0, 2.0 ** -14, 65520.0)}
+# A bound on the values of numpy's float32 standard normal generator (netc's normal draws,
+# weights.py): its ziggurat returns r + x past its last layer r = 3.654, where x = -ln(1 - u)/r
+# for a uniform u, so with u of 24 bits (numpy's next_float) x <= 24 ln 2 / 3.654 = 4.55, and
+# with 32 bits x <= 6.07: |z| < 9.8 either way. normal(σ)'s values are z·σ, so 10·σ must fit
+# the type they are written as.
+NORMAL_REACH = 10.0
+
+
+def float_problem(value: float, dtype: str = "float32") -> str | None:
+    """Why the real number `value` can't be written as a `dtype` number ("float32" or
+    "float16"), as words that follow "it is" (`1e+39, more than float32 holds: its largest
+    number is 3.4028235e+38`); None where it fits: 0, or a magnitude from the type's smallest
+    normal number to its largest (a value rounding to the largest included). A nonzero value
+    below the smallest normal is refused: it would be written as a subnormal number, or as
+    0, and runtimes that flush subnormals to zero (ONNX Runtime's set_denormal_as_zero, GPUs)
+    read it as 0, which changes what an epsilon or a slope means."""
+    largest, tiny, overflow = FLOATS[dtype]
+    if value != value or abs(value) >= overflow:
+        return f"{float(value)!r}, more than {dtype} holds: its largest number is {largest:.8g}"
+    if value != 0 and abs(value) < tiny:
+        return (f"{float(value)!r}, below {dtype}'s smallest normal number ({tiny:.2g}): it "
+                "would be written as a subnormal number or as 0")
+    return None
+
+
+def float_hint(dtype: str = "float32") -> str:
+    """The hint of an error made of `float_problem`."""
+    largest, tiny, _ = FLOATS[dtype]
+    return f"write 0, or a number from {tiny:.2g} to {largest:.5g} in size"
+
+
+class OutOfRange(str):
+    """An `init_problem` message (parse_init's other messages are plain strings)."""
+
+
+def init_problem(name: str, value: float, dtype: str = "float32") -> OutOfRange | None:
+    """Why initialiser `name(value)` (constant, normal or uniform) makes values that can't be
+    written as `dtype` numbers, a message; None where they fit. constant(c) writes c,
+    uniform(a) values up to a in size, normal(σ) up to NORMAL_REACH·σ; a nonzero c, a or σ
+    below the type's smallest normal number would make subnormal numbers or zeros."""
+    if name not in ("constant", "normal", "uniform") or value == 0:
+        return None
+    largest, tiny, overflow = FLOATS[dtype]
+    shown = f"{name}({float(value)!r})"
+    if abs(value) * (NORMAL_REACH if name == "normal" else 1) >= overflow:
+        if name == "normal":
+            what = (f"draws values up to about {NORMAL_REACH:g}·σ in size (numpy's float32 "
+                    "normal generator stays under 9.8)")
+        else:
+            what = ("writes " if name == "constant" else "draws values up to ") \
+                + repr(abs(float(value)))
+        return OutOfRange(f"{shown} {what}, more than {dtype} holds: its largest number is "
+                          f"{largest:.8g}")
+    if abs(value) < tiny:
+        return OutOfRange(f"{shown} makes values below {dtype}'s smallest normal number "
+                          f"({tiny:.2g}), written as subnormal numbers or as 0")
+    return None
+
+
+def init_bound_hint(name: str, dtype: str = "float32") -> str:
+    """The hint of an `init_problem` about initialiser `name`: the values it may take."""
+    largest, tiny, _ = FLOATS[dtype]
+    top = largest / NORMAL_REACH if name == "normal" else largest
+    what = {"normal": "σ", "uniform": "a"}.get(name, "c")
+    return (f"write {name}({what}) with {what} from {tiny:.2g} to {top:.5g} in size, or "
+            f"{name}(0)" + (" (zeros)" if name != "constant" else ""))
+
 
 def parse_init(text: str) -> tuple[str, float | None] | str:
     """`he_normal` -> ('he_normal', None); `normal(0.01)` -> ('normal', 0.01); else a message
-    saying what is wrong (check.py reports it as E105, with `init_hints`)."""
+    saying what is wrong (check.py reports it as E105, with `init_hints`). The values an
+    initialiser makes must be float32 numbers (`init_problem`)."""
     if text in INITIALISERS:
         return text, None
     name, paren, rest = text.partition("(")
@@ -82,15 +158,20 @@ def parse_init(text: str) -> tuple[str, float | None] | str:
                     f"above 0 and at most {MAX_SIGMA:g}, got {rest[:-1]}")
         if name != "constant" and value < 0:
             return f"{name}'s scale must not be negative"
+        problem = init_problem(name, value)
+        if problem is not None:
+            return problem
         return name, value
     if name in INITIALISERS_WITH_VALUE:
         return f"write {name}(VALUE), for example {name}({INIT_EXAMPLES[name]})"
     return f"unknown initialiser {text!r}"
 
 
-def init_hints(name: str) -> list[str]:
+def init_hints(name: str, problem: str = "") -> list[str]:
     """The hints of an E105 about initialiser `name(...)` written wrong (one of
-    INITIALISERS_WITH_VALUE)."""
+    INITIALISERS_WITH_VALUE), whose message is `problem`."""
+    if isinstance(problem, OutOfRange):
+        return [init_bound_hint(name)]
     hints = [f"{name}(...) takes one number, for example {name}({INIT_EXAMPLES[name]})"]
     if name == "gaussian":
         hints.append("a kernel of about 6·sigma + 1 taps holds the blur's ±3 sigma: "
@@ -235,6 +316,9 @@ class WeightSpec:
     fan_out: int = 1
     trainable: bool = True
     own_name: bool = False
+    # A tensor whose values can't be negative (a variance): a negative one in a weights file
+    # computes NaN where the model takes its square root, so netc refuses it as it reads it
+    nonnegative: bool = False
 
     def __post_init__(self) -> None:
         # gaussian(SIGMA) is a blur kernel: only a conv's weight (filters, channels/groups, kh,

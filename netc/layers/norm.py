@@ -9,7 +9,7 @@ from typing import Literal
 
 from ..errors import RuleError
 from .base import (Init, Layer, Lowering, Shape, ShapePreserving, Tensor, WeightSpec, attr,
-                   fmt_shape, layer, layer_fields, need_rank)
+                   fmt_number, fmt_shape, layer, layer_fields, need_rank)
 
 
 @layer("batchnorm")
@@ -39,7 +39,7 @@ class BatchNorm(ShapePreserving):
             WeightSpec("weight", c, "ones"),
             WeightSpec("bias", c, "zeros"),
             WeightSpec("running_mean", c, "zeros", trainable=False),
-            WeightSpec("running_var", c, "ones", trainable=False),
+            WeightSpec("running_var", c, "ones", trainable=False, nonnegative=True),
         ]
 
     def affine(self, tensors: Mapping) -> tuple:
@@ -85,6 +85,16 @@ class LRN(ShapePreserving):
             # ONNX Runtime only implements odd sizes (a window centred on the channel)
             raise RuleError(f"size must be odd, got {self.size}", code="E105", attr="size",
                             hints=[f"use {self.size - 1} or {self.size + 1}"])
+        # ONNX Runtime's LRN refuses a model whose alpha or beta is not above 0 (its kernel
+        # enforces alpha > 0 and beta > 0 when the session loads), though PyTorch computes
+        # them: x / bias^beta, a fixed scale, for alpha 0; x itself for beta 0
+        for name, fix in (("alpha", "a scale by 1/bias^beta is `- mul` by a `param`; "
+                           "the usual alpha is 0.0001 (AlexNet's)"),
+                          ("beta", "an LRN with beta 0 computes x itself: remove the layer")):
+            if getattr(self, name) <= 0:
+                raise RuleError(f"`{name}` must be above 0 (ONNX Runtime's LRN requires it), "
+                                f"not {fmt_number(getattr(self, name))}", code="E105", attr=name,
+                                hints=[fix])
         return x
 
     def lower(self, b: Lowering, xs: Sequence[Tensor], w: Mapping[str, str],
