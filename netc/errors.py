@@ -80,6 +80,7 @@ CODES: dict[str, str] = {
     "E505": "unexpected tensor",
     "E506": "cannot read the weights file",
     "E507": "unsupported weights file format",
+    "E508": "values not finite or out of the dtype's range",
     "W501": "missing tensors initialised",
     # running and writing
     "E601": "execution provider unavailable",
@@ -241,18 +242,67 @@ class Diagnostics:
             raise NetcError(self)
 
     def render(self) -> str:
-        return "\n".join(d.render() for d in self.sorted())
+        """The text form, sorted; past the caps (`capped`), a line per code left out."""
+        shown, left = capped(self.sorted())
+        return "\n".join([d.render() for d in shown] + omitted_lines(shown, left))
 
     def to_json(self) -> str:
+        """The JSON form: the diagnostics `render` shows (`capped`)."""
         import json  # (here: most runs never write JSON, and every run imports this module)
 
-        return json.dumps([d.to_dict() for d in self.sorted()], indent=2)
+        return json.dumps([d.to_dict() for d in capped(self.sorted())[0]], indent=2)
 
     def __len__(self) -> int:
         return len(self.items)
 
     def __iter__(self):
         return iter(self.items)
+
+
+# A run shows at most this many diagnostics of one code about one file, and this many about
+# one file in all, then one line for each code left out ("... and 199,950 more E505 errors
+# like these"): a weights file of 200,000 misnamed tensors would otherwise print 34 MB. Every
+# format shows the same ones (`netc check --format`); the counts in its summaries stay true.
+SHOW_PER_CODE = 50
+SHOW_PER_FILE = 200
+
+
+def capped(items: list[Diagnostic]) -> tuple[list[Diagnostic], dict[tuple, int]]:
+    """Of `items` (in the order they are shown), those shown: at most SHOW_PER_CODE of one
+    code and SHOW_PER_FILE in all about one file (a position's path; diagnostics without a
+    position count as one more file); and how many were left out, by (file or None, code,
+    severity), in the order first met. One pass: linear in the number of diagnostics."""
+    shown: list[Diagnostic] = []
+    per_code: dict[tuple, int] = {}
+    per_file: dict[str | None, int] = {}
+    left: dict[tuple, int] = {}
+    for d in items:
+        path = d.span.path if d.span is not None else None
+        key = (path, d.code)
+        if per_code.get(key, 0) < SHOW_PER_CODE and per_file.get(path, 0) < SHOW_PER_FILE:
+            shown.append(d)
+            per_code[key] = per_code.get(key, 0) + 1
+            per_file[path] = per_file.get(path, 0) + 1
+        else:
+            what = (path, d.code, d.severity)
+            left[what] = left.get(what, 0) + 1
+    return shown, left
+
+
+def omitted(path: str | None, code: str, severity: str, count: int, like: bool) -> str:
+    """What a line says for `count` diagnostics of `code` left out about file `path`: `... and
+    199,950 more E505 errors like these` (`like`: some of that code were shown)."""
+    noun = severity + "s" * (count != 1)
+    where = f" in '{path}'" if path is not None else ""
+    tail = " like these" if like else f" ({CODES.get(code, code)})"
+    return f"... and {count:,} more {code} {noun}{tail}{where}"
+
+
+def omitted_lines(shown: list[Diagnostic], left: dict[tuple, int]) -> list[str]:
+    """The text lines for the diagnostics `capped` left out, one per file and code."""
+    seen = {(d.span.path if d.span is not None else None, d.code) for d in shown}
+    return [_visible("netc: " + omitted(path, code, severity, n, (path, code) in seen))
+            for (path, code, severity), n in left.items()]
 
 
 def _tuples(kw: dict) -> dict:

@@ -25,6 +25,7 @@ GOOGLENET = ROOT / "specs" / "googlenet.yaml"
 # Codes that no file of tests/bad produces, and the test that produces each (a test of that
 # name must exist and mention the code).
 TESTED_ELSEWHERE = {
+    "E508": "tests/test_weight_values.py::test_a_weights_file_with_values_float32_cant_hold_is_refused_at_the_layer",
     "E001": "tests/test_bad_specs.py::test_missing_file_is_a_user_error",
     "E002": "tests/test_bad_specs.py::test_file_over_one_mebibyte",
     "E009": "tests/test_bad_specs.py::test_bytes_that_are_not_utf8",

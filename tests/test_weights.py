@@ -15,7 +15,6 @@ import resource
 import struct
 import subprocess
 import sys
-import time
 import tracemalloc
 import zipfile
 from pathlib import Path
@@ -543,10 +542,8 @@ def test_hostile_and_broken_files_are_refused(spec, tmp_path, capsys, hostile, c
     capsys.readouterr()
     rss = _peak_rss_mib()
     tracemalloc.start()  # numpy reports its buffers to tracemalloc too
-    start = time.perf_counter()
     try:
         code, err = load_err(capsys, target, path)
-        elapsed = time.perf_counter() - start
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
@@ -554,7 +551,6 @@ def test_hostile_and_broken_files_are_refused(spec, tmp_path, capsys, hostile, c
     assert "error[E506]" in err and f"cannot read '{path}'" in err, err
     assert says in err, err
     assert err.count("error[") == 1  # one clear message, no follow-on errors
-    assert elapsed < 1.0, f"{case} took {elapsed:.2f} s"
     assert peak < 16 << 20, f"refusing the file allocated {peak:,} bytes"
     assert _peak_rss_mib() - rss < 64, "refusing the file allocated memory"
     assert not marker.exists(), "the file was unpickled"
@@ -562,16 +558,23 @@ def test_hostile_and_broken_files_are_refused(spec, tmp_path, capsys, hostile, c
 
 
 def test_unknown_header_dtype_with_a_huge_shape_is_not_read(spec, tmp_path, capsys):
-    """A dtype netc does not read is reported from the header alone, whatever its size."""
+    """A dtype netc does not read is reported from the header alone; a shape its bytes can't
+    hold (2^43 values in 8 bytes) is refused by safetensors' validation, before any read."""
     header = {"features_conv.weight": {"dtype": "I8", "shape": [4, 3, 3, 3],
                                        "data_offsets": [0, 108]},
-              "big.weight": {"dtype": "U8", "shape": [1 << 43], "data_offsets": [108, 116]}}
+              "big.weight": {"dtype": "U8", "shape": [8], "data_offsets": [108, 116]}}
     path = tmp_path / "w.safetensors"
     path.write_bytes(_raw_header_file(json.dumps(header).encode(), bytes(116)))
     code, err = load_err(capsys, spec, path)
     assert code == 1
     assert "error[E504]" in err and "holds I8 values" in err
     assert "error[E505]" in err and "'big.weight'" in err
+    header["big.weight"]["shape"] = [1 << 43]
+    path.write_bytes(_raw_header_file(json.dumps(header).encode(), bytes(116)))
+    code, err = load_err(capsys, spec, path)
+    assert code == 1 and err.count("error[") == 1
+    assert f"error[E506]: cannot read '{path}': tensor 'big.weight' declares {1 << 43} U8 but " \
+        "holds 8 bytes" in err
 
 
 @pytest.mark.parametrize("ext", ["pt", "pth", "bin", "ckpt"])
@@ -757,3 +760,285 @@ def test_values_do_not_depend_on_the_process(tmp_path):
                            check=True).stdout for h in (1, 2)}
     here = initial_weights(netc.check_spec(str(path)), 11)["classifier.weight"]
     assert outs == {here.tobytes().hex()}
+
+
+# --- other people's formats: what their libraries check, and what netc adds (issue 15) -------
+
+
+def _raw_zip(members: list[tuple[bytes, bytes]], utf8_flag: bool) -> bytes:
+    """A stored zip of (name bytes, data) members, the names written exactly as given (zipfile
+    would encode them), with zip's flag bit 11 (names are UTF-8) set or not."""
+    import zlib
+
+    out, central = bytearray(), bytearray()
+    flag = 0x800 if utf8_flag else 0
+    for name, data in members:
+        crc = zlib.crc32(data)
+        offset = len(out)
+        out += struct.pack("<IHHHHHIIIHH", 0x04034B50, 20, flag, 0, 0, 0x21, crc, len(data),
+                           len(data), len(name), 0) + name + data
+        central += struct.pack("<IHHHHHHIIIHHHHHII", 0x02014B50, 20, 20, flag, 0, 0, 0x21,
+                               crc, len(data), len(data), len(name), 0, 0, 0, 0, 0,
+                               offset) + name
+    end = struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, len(members), len(members),
+                      len(central), len(out), 0)
+    return bytes(out + central + end)
+
+
+NAME_ODDITIES = {
+    # a name that is not UTF-8 though the archive says its names are: exit 70 before
+    "bit 11, not UTF-8": ([b"features_conv.weight\xff.npy"], True, "E506",
+                          "a member's name is not valid UTF-8 (byte 0xff)"),
+    # without bit 11, zip names are cp437: every byte decodes, to a name no layer has
+    "cp437": ([b"features_conv.weight\x82.npy"], False, "E505",
+              "has a tensor 'features_conv.weighté' that no layer"),
+    # zipfile cuts a name at a NUL, silently: "features_conv.weight.npy" would be read
+    "NUL": ([b"features_conv.weight.npy\x00.txt"], False, "E506",
+            "holds a NUL character"),
+    "duplicate": ([b"features_conv.weight.npy", b"features_conv.weight.npy"], False, "E506",
+                  "the archive holds two members named 'features_conv.weight.npy'"),
+    # netc never extracts a member: a path is just a name no layer has
+    "path": ([b"../x/features_conv.weight.npy"], False, "E505",
+             "has a tensor '../x/features_conv.weight' that no layer"),
+    "escape": ([b"\x1b[2Jfeatures_conv.weight.npy"], False, "E505",
+               "has a tensor '\\x1b[2Jfeatures_conv.weight' that no layer"),
+}
+
+
+@pytest.mark.parametrize("case", list(NAME_ODDITIES))
+def test_npz_member_names_that_are_no_tensor_name(spec, tmp_path, capsys, case):
+    names, utf8, code, says = NAME_ODDITIES[case]
+    data = _npy(np.ones(SHAPES["features_conv.weight"], np.float32))
+    path = tmp_path / "w.npz"
+    path.write_bytes(_raw_zip([(n, data) for n in names], utf8))
+    status, err = load_err(capsys, spec, path, "--allow-missing")
+    assert status == 1, err
+    assert f"error[{code}]" in err and says in err, err
+    assert "\x1b" not in err  # shown escaped, never sent to the terminal
+
+
+@pytest.mark.parametrize("kind", ["folder", "fifo", "device"])
+@pytest.mark.parametrize("ext", ["safetensors", "npz"])
+def test_a_weights_path_that_is_not_a_regular_file_is_refused_unread(spec, tmp_path, kind,
+                                                                     ext):
+    """A FIFO would block the read forever, a device never end: refused before opening. (A
+    process with a timeout: a regression would hang.)"""
+    path = tmp_path / f"w.{ext}"
+    if kind == "folder":
+        path.mkdir()
+    elif kind == "fifo":
+        os.mkfifo(path)
+    else:
+        path.symlink_to("/dev/zero")
+    proc = subprocess.run([sys.executable, "-m", "netc", "compile", str(spec), "--weights",
+                           str(path), "-o", str(tmp_path / "m.onnx")], capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 1, proc.stderr
+    assert "error[E506]" in proc.stderr and "Traceback" not in proc.stderr
+    assert f"'{path}'" in proc.stderr
+
+
+def test_safetensors_gaps_and_trailing_bytes_are_refused(spec, tmp_path, capsys):
+    """safetensors' validation (which netc now uses) also refuses data that no tensor covers,
+    which the reader netc wrote itself let through; netc says where."""
+    entry = {"dtype": "F32", "shape": [4], "data_offsets": [16, 32]}
+    path = tmp_path / "gap.safetensors"
+    path.write_bytes(_raw_header_file(json.dumps({"features_conv.bias": entry}).encode(),
+                                      bytes(32)))
+    code, err = load_err(capsys, spec, path)
+    assert code == 1 and "error[E506]" in err and "bytes 0-16 of the data belong to no tensor" \
+        in err, err
+    entry["data_offsets"] = [0, 16]
+    path = tmp_path / "tail.safetensors"
+    path.write_bytes(_raw_header_file(json.dumps({"features_conv.bias": entry}).encode(),
+                                      bytes(20)))
+    code, err = load_err(capsys, spec, path)
+    assert code == 1 and "error[E506]" in err and "the data is 20 bytes and its tensors end " \
+        "at byte 16" in err, err
+
+
+def test_safetensors_duplicate_entries_that_agree_are_one_tensor(spec, tmp_path):
+    """Two identical entries of one name describe the same bytes: safetensors keeps one, and
+    so does netc (entries that disagree leave a gap, refused above)."""
+    values = {name: np.full(shape, 0.25, np.float32) for name, shape in SHAPES.items()}
+    path = tmp_path / "w.safetensors"
+    save_file(values, str(path))
+    raw = path.read_bytes()
+    (n,) = struct.unpack("<Q", raw[:8])
+    header = raw[8:8 + n].decode().rstrip()
+    first = header[1:header.index("},") + 1]  # the first entry, repeated
+    doubled = ("{" + first + "," + header[1:]).encode()
+    path.write_bytes(_raw_header_file(doubled, raw[8 + n:]))
+    got = compiled(spec, tmp_path, "--weights", path)
+    assert all((got[name] == 0.25).all() for name in SHAPES)
+
+
+# --- input arrays (`netc run --input x.npy`): the header's size against the file's -----------
+
+
+def test_a_npy_whose_header_claims_4_gib_is_refused_without_allocating(tmp_path, capsys):
+    spec = tmp_path / "s.yaml"
+    spec.write_text("netc: 1\nname: s\ninputs:\n  x: [N, 1, 32, 32]\nlayers:\n  - relu\n",
+                    encoding="utf-8")
+    path = tmp_path / "x.npy"
+    path.write_bytes(_npy_header((1, 1, 32768, 32768)))  # 128 bytes that declare 4 GiB
+    tracemalloc.start()
+    try:
+        code = main(["run", str(spec), "--input", str(path)])
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    err = capsys.readouterr().err
+    assert code == 1, err
+    assert (f"error[E602]: '{path}' is truncated: its header declares 1×1×32768×32768 values "
+            "of float32 (4,294,967,296 bytes), and the file holds 0 bytes after it") in err
+    assert peak < 64 << 20, f"refusing it allocated {peak:,} bytes"
+    # the same array written whole runs, in C and in Fortran order
+    for order in "CF":
+        x = np.asarray(np.arange(1024, dtype=np.float32).reshape(1, 1, 32, 32), order=order)
+        np.save(path, x)
+        assert main(["run", str(spec), "--input", str(path)]) == 0
+        assert "max 1023" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("kind", ["folder", "fifo"])
+def test_an_input_that_is_not_a_regular_file_is_refused_unread(tmp_path, kind):
+    spec = tmp_path / "s.yaml"
+    spec.write_text("netc: 1\nname: s\ninputs:\n  x: [N, 4]\nlayers:\n  - relu\n",
+                    encoding="utf-8")
+    path = tmp_path / "x.npy"
+    path.mkdir() if kind == "folder" else os.mkfifo(path)
+    proc = subprocess.run([sys.executable, "-m", "netc", "run", str(spec), "--input",
+                           str(path)], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1 and "error[E602]" in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+# --- diagnostic floods: capped where they are shown, counted in full -------------------------
+
+
+def _zero_size_tensors(path: Path, n: int) -> None:
+    save_file({f"t{i}.weight": np.zeros((0,), np.float32) for i in range(n)}, str(path))
+
+
+def test_a_file_of_20000_unexpected_tensors_prints_a_page_not_megabytes(spec, tmp_path,
+                                                                        capsys):
+    from netc.errors import SHOW_PER_CODE
+
+    path = tmp_path / "many.safetensors"
+    _zero_size_tensors(path, 20_000)
+    code, err = load_err(capsys, spec, path)
+    assert code == 1
+    assert err.count("error[E505]") == SHOW_PER_CODE
+    assert f"netc: ... and {20_000 - SHOW_PER_CODE:,} more E505 errors like these\n" in err + "\n"
+    assert "error[E501]: the weights in" in err and "(8 missing, 20000 unexpected)" in err
+    assert len(err) < 20_000, len(err)  # 1.5 MB before the cap
+
+
+def test_the_formats_show_the_same_capped_diagnostics_and_count_them_all(tmp_path):
+    """text, JSON, GitHub and SARIF show at most SHOW_PER_CODE of a code per file and
+    SHOW_PER_FILE per file, then say how many more; the JSON summary counts them all."""
+    from netc.errors import SHOW_PER_CODE, SHOW_PER_FILE, Diagnostics
+    from netc.source import SourceFile as Source, Span
+    from netc.tools.formats import Report, render
+
+    text = "x\n" * 10
+    source = Source(str(tmp_path / "s.yaml"), text)
+    report = Report()
+    found = Diagnostics()
+    for i in range(3000):  # 3,000 E505 at distinct columns, 400 E502 and 30 warnings
+        found.error("E505", f"number {i}", Span(source, 1 + i % 9, 1 + i // 9, 1 + i % 9,
+                                                 2 + i // 9))
+    for i in range(400):
+        found.error("E502", f"missing {i}", Span(source, 10, 1 + i, 10, 2 + i))
+    for i in range(30):
+        found.warning("W501", f"warned {i}", Span(source, 10, 500 + i, 10, 501 + i))
+    report.add(str(tmp_path / "s.yaml"), found)
+    other = Diagnostics()
+    other.error("E506", "one problem in another file", None)
+    report.add(str(tmp_path / "t.safetensors"), other)
+
+    shown = render(report, "text")
+    assert shown.count("error[E505]") == SHOW_PER_CODE
+    assert shown.count("error[E502]") == SHOW_PER_CODE
+    assert shown.count("warning[W501]") == 30
+    assert shown.count("error[E506]") == 1  # the other file has its own caps
+    assert f"netc: ... and {3000 - SHOW_PER_CODE:,} more E505 errors like these in" in shown
+    assert f"netc: ... and {400 - SHOW_PER_CODE:,} more E502 errors like these in" in shown
+
+    doc = json.loads(render(report, "json"))
+    assert len(doc["diagnostics"]) == SHOW_PER_CODE * 2 + 30 + 1
+    assert doc["summary"]["errors"] == 3000 + 400 + 1 and doc["summary"]["warnings"] == 30
+
+    lines = render(report, "github").splitlines()
+    assert len(lines) == SHOW_PER_CODE * 2 + 30 + 1 + 2
+    assert sum("::error" in line and "more E505 errors like these" in line
+               for line in lines) == 1
+
+    log = json.loads(render(report, "sarif"))
+    [run] = log["runs"]
+    assert len(run["results"]) == SHOW_PER_CODE * 2 + 30 + 1
+    notes = [n["message"]["text"] for n in run["invocations"][0]["toolExecutionNotifications"]]
+    assert any(f"{3000 - SHOW_PER_CODE:,} more E505 errors like these" in t for t in notes)
+    assert SHOW_PER_CODE * 2 + 30 <= SHOW_PER_FILE
+
+
+def test_many_files_each_keep_their_own_caps():
+    from netc.errors import SHOW_PER_FILE, Diagnostics
+    from netc.source import SourceFile as Source, Span
+
+    found = Diagnostics()
+    for f in range(3):
+        source = Source(f"f{f}.yaml", "x\n")
+        for i in range(300):  # 6 codes of 50: 300 problems per file, 200 shown
+            found.error(["E501", "E502", "E503", "E504", "E505", "E506"][i % 6], f"p{i}",
+                        Span(source, 1, 1 + i, 1, 2 + i))
+    text = found.render()
+    for f in range(3):
+        assert sum(line.startswith(f"f{f}.yaml:") for line in text.splitlines()) == \
+            SHOW_PER_FILE
+
+
+def _calls(fn) -> int:
+    """How many Python function calls `fn()` makes (cProfile's count: deterministic, unlike
+    a duration)."""
+    import cProfile
+    import pstats
+
+    profile = cProfile.Profile()
+    profile.runcall(fn)
+    return pstats.Stats(profile).total_calls
+
+
+def _misnamed_network(folder: Path, n: int) -> tuple[Path, Path]:
+    """A spec of n dense layers, and a weights file where every weight has the wrong shape
+    and every bias a misspelt name: 3n problems, each with a hint to look for."""
+    layers = "".join(f"  - dense: 4\n    name: d{i}\n" for i in range(n))
+    spec = folder / f"n{n}.yaml"
+    spec.write_text(f"netc: 1\nname: n\ninputs:\n  x: [N, 4]\nlayers:\n{layers}",
+                    encoding="utf-8")
+    path = folder / f"n{n}.safetensors"
+    tensors = {f"d{i}.weight": np.zeros((5, 4), np.float32) for i in range(n)}
+    tensors.update({f"dd{i}.bias": np.zeros(4, np.float32) for i in range(n)})
+    save_file(tensors, str(path))
+    return spec, path
+
+
+def test_many_diagnostics_cost_work_in_proportion_to_their_number(tmp_path, capsys):
+    """Reading a file with n misnamed and n misshapen tensors, and showing what is wrong, is
+    linear in n: comparing every missing name with every unexpected one (the near-name hints)
+    or looking up each layer's tensors in the list of all made 2n cost 4 times n (measured in
+    function calls, which don't depend on the machine's speed)."""
+    from netc.weights import MAX_NEAR, _near
+
+    counts = []
+    for n in (150, 300):
+        spec, path = _misnamed_network(tmp_path, n)
+        counts.append(_calls(lambda: main(["compile", str(spec), "--weights", str(path),
+                                           "-o", str(tmp_path / "m.onnx")])))
+        err = capsys.readouterr().err
+        assert f"({n} missing, {n} unexpected, {n} layers with tensors" in err, err[-500:]
+    assert counts[1] < 2.3 * counts[0], counts
+    many = [f"layer{i}.weight" for i in range(MAX_NEAR + 1)]
+    assert _calls(lambda: _near("layer1x.weight", many)) < 10  # no difflib among so many
+    assert _near("layer1x.weight", many[:MAX_NEAR]) == "layer1.weight"
