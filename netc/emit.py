@@ -27,11 +27,12 @@ import numpy as np
 
 from . import proto
 from .errors import fail
-from .files import unlink, write_atomic
+from .files import (TempFile, check_target, fit, input_of, output_lock, remove_stale_temps,
+                    unlink, write_atomic)
 from .images import Preprocess, to_metadata
 from .ir import Graph, Value, Weight
 from .version import __version__
-from .weights import DEFAULT_SEED, initial_value
+from .weights import DEFAULT_SEED, all_finite, bad_values, initial_value
 
 IR_VERSION = 8
 OPSET = 17
@@ -44,11 +45,13 @@ UINT8_NHWC = "uint8-nhwc"
 class Builder:
     """Collects ONNX nodes as layers lower themselves; names each after the current layer."""
 
-    def __init__(self, elem_type: int = proto.FLOAT, storage: str = "<f4") -> None:
+    def __init__(self, elem_type: int = proto.FLOAT, storage: str = "<f4",
+                 nodes: dict | None = None) -> None:
         self.nodes: list[proto.Node] = []
         self.layer = ""
         self.count = 0
         self.elem_type, self.storage = elem_type, storage  # the model's float precision
+        self.graph_nodes = nodes or {}  # layer name -> its ir.Node (for E508's position)
 
     def begin(self, layer: str) -> None:
         self.layer, self.count = layer, 0
@@ -61,12 +64,39 @@ class Builder:
 
     def float_constant(self, output: str, values, shape: tuple[int, ...] | None = None) -> None:
         """A Constant node holding float `values` (1-D, or of `shape`) in the model's precision
-        (float32, or float16 with --dtype float16), for the current layer."""
-        array = np.asarray(values, dtype=self.storage)
+        (float32, or float16 with --dtype float16), for the current layer. E508 at the layer
+        for NaN, or a value the precision can't hold (an infinity given as one, such as
+        maxpool's -inf padding, is kept)."""
+        given = np.asarray(values, dtype=np.float64)
+        with np.errstate(over="ignore", invalid="ignore"):
+            array = given.astype(self.storage)
+        if not all_finite(array):
+            self._check_constant(output, given, array)
         dims = tuple(array.shape) if shape is None else tuple(shape)
         array = array.reshape(dims)
         self.node("Constant", [], output,
                   value=proto.Tensor(output, self.elem_type, dims, raw=array.tobytes()))
+
+    def _check_constant(self, output: str, given: np.ndarray, array: np.ndarray) -> None:
+        bad = np.isnan(given) | (np.isinf(array) & ~np.isinf(given))
+        if not bad.any():
+            return
+        value = float(given.reshape(-1)[np.argmax(bad.reshape(-1))])
+        dtype = np.dtype(self.storage).name
+        limit = float(np.finfo(self.storage).max)
+        if np.isnan(value):
+            problem, hints = "NaN", ["give the layer a number"]
+        else:
+            problem = f"{value:.8g}, beyond {dtype}'s range (±{limit:,.8g})"
+            hints = [f"compile without --dtype {dtype}: float32 holds it"
+                     if dtype != "float32" and abs(value) <= np.finfo(np.float32).max else
+                     "give the layer a value float32 can hold"]
+        node = self.graph_nodes.get(self.layer)
+        what = f"{node.layer.kind} '{node.name}'" if node is not None else f"'{self.layer}'"
+        # (the constant's own name: the value's name carries the layer's and a /float16)
+        raise fail("E508", f"{what}: its constant '{output.rsplit('/', 1)[-1]}' would be "
+                   f"{problem}",
+                   node.span if node is not None else None, hints=hints)
 
     def node(self, op: str, inputs: list[str], output: str, **attrs) -> None:
         # the first node of a layer carries the layer's name; any helper nodes get a suffix
@@ -112,14 +142,54 @@ class Lowered:
     # (name, array), stored inline after the weights
     constants: tuple = ()
     metadata: tuple = ()  # metadata_props, (key, value) pairs sorted by key
+    # where weights came from, for E508's message: names loaded with --weights, and the
+    # layers that --fold-bn folded a batchnorm into
+    loaded: frozenset = frozenset()
+    folded: frozenset = frozenset()
 
     @property
     def itemsize(self) -> int:
         return np.dtype(self.storage).itemsize
 
     def value(self, w: Weight) -> np.ndarray:
-        """A weight's stored values, contiguous and little-endian."""
-        return np.ascontiguousarray(self.float_value(w), dtype=self.storage)
+        """A weight's stored values, contiguous and little-endian: the one place where every
+        weight becomes the bytes of a model, inline or in its data file. E508 at the weight's
+        layer where a value is NaN, infinite, or beyond the storage dtype's range (from a
+        file, --fold-bn, an initial value, or the cast to float16); numpy's warnings on the
+        way are silenced, as the check says what they would."""
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            values = self.float_value(w)
+            stored = np.ascontiguousarray(values, dtype=self.storage)
+        if not all_finite(stored):
+            raise self._not_finite(w, values, stored)
+        return stored
+
+    def _not_finite(self, w: Weight, values: np.ndarray, stored: np.ndarray):
+        said, counts = bad_values(values, stored)
+        node = next((n for n in self.graph.nodes if any(x.name == w.name for x in n.weights)),
+                    None)
+        layer = f"{node.layer.kind} '{node.name}'" if node is not None else "a layer"
+        dtype = stored.dtype.name
+        if node is not None and node.name in self.folded:
+            origin = "folded with the batchnorm after it (--fold-bn)"
+        elif w.name in self.loaded:
+            origin = "loaded with --weights"
+        else:
+            origin = f"initial value `init: {w.spec.init}`"
+        hints = []
+        if dtype != "float32" and counts["over"]:
+            limit = f"±{float(np.finfo(stored.dtype).max):,.8g}"
+            hints.append(f"{dtype} holds at most {limit}: compile without --dtype {dtype} "
+                         "(float32 holds these values), or " +
+                         (f"choose an `init:` whose values stay within {limit}"
+                          if origin.startswith("initial") else
+                          "scale this layer's weights down (and the next layer's up)"))
+        elif origin.startswith("initial"):
+            hints.append(f"`init: {w.spec.init}` gives values a {dtype} model can't hold: "
+                         "choose a smaller one (he_normal, the default for conv and dense "
+                         "weights, suits ReLU networks)")
+        return fail("E508", f"{layer}: tensor '{w.name}' ({origin}) {said}",
+                    node.span if node is not None else None, hints=hints)
 
 
 def _info(v: Value, elem_type: int) -> tuple:
@@ -131,9 +201,14 @@ def lower(graph: Graph, seed: int = DEFAULT_SEED, weights=None, dtype: str = "fl
     """Lower a checked graph to ONNX nodes and value infos (see `emit` for the options)."""
     if uint8_input and graph.preprocess is None:
         raise _no_preprocess(graph)
+    before = {n.name: n.output.name for n in graph.nodes}
+    loaded = frozenset(weights or ())
     graph, value = weight_values(graph, seed, weights, fold_bn)
+    # a conv that took in a batchnorm took its output's name too
+    folded = frozenset(n.name for n in graph.nodes if before.get(n.name, n.output.name)
+                       != n.output.name)
     elem, storage = DTYPES[dtype]
-    b = Builder(elem, storage)
+    b = Builder(elem, storage, {n.name: n for n in graph.nodes})
     pixels = graph.preprocess.input if uint8_input else None
     # with float16, graph inputs and outputs are converted at the edges of the graph
     rename = {}
@@ -182,7 +257,8 @@ def lower(graph: Graph, seed: int = DEFAULT_SEED, weights=None, dtype: str = "fl
         props[METADATA_INPUT] = UINT8_NHWC
     return Lowered(graph, b.nodes, list(input_infos.values()),
                    [input_infos.get(v.name) or _info(v, proto.FLOAT) for v in graph.outputs],
-                   value_info, elem, storage, value, constants, tuple(sorted(props.items())))
+                   value_info, elem, storage, value, constants, tuple(sorted(props.items())),
+                   loaded, folded)
 
 
 def _no_preprocess(graph: Graph):
@@ -226,8 +302,15 @@ def _uint8_input(b: Builder, v: Value, pre: Preprocess, output: str, dtype: str)
     nchw = (n, c, h, w)
     norm = f"{v.name}/normalize"
     std = np.asarray(pre.std, dtype=np.float64)
-    gamma = (pre.scale / std).astype(np.float32)
-    beta = (-np.asarray(pre.mean, dtype=np.float64) / std).astype(np.float32)
+    with np.errstate(all="ignore"):  # (checked below)
+        gamma = (pre.scale / std).astype(np.float32)
+        beta = (-np.asarray(pre.mean, dtype=np.float64) / std).astype(np.float32)
+    if not (all_finite(gamma) and all_finite(beta)):  # a std too small for its scale or mean
+        raise fail("E508", f"--uint8-input: the preprocessing of input '{v.name}' (scale "
+                   f"{pre.scale:g}, mean {list(pre.mean)}, std {list(pre.std)}) would multiply "
+                   f"by {gamma.tolist()} and add {beta.tolist()}, beyond float32's range", None,
+                   hints=["check `std:` in the spec's `preprocess:` (one value per channel, "
+                          "about 0.2 for images scaled to 0..1)"])
     constants = ((f"{norm}.weight", gamma), (f"{norm}.bias", beta),
                  (f"{norm}.running_mean", np.zeros(c, np.float32)),
                  (f"{norm}.running_var", np.ones(c, np.float32)))
@@ -328,37 +411,58 @@ def write_model(graph: Graph, path: str, seed: int = DEFAULT_SEED, weights=None,
     written. With `external` (by default: when the weights pass EXTERNAL_THRESHOLD), the
     weights go to one data file beside the model, named by netc after the model and a hash of
     its contents, so that a model and its data always belong together. `dtype`, `fold_bn`
-    and `uint8_input` are as for `emit`."""
+    and `uint8_input` are as for `emit`.
+
+    Writers of one output take turns (files.output_lock, held over the data file, the model
+    and the removal of the data files it replaced), so that concurrent writers leave one
+    complete pair. E603 before anything is written where `path` is one of this process's
+    inputs or not a regular file (files.check_target)."""
+    check_target(path, ".onnx")
     if external is None:
         external = weight_bytes(graph) > EXTERNAL_THRESHOLD
     low = lower(graph, seed, weights, dtype, fold_bn, uint8_input)
-    written = []
-    data_existed = False
-    entries = None
-    if external:
-        data_name, data_existed, entries = _write_external(low, path)
-        written.append(os.path.join(os.path.dirname(path), data_name))
-    try:
-        write_atomic(path, _chunks(low, entries))
-    except BaseException:  # a data file nothing points at would be left behind
-        if external and not data_existed:
-            unlink(written[0])
-        raise
-    written.insert(0, path)
-    _remove_stale_data(path, keep=[os.path.basename(f) for f in written[1:]])
+    with output_lock(path):
+        written = []
+        data_existed = False
+        entries = None
+        if external:
+            data_name, data_existed, entries = _write_external(low, path)
+            written.append(os.path.join(os.path.dirname(path), data_name))
+        try:
+            write_atomic(path, _chunks(low, entries), suffix=".onnx")
+        except BaseException:  # a data file nothing points at would be left behind
+            if external and not data_existed:
+                unlink(written[0])
+            raise
+        written.insert(0, path)
+        _remove_stale_data(path, keep=[os.path.basename(f) for f in written[1:]])
     return written
 
 
+def _data_prefix(path: str) -> str:
+    """The beginning of the model's data file names, `<model>` (shortened, with a hash, where
+    `<model>.<16 hex>.data` would pass the file system's longest name)."""
+    folder, base = os.path.split(os.path.abspath(path))
+    return fit(base, 1 + 16 + len(".data"), folder)
+
+
 def _remove_stale_data(path: str, keep: list[str]) -> None:
-    """Delete data files that earlier compiles wrote for this model (`<model>.<hash>.data`)."""
+    """Delete data files that earlier compiles wrote for this model (`<model>.<hash>.data`):
+    regular files only, never one this process reads (files.note_input). The caller holds
+    the model's output_lock: no other netc is writing this model's data meanwhile."""
     import re
+    import stat
 
     folder = os.path.dirname(os.path.abspath(path))
-    pattern = re.compile(re.escape(os.path.basename(path)) + r"\.[0-9a-f]{16}\.data\Z")
+    pattern = re.compile(re.escape(_data_prefix(path)) + r"\.[0-9a-f]{16}\.data\Z")
     for name in os.listdir(folder):
         if pattern.match(name) and name not in keep:
+            full = os.path.join(folder, name)
             try:
-                os.unlink(os.path.join(folder, name))
+                st = os.lstat(full)
+                if not stat.S_ISREG(st.st_mode) or input_of(st) is not None:
+                    continue
+                os.unlink(full)
             except OSError:
                 pass  # another process may have removed it; nothing depends on it
 
@@ -367,7 +471,8 @@ def _write_external(low: Lowered, path: str) -> tuple[str, bool, dict]:
     """Stream the large tensors into `<model>.<hash>.data`. An earlier data file of the same
     model is removed once the new one is in place. Returns the data file's name, whether a
     file of that name (the same data) was there before, and each external tensor's
-    external_data entries (location, offset, length)."""
+    external_data entries (location, offset, length). The caller holds the model's
+    output_lock."""
     digest = hashlib.sha256()
     offsets = {}
     position = 0
@@ -391,17 +496,19 @@ def _write_external(low: Lowered, path: str) -> tuple[str, bool, dict]:
 
     folder = os.path.dirname(os.path.abspath(path))
     base = os.path.basename(path)
-    tmp_name = write_atomic(os.path.join(folder, f"{base}.data"), chunks(), keep_tmp=True)
-    data_name = f"{base}.{digest.hexdigest()[:16]}.data"  # generated: no separators, no `..`
-    final = os.path.join(folder, data_name)
+    remove_stale_temps(folder)
+    tmp = TempFile(os.path.join(folder, f"{base}.data"), f"{path}.data")
     try:
+        tmp.write(chunks())
+        # generated: no separators, no `..`
+        data_name = f"{_data_prefix(path)}.{digest.hexdigest()[:16]}.data"
+        final = os.path.join(folder, data_name)
+        tmp.shown = final
+        check_target(final)
         existed = os.path.isfile(final)
-        os.replace(tmp_name, final)
-    except BaseException as e:
-        unlink(tmp_name)
-        if isinstance(e, OSError):
-            raise fail("E603", f"cannot write '{final}': {e.strerror or e}", None) from None
-        raise
+        tmp.replace(final)
+    finally:
+        tmp.discard()
     entries = {name: (("location", data_name), ("offset", str(offset)), ("length", str(length)))
                for name, (offset, length) in offsets.items()}
     return data_name, existed, entries

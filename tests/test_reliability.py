@@ -4,8 +4,9 @@
   process's hash seed, working directory, output path, time zone or locale;
 - crash safety: `netc compile` killed at random points while writing a 300 MB model leaves
   the destination absent, or the old file, or the complete new one; the temporary files of
-  killed writers are removed by the next netc that writes there; a full disk, a read-only
-  folder or Ctrl-C give one error and no partial file;
+  killed writers are removed by the next netc that writes there (by their locks: never a
+  living writer's, wherever it runs); a full disk, a read-only folder, Ctrl-C, SIGTERM or
+  SIGHUP give one error and no partial file;
 - ONNX Runtime failing a model netc built is reported at the layer's position in the spec,
   as a netc bug.
 
@@ -44,10 +45,27 @@ def netc(*args, cwd=None, env=None, **kw):
 
 
 def temps(folder: Path, pid: int | None = None) -> list[str]:
-    """netc's temporary files in `folder` (those of process `pid`, if given)."""
-    mine = f".{pid}-" if pid is not None else ""
-    return sorted(p.name for p in folder.iterdir()
-                  if p.name.endswith(emit.TMP_SUFFIX) and mine in p.name)
+    """netc's temporary and lock files in `folder`; with `pid`, the temporary files that
+    process has open (its names carry no PID: found through /proc/PID/fd)."""
+    names = sorted(p.name for p in folder.iterdir()
+                   if p.name.endswith((emit.TMP_SUFFIX, emit.LOCK_SUFFIX)))
+    if pid is None:
+        return names
+    fds = Path(f"/proc/{pid}/fd")
+    held = set()
+    try:
+        for fd in fds.iterdir():
+            try:
+                held.add(os.path.basename(os.readlink(fd)))
+            except OSError:  # closed meanwhile
+                pass
+    except OSError:  # the process is gone
+        return []
+    return [n for n in names if n in held and n.endswith(emit.TMP_SUFFIX)]
+
+
+needs_proc = pytest.mark.skipif(not Path("/proc/self/fd").is_dir(),
+                                reason="finds a writer's temporary file through /proc/PID/fd")
 
 
 # --- determinism ---------------------------------------------------------------------------------
@@ -183,6 +201,7 @@ def _kill_at(proc, folder: Path, fraction: float, size: int) -> bool:
     return writing
 
 
+@needs_proc
 def test_sigkill_while_writing_leaves_the_old_file_or_the_new_one(big, tmp_path):
     """TRIALS kills at random moments: most at a random point of the write (by the bytes
     written so far, the flush and the rename included), some in the first second, start-up
@@ -232,14 +251,24 @@ def test_sigkill_while_writing_leaves_the_old_file_or_the_new_one(big, tmp_path)
     assert _sha(dest) == old_digest
 
 
-def test_ctrl_c_exits_130_cleanly_with_no_partial_file(big, tmp_path):
-    """SIGINT while writing: exit 130, `netc: interrupted`, no traceback, and no partial
-    file (absent, or complete when the signal came after the rename)."""
+@needs_proc
+@pytest.mark.parametrize("signum, status, says", [
+    (signal.SIGINT, 130, "netc: interrupted"),
+    (signal.SIGTERM, 143, "netc: terminated by SIGTERM"),
+    (signal.SIGHUP, 129, "netc: terminated by SIGHUP"),
+], ids=["SIGINT", "SIGTERM", "SIGHUP"])
+def test_a_signal_while_writing_exits_cleanly_with_no_partial_file(big, tmp_path, signum,
+                                                                  status, says):
+    """SIGINT (Ctrl-C), SIGTERM (kill, a container stopping) or SIGHUP (the terminal closed)
+    while writing: exit 128 + the signal's number, one line saying so, no traceback, and no
+    partial file nor temporary file (the destination absent, or complete when the signal came
+    after the rename). SIGINT and SIGTERM at the start of the write and half-way; SIGHUP
+    half-way."""
     spec, size, new_digest = big
     folder = tmp_path / "out"
     folder.mkdir()
     dest = folder / "model.onnx"
-    for fraction in (0.0, 0.5):
+    for fraction in ((0.0, 0.5) if signum != signal.SIGHUP else (0.5,)):
         proc = _start(spec, dest)
         _wait_for_temp(folder, proc)
         while (names := temps(folder, proc.pid)) and fraction:
@@ -249,41 +278,163 @@ def test_ctrl_c_exits_130_cleanly_with_no_partial_file(big, tmp_path):
             except FileNotFoundError:
                 pass
             time.sleep(0.001)
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(signum)
         err = proc.communicate(timeout=120)[1].decode()
-        assert proc.returncode == 130, err
-        assert "netc: interrupted" in err and "Traceback" not in err, err
+        assert proc.returncode == status, err
+        assert says in err and "Traceback" not in err, err
         assert _sha(dest) in (None, new_digest)
         assert temps(folder) == []
 
 
-def test_temp_files_of_dead_writers_only_are_removed(tmp_path, capsys):
-    """A writer's temporary file carries its PID and a tag of its host; netc removes those of
-    writers that no longer run on this machine, and leaves a live writer's alone."""
+# A writer of `target` in another process, made by netc's own code (files.TempFile), that
+# also holds, locked, a file named as netc 0.x named its temporary files: with the PID of a
+# process that is dead (argv[2]): the PID test would have taken it for a dead writer's, as it
+# would a writer's in another PID namespace or on another machine. It prints its temporary
+# file's name, waits for a line on standard input, then finishes its write.
+LIVE_WRITER = """
+import fcntl, os, sys
+from netc import files
+target, old_style = sys.argv[1], sys.argv[2]
+tmp = files.TempFile(target)
+fd = os.open(old_style, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+fcntl.flock(fd, fcntl.LOCK_EX)
+print(os.path.basename(tmp.name), flush=True)
+sys.stdin.readline()
+tmp.write(b"the live writer's file")
+tmp.replace(target)
+print("done", flush=True)
+"""
+
+# A writer killed while writing `target`: a temporary file and the output's lock file left
+KILLED_WRITER = """
+import os, sys
+from netc import files
+files.output_lock(sys.argv[1]).__enter__()
+tmp = files.TempFile(sys.argv[1])
+tmp.f.write(b"partial")
+os._exit(9)
+"""
+
+
+@pytest.mark.skipif(os.name != "posix", reason="advisory locks (fcntl)")
+def test_temp_files_of_dead_writers_only_are_removed(tmp_path):
+    """netc removes a temporary (or lock) file only when it can take its lock: its writer,
+    wherever it ran, is gone. A living writer's file is left alone whatever its name says
+    (the PID of a dead process: a PID means nothing in another PID namespace or on another
+    machine), and the writer then finishes its write. Files that only look like netc's (a
+    pipe, a link, other names) are not touched, and a pipe does not make netc wait."""
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
-    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
-    other_host = "0" * 8 if emit._HOST != "0" * 8 else "1" * 8
+    old_style = f".m.onnx.{dead.pid}-0123abcd-k3x9_z0q.netc-tmp"
+    live = subprocess.Popen([sys.executable, "-c", LIVE_WRITER, str(tmp_path / "m.onnx"),
+                             str(tmp_path / old_style)], env=ENV, stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True)
     try:
-        names = {
-            "dead writer": (f".m.onnx.{dead.pid}-{emit._HOST}-k3x9_z0q.netc-tmp", False),
-            "dead writer's data": (f".m.onnx.data.{dead.pid}-{emit._HOST}-a8d7c2b1.netc-tmp",
-                                   False),
-            "another output's dead writer": (f".other.onnx.{dead.pid}-{emit._HOST}-qq.netc-tmp",
-                                             False),
-            "live writer": (f".m.onnx.{live.pid}-{emit._HOST}-k3x9_z0q.netc-tmp", True),
-            "this process": (f".m.onnx.{os.getpid()}-{emit._HOST}-k3x9_z0q.netc-tmp", True),
-            "another host": (f".m.onnx.{dead.pid}-{other_host}-k3x9_z0q.netc-tmp", True),
-            "not netc's": ("notes.netc-tmp", True),
-        }
-        for name, _ in names.values():
-            (tmp_path / name).write_bytes(b"partial")
-        assert main(["compile", str(LENET), "-o", str(tmp_path / "m.onnx")]) == 0
-        for what, (name, kept) in names.items():
-            assert (tmp_path / name).exists() == kept, what
+        live_temp = live.stdout.readline().strip()
+        assert live_temp.endswith(emit.TMP_SUFFIX), live_temp
+        killed = subprocess.run([sys.executable, "-c", KILLED_WRITER, str(tmp_path / "k.onnx")],
+                                env=ENV)
+        assert killed.returncode == 9
+        left = set(temps(tmp_path)) - {live_temp, old_style}
+        assert len(left) == 2, left  # the killed writer's temporary file and lock file
+        (tmp_path / ".m.onnx.data.0a1b2c3d4e5f6789.netc-tmp").write_bytes(b"partial")
+        (tmp_path / f".m.onnx.{dead.pid}-0123abcd-a8d7c2b1.netc-tmp").write_bytes(b"partial")
+        (tmp_path / "precious").write_bytes(b"mine")
+        os.symlink("precious", tmp_path / ".x.onnx.fedcba9876543210.netc-tmp")
+        os.mkfifo(tmp_path / ".y.onnx.0123456789abcdef.netc-tmp")
+        (tmp_path / "notes.netc-tmp").write_bytes(b"mine")
+        before = set(os.listdir(tmp_path))
+        assert main(["compile", str(LENET), "-o", str(tmp_path / "other.onnx")]) == 0
+        after = set(os.listdir(tmp_path))
+        assert after - before == {"other.onnx"}
+        assert before - after == left | {".m.onnx.data.0a1b2c3d4e5f6789.netc-tmp",
+                                         f".m.onnx.{dead.pid}-0123abcd-a8d7c2b1.netc-tmp"}
+        assert (tmp_path / "precious").read_bytes() == b"mine"
+        # the living writer was left its file: it finishes its write
+        live.stdin.write("go\n")
+        live.stdin.flush()
+        assert live.stdout.readline().strip() == "done"
+        assert live.wait(timeout=60) == 0
+        assert (tmp_path / "m.onnx").read_bytes() == b"the live writer's file"
+        assert live_temp not in os.listdir(tmp_path)
     finally:
         live.kill()
         live.wait()
+        live.stdin.close()
+        live.stdout.close()
+
+
+def _unshare() -> list[str] | None:
+    """A command prefix that runs a program in a new PID namespace (`unshare`, as root or
+    with unprivileged user namespaces), or None where that is not possible."""
+    import shutil
+
+    if shutil.which("unshare") is None:
+        return None
+    for prefix in (["unshare", "--pid", "--fork"],
+                   ["unshare", "--user", "--map-root-user", "--pid", "--fork"]):
+        try:
+            done = subprocess.run(prefix + [sys.executable, "-c", "import os; print(os.getpid())"],
+                                  capture_output=True, text=True, timeout=30)
+        except (OSError, subprocess.TimeoutExpired):
+            continue
+        if done.returncode == 0 and done.stdout.strip() == "1":
+            return prefix
+    return None
+
+
+@pytest.mark.skipif(os.name != "posix", reason="advisory locks (fcntl)")
+def test_a_writer_in_another_pid_namespace_keeps_its_file(tmp_path):
+    """The fault as reported: a writer in another PID namespace (a container) whose PID means
+    nothing here. A netc writing into the same folder leaves its temporary file alone (it
+    cannot take the lock), and the writer finishes its write."""
+    prefix = _unshare()
+    if prefix is None:
+        pytest.skip("no PID namespace can be made here (unshare)")
+    live = subprocess.Popen(prefix + [sys.executable, "-c", LIVE_WRITER,
+                                      str(tmp_path / "m.onnx"), str(tmp_path / ".other-file")],
+                            env=ENV, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        live_temp = live.stdout.readline().strip()
+        assert live_temp.endswith(emit.TMP_SUFFIX), live_temp
+        assert main(["compile", str(LENET), "-o", str(tmp_path / "other.onnx")]) == 0
+        assert live_temp in os.listdir(tmp_path)
+        live.stdin.write("go\n")
+        live.stdin.flush()
+        assert live.stdout.readline().strip() == "done"
+        assert live.wait(timeout=60) == 0
+        assert (tmp_path / "m.onnx").read_bytes() == b"the live writer's file"
+    finally:
+        live.kill()
+        live.wait()
+        live.stdin.close()
+        live.stdout.close()
+
+
+CLEANER = "import sys; from netc import files; print(files.remove_stale_temps(sys.argv[1]))"
+
+
+@pytest.mark.skipif(os.name != "posix", reason="advisory locks (fcntl)")
+def test_a_cleaner_between_a_temp_file_and_its_lock_costs_a_retry_not_the_write(
+        tmp_path, monkeypatch):
+    """A writer creates its temporary file, then locks it. Another process's cleaner that
+    comes in between finds it unlocked and removes it: the writer sees, once it holds the
+    lock, that its file is no longer at its name, and starts again with a new one."""
+    real = emit._try_lock
+    cleaned = []
+
+    def lock(fd, wait):
+        if wait and not cleaned:  # the first temporary file's lock: another netc cleans first
+            done = subprocess.run([sys.executable, "-c", CLEANER, str(tmp_path)], env=ENV,
+                                  capture_output=True, text=True, check=True)
+            cleaned.append(done.stdout.strip())
+        return real(fd, wait)
+
+    monkeypatch.setattr(emit, "_try_lock", lock)
+    assert main(["compile", str(LENET), "-o", str(tmp_path / "m.onnx")]) == 0
+    assert len(cleaned) == 1 and cleaned[0].endswith(emit.TMP_SUFFIX + "']"), cleaned
+    assert sorted(os.listdir(tmp_path)) == ["m.onnx"]
+    onnx.checker.check_model(onnx.load(str(tmp_path / "m.onnx")), full_check=True)
 
 
 # --- injected write errors ----------------------------------------------------------------------
@@ -318,8 +469,10 @@ def _fill_disk(monkeypatch, fail_on: int, budget: int = 1000) -> None:
     real = os.fdopen
     opened = []
 
-    def fdopen(fd, *args, **kw):
-        f = real(fd, *args, **kw)
+    def fdopen(fd, mode="r", *args, **kw):
+        f = real(fd, mode, *args, **kw)
+        if "w" not in mode:  # a file netc reads (the spec ...)
+            return f
         opened.append(fd)
         return _FullDisk(f, budget) if len(opened) == fail_on else f
 

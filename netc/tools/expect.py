@@ -74,7 +74,8 @@ def update_expect(path: str, warnings: Diagnostics | None = None, write: bool = 
 
         with open(path, "rb") as f:  # the loader drops a byte-order mark; keep it
             prefix = BOM if f.read(len(BOM)) == BOM else b""
-        write_atomic(str(path), prefix + text.encode("utf-8"))
+        # in place, on purpose: through a symbolic link to the file, keeping its mode and owner
+        write_atomic(str(path), prefix + text.encode("utf-8"), in_place=True)
     return Outcome(str(path), changed, _old(expect), actual)
 
 

@@ -230,6 +230,7 @@ class _Model:
     def _onnx(cls, args) -> _Model:
         from onnx.external_data_helper import load_external_data_for_model, uses_external_data
 
+        from ..files import note_model
         from ..images import from_metadata
         from ..weights import check_onnx_file
 
@@ -240,6 +241,7 @@ class _Model:
             raise fail("E507", "--weights goes with a spec; an .onnx model has its weights",
                        None)
         proto = check_onnx_file(path)  # external-data references checked
+        note_model(path, proto)  # (no map may replace the model or its data)
         if any(uses_external_data(t) for t in proto.graph.initializer):
             try:
                 load_external_data_for_model(proto, os.path.dirname(os.path.abspath(path)))
@@ -405,9 +407,9 @@ def _file_names(names: list[str]) -> dict[str, str]:
 
 def _check_destinations(folder: str, files: dict[str, str]) -> None:
     """E603 unless every PNG `files` names can be written into `folder` (which may not exist
-    yet): no folder stands at its name, and its name (and the temporary name write_atomic
-    writes first) fits the file system's limit on a file name."""
-    from ..files import _temp_name
+    yet): no folder stands at its name, none is an input of this run or a device
+    (files.check_target), and each name fits the file system's limit on a file name."""
+    from ..files import check_target
 
     limit = _name_max(folder)
     for layer, file in files.items():
@@ -416,12 +418,12 @@ def _check_destinations(folder: str, files: dict[str, str]) -> None:
             raise fail("E603", f"cannot write the maps of layer '{layer}' to '{target}': it is "
                        "a folder", None,
                        hints=["remove or rename that folder, or give another --maps folder"])
-        longest = len(os.fsencode(os.path.basename(_temp_name(folder, file))))
+        check_target(target, ".png")  # not the image, the model, a device ...
+        longest = len(os.fsencode(file))  # (the temporary name is shortened to fit)
         if longest > limit:
             raise fail("E603", f"cannot write the maps of layer '{layer}' to '{target}': the "
-                       f"file name, with the temporary name it is first written under, is "
-                       f"{longest} bytes, and the file system of '{folder}' takes file names "
-                       f"of at most {limit}", None,
+                       f"file name is {longest} bytes, and the file system of '{folder}' takes "
+                       f"file names of at most {limit}", None,
                        hints=["give a --maps folder on another file system, or draw other "
                               "layers (--layers)"])
 
