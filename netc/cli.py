@@ -2,7 +2,8 @@
 expand -> check -> emit) and, for the commands over a checked graph, in tools/.
 
 Exit codes: 0 success, 1 errors in the user's input, 2 bad command-line usage,
-70 an internal error (a netc bug), 130 interrupted.
+70 an internal error (a netc bug), 130 interrupted (Ctrl-C, SIGINT), 143 terminated (SIGTERM),
+129 hung up (SIGHUP): 128 + the signal's number, as a shell reports a process it killed.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import os
 import sys
 
 from .errors import NetcError, fail
-from .limits import BOUNDS, Limits
+from .limits import BOUNDS, MAXIMA, Limits
 from .version import __version__
 
 EXIT_OK, EXIT_ERRORS, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 70, 130
@@ -107,7 +108,7 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--input", action="append", default=[], metavar="[NAME=]FILE.npy",
                    help="input array (.npy, float32); NAME= picks the input of a model with "
                    "several; repeatable")
-    r.add_argument("--batch", type=_positive, default=None, metavar="N",
+    r.add_argument("--batch", type=_batch, default=None, metavar="N",
                    help="batch size for random inputs (default 1)")
     r.add_argument("--provider", choices=("cpu", "cuda"), default="cpu",
                    help="execution provider (default cpu); cuda fails clearly when it is "
@@ -162,17 +163,38 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _limit(text: str) -> tuple[str, int]:
-    """`--limit NAME=N`: one of netc's safety limits (limits.py), raised or lowered."""
-    name, _, value = text.partition("=")
+    """`--limit NAME=N`: one of netc's safety limits (limits.py), raised or lowered, from 1 to
+    the most netc can honour (limits.MAXIMA)."""
+    name, equals, value = text.partition("=")
     if name not in BOUNDS:
         raise argparse.ArgumentTypeError(f"unknown limit {name!r}; limits: {', '.join(BOUNDS)}")
-    try:
-        number = int(value.replace("_", ""))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{name}={value!r}: give a whole number") from None
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"{name} must be at least 1")
+    if not equals:
+        raise argparse.ArgumentTypeError(f"give the limit a value: {name}=N")
+    number = _whole(value.replace("_", ""))
+    if number is None:
+        raise argparse.ArgumentTypeError(f"{name}={_brief(value)}: give a whole number")
+    if not 1 <= number <= MAXIMA[name]:
+        raise argparse.ArgumentTypeError(f"{name} must be between 1 and {MAXIMA[name]:,}"
+                                         f", not {_brief(value)}")
     return name, number
+
+
+def _whole(text: str) -> int | float | None:
+    """The whole number `text` writes, or None; a number of more than 30 digits (no option
+    of netc goes near one) is inf, so that its bound is what is reported, not Python's
+    refusal to convert 4,300 digits."""
+    digits = text.strip().lstrip("+-")
+    if digits.isdigit() and len(digits) > 30:
+        return float("-inf") if text.strip().startswith("-") else float("inf")
+    try:
+        return int(text)
+    except ValueError:
+        return None
+
+
+def _brief(text: str) -> str:
+    """An option's value as an error message quotes it: at most 40 characters."""
+    return repr(text) if len(text) <= 40 else repr(text[:37] + "...")
 
 
 def _emission_options(p) -> None:
@@ -198,13 +220,12 @@ def _integer(low: int, high: int | None = None, what: str = ""):
     """An argparse type: a whole number in [low, high] (high: None for no bound)."""
 
     def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+        value = _whole(text)
+        if value is None:
+            raise argparse.ArgumentTypeError(f"not an integer: {_brief(text)}") from None
         if value < low or (high is not None and value > high):
-            bound = (f"between {low} and {high}" if high is not None
-                     else "0 or more" if low == 0 else f"at least {low}")
+            bound = ("0 or more" if low == 0 else f"at least {low}") if value < low \
+                else f"at most {high:,}"
             raise argparse.ArgumentTypeError(f"{what} must be {bound}" if what else
                                              f"must be {bound}")
         return value
@@ -212,18 +233,116 @@ def _integer(low: int, high: int | None = None, what: str = ""):
     return parse
 
 
+# Upper bounds of the numeric options: each far past any real use, and within what the
+# libraries they reach take (ONNX Runtime's thread count is a C int; a batch is one input
+# dimension, bounded as a spec's are: expand.MAX_RANK_DIM), so that a mistyped number is a
+# usage error rather than a failure deep inside, or a benchmark that never ends.
+MAX_BATCH = 1 << 20
+MAX_RUNS = 1_000_000_000  # --iters, --warmup
+MAX_SECONDS = 86_400.0  # --seconds: a day
+
+
+def max_threads() -> int:
+    """--threads: at most 4 per CPU this process may use. More only slow ONNX Runtime down
+    (its idle threads spin: 1,024 threads on 2 CPUs took a minute for a 0.1 ms model), and
+    where thread stacks don't fit the address space (256 threads of 8 MiB under a 2 GiB
+    ulimit) ONNX Runtime waits forever for threads it could not create."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return 4 * max(1, cpus or 1)
+
+
 _seed = _integer(0, 2**63 - 1, "the seed")
 _positive = _integer(1)
 _count = _integer(0)
+_batch = _integer(1, MAX_BATCH, "the batch size")
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP, raised where Python code runs, so that they unwind like Ctrl-C:
+    every `finally` runs (a half-written temporary file is removed), then `main` exits
+    128 + the signal's number."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _terminate(signum, frame) -> None:
+    import signal
+
+    for name in ("SIGTERM", "SIGHUP"):  # once: a second signal must not cut the cleanup short
+        signal.signal(getattr(signal, name), signal.SIG_IGN)
+    raise Terminated(signum)
+
+
+def _catch_signals() -> dict:
+    """Handle SIGTERM and SIGHUP as Ctrl-C is handled (`Terminated`), where their default is
+    in force (a caller that ignores them, as `nohup` does, keeps that); returns the previous
+    handlers. Only the main thread may set handlers: elsewhere (netc run from a thread),
+    nothing changes."""
+    import signal
+
+    previous = {}
+    for name in ("SIGTERM", "SIGHUP"):
+        number = getattr(signal, name, None)
+        if number is None or signal.getsignal(number) != signal.SIG_DFL:
+            continue
+        try:
+            previous[number] = signal.signal(number, _terminate)
+        except ValueError:  # not the main thread
+            break
+    return previous
+
+
+def _escaping(error: UnicodeEncodeError) -> tuple[str, int]:
+    """The standard streams' error handler: a character the stream cannot encode is written
+    escaped, as tools/formats.printable writes it (a file name's byte that is not UTF-8,
+    `\\udcff`, as `\\xff`; another lone surrogate as `\\ud800`; in a non-UTF-8 locale, any
+    other character as `\\u00d7`): whatever a path or a spec holds, netc's output stays
+    text in the stream's encoding, never a traceback and never raw bytes."""
+    text = error.object[error.start:error.end]
+    return "".join(f"\\x{ord(c) - 0xdc00:02x}" if 0xdc80 <= ord(c) <= 0xdcff else
+                   f"\\u{ord(c):04x}" if ord(c) <= 0xffff else f"\\U{ord(c):08x}"
+                   for c in text), error.end
+
+
+def _escaping_streams() -> None:
+    """Standard output and error escape what they cannot encode (`_escaping`), instead of
+    Python's defaults (stdout: strict, or surrogateescape, which writes a file name's raw
+    bytes: not UTF-8; stderr: backslashreplace, another form)."""
+    import codecs
+
+    codecs.register_error("netc-escape", _escaping)
+    for stream in (sys.stdout, sys.stderr):
+        if isinstance(stream, io.TextIOWrapper) and stream.errors != "netc-escape":
+            try:
+                stream.reconfigure(errors="netc-escape")
+            except (ValueError, io.UnsupportedOperation):  # closed, or not reconfigurable
+                pass
 
 
 def main(argv: list[str] | None = None) -> int:
+    _escaping_streams()
     parser = _parser()
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
         return EXIT_USAGE
     args.limits = Limits(**dict(args.limit))  # the last --limit of a name wins
+    from .files import forget_inputs
+
+    forget_inputs()  # this run's inputs only (one process may run many commands)
+    previous = _catch_signals()
+    try:
+        return _main(args)
+    finally:
+        import signal
+
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+
+def _main(args) -> int:
     try:
         return COMMANDS[args.command](args)
     except NetcError as e:
@@ -233,6 +352,11 @@ def main(argv: list[str] | None = None) -> int:
                   "spec and this message", file=sys.stderr)
             return EXIT_INTERNAL
         return EXIT_ERRORS
+    except Terminated as e:
+        import signal
+
+        print(f"netc: terminated by {signal.Signals(e.signum).name}", file=sys.stderr)
+        return 128 + e.signum
     except KeyboardInterrupt:
         print("netc: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
@@ -272,9 +396,13 @@ def cmd_compile(args) -> int:
 
     graph = _checked(args.spec, args)
     out = args.output or f"{graph.name}.onnx"
-    files = write(graph, out, _emission(args, graph),
-                  external=True if args.external_data else None)
-    sizes = " + ".join(f"{os.path.getsize(f):,}" for f in files)
+    from .files import check_target, output_lock
+
+    check_target(out, ".onnx")  # (before its lock file is made beside it: /dev/null ...)
+    emission = _emission(args, graph)
+    with output_lock(out):  # (until the sizes are read: another writer may replace the pair)
+        files = write(graph, out, emission, external=True if args.external_data else None)
+        sizes = " + ".join(f"{os.path.getsize(f):,}" for f in files)
     extra = f", weights in {os.path.basename(files[1])}" if len(files) > 1 else ""
     print(f"wrote {out} ({graph.params:,} params, {sizes} bytes{extra})")
     return EXIT_OK
@@ -299,6 +427,11 @@ def cmd_weights(args) -> int:
     from .weights import initial_weights, onnx_weights, save_weights
 
     if args.source.endswith(".onnx"):
+        from .files import note_input
+        from .load import regular_file
+
+        regular_file(args.source, "E001")  # (a FIFO, a device, a folder: refused, unread)
+        note_input(args.source, "the model")  # (its data files: weights.check_onnx_file)
         tensors = onnx_weights(args.source)
     else:
         graph = _checked(args.source, args)
@@ -364,7 +497,7 @@ def cmd_summary(args) -> int:
 
 def cmd_run(args) -> int:
     if args.maps is not None and args.masks is not None:
-        print("netc run: --maps draws the activation maps of layers and --masks writes the "
+        print("netc run: error: --maps draws the activation maps of layers and --masks writes the "
               "class maps of the output: not both (run twice)", file=sys.stderr)
         return EXIT_USAGE
     if args.maps is not None:  # (an empty value too: it is refused there, not ignored)
@@ -376,23 +509,29 @@ def cmd_run(args) -> int:
 
         return run_images(args)
     if args.output == "":
-        print("netc run: --output needs a file name (OUT.npy or OUT.npz)", file=sys.stderr)
+        print("netc run: error: --output needs a file name (OUT.npy or OUT.npz)", file=sys.stderr)
         return EXIT_USAGE
     if args.top is not None:
-        print("netc run: --top goes with --image (the top classes of each image)",
+        print("netc run: error: --top goes with --image (the top classes of each image)",
               file=sys.stderr)
         return EXIT_USAGE
     import numpy as np
 
     from . import run
+    from .load import regular_file
 
+    # NAME=FILE, or FILE (a file whose own name holds "=", x=1.npy, is a file)
+    items = [item.partition("=") if "=" in item and not (
+        os.path.lexists(item) and not os.path.lexists(item.partition("=")[2]))
+        else ("", "", item) for item in args.input]
+    for _, _, path in items:  # before compiling: a FIFO would block, /dev/zero never end
+        regular_file(path, "E602")
     (model, graph), batch = _model_bytes(args), args.batch
     spec = graph is not None
     sess = run.session(model, args.provider, graph=graph)
     names = [name for name, _ in run.input_specs(sess)]
     given = {}
-    for item in args.input:
-        name, _, path = item.rpartition("=") if "=" in item else ("", "", item)
+    for name, _, path in items:
         if not name:
             if len(names) != 1:
                 raise fail("E602", f"the model has {len(names)} inputs ({', '.join(names)}): "
@@ -408,14 +547,18 @@ def cmd_run(args) -> int:
         if len(given) < len(names) else {}
     feeds.update(given)
     feeds = {name: feeds[name] for name in names}
+    if args.output:  # refused before running, not after: one of the inputs, a device ...
+        from .files import check_target
+
+        check_target(args.output, _suffix(args.output))
     results = run.run_model(sess, feeds, graph, model, args.provider)
     outputs = [o.name for o in sess.get_outputs()]
     print(f"ran {args.model} on {args.provider} "
           f"(inputs: {', '.join(f'{k} {_dims(v)}' for k, v in feeds.items())})")
     for name, value in zip(outputs, results):
-        print(f"{name}: {_dims(value)} {value.dtype}  min {value.min():.4g}  "
-              f"mean {value.mean():.4g}  max {value.max():.4g}")
-        if value.ndim == 2 and value.shape[1] > 1:
+        print(f"{name}: {_described(value, np)}")
+        if isinstance(value, np.ndarray) and value.ndim == 2 and value.shape[1] > 1 \
+                and value.shape[0] and value.dtype.kind in "fiub":
             top = value.argmax(axis=1)[:8]
             print(f"  argmax per row: {' '.join(map(str, top))}"
                   + (" ..." if value.shape[0] > 8 else ""))
@@ -424,19 +567,41 @@ def cmd_run(args) -> int:
     return EXIT_OK
 
 
+def _described(value, np) -> str:
+    """One output of a model as `netc run` prints it: its shape, dtype and values' range. An
+    .onnx model from elsewhere may give what netc's never do: no values (a dimension of 0),
+    strings, or an ONNX sequence or map (a list or a dict, not an array)."""
+    if isinstance(value, list):
+        return f"a sequence of {len(value)} value{'s' * (len(value) != 1)} (not a tensor)"
+    if isinstance(value, dict):
+        return f"a map of {len(value)} entr{'ies' if len(value) != 1 else 'y'} (not a tensor)"
+    if not isinstance(value, np.ndarray):
+        return f"a {type(value).__name__} (not a tensor)"
+    shape = _dims(value) or "a scalar"
+    if value.dtype.kind not in "fiub":  # strings (object arrays): no range to give
+        return f"{shape} of {'strings' if value.dtype.kind in 'OSU' else value.dtype}"
+    head = f"{shape} {value.dtype}"
+    if value.size == 0:
+        return f"{head}  (no values)"
+    return (f"{head}  min {value.min():.4g}  mean {value.mean():.4g}  "
+            f"max {value.max():.4g}")
+
+
 def cmd_expand(args) -> int:
     from .tools.unparse import flat_spec
 
-    _write_text(flat_spec(_checked(args.spec, args)), args.output)
+    _write_text(flat_spec(_checked(args.spec, args)), args.output, ".yaml")
     return EXIT_OK
 
 
-def _write_text(text: str, output: str | None) -> None:
-    """A command's document: to `output` (written atomically) or to standard output."""
+def _write_text(text: str, output: str | None, suffix: str) -> None:
+    """A command's document: to `output` (written atomically; never over one of the
+    command's inputs, E603, whose hint names a file ending in `suffix`) or to standard
+    output."""
     if output:
         from .files import write_atomic
 
-        write_atomic(output, text.encode("utf-8"))
+        write_atomic(output, text.encode("utf-8"), suffix=suffix)
     else:
         sys.stdout.write(text)
 
@@ -454,24 +619,61 @@ def _model_bytes(args):
 
 
 def _load_npy(path: str):
-    """The array in a .npy file, never unpickled (a stranger's file must not run code). A file
-    that is not .npy is E602, saying what it is (an image, an .npz or PyTorch archive, text,
-    pickle data) and how to give it to netc instead."""
+    """The array in a .npy file, never unpickled (a stranger's file must not run code).
+    numpy.lib.format reads the header; the size it declares is compared with the file's
+    before any data is read, so a header that claims 4 GiB in a file of 100 bytes is E602
+    ("truncated") without allocating. A file that is not .npy is E602, saying what it is (an
+    image, an .npz or PyTorch archive, text, pickle data, a folder or a pipe) and how to give
+    it to netc instead."""
+    import stat
+
     import numpy as np
 
+    from .files import note_input
     from .images import sniff
 
+    note_input(path, "an input array")  # (no output of this run may replace it)
+    try:
+        st = os.stat(path)
+    except (OSError, ValueError) as e:
+        reason = getattr(e, "strerror", None) or str(e)
+        raise fail("E602", f"cannot read '{path}': {reason}", None) from None
+    if not stat.S_ISREG(st.st_mode):  # a pipe would block the read forever, a device not end
+        what = "a folder" if stat.S_ISDIR(st.st_mode) else "not a regular file (a pipe or a " \
+            "device)"
+        raise fail("E602", f"'{path}' is {what}, not a .npy array", None)
     kind = sniff(path)
-    if kind is None and os.path.isfile(path):  # readable or not, it is no known format
+    if kind is None:  # readable or not, it is no known format
         try:
             with open(path, "rb") as f:
                 kind = None if f.read(6) == b"\x93NUMPY" else "unknown"
         except OSError:
-            pass  # np.load says why
+            pass  # reading it below says why
     if kind is not None and kind != "a .npy array":
         raise _not_npy(path, kind)
     try:
-        array = np.load(path, allow_pickle=False)  # never unpickle a stranger's file
+        with open(path, "rb") as f:
+            version = np.lib.format.read_magic(f)
+            # the public readers; version 3.0 differs only in non-Latin-1 field names, which
+            # no array of numbers has
+            read_header = {(1, 0): np.lib.format.read_array_header_1_0,
+                           (2, 0): np.lib.format.read_array_header_2_0}.get(version)
+            if read_header is None:
+                raise ValueError(f".npy format version {version[0]}.{version[1]} is not "
+                                 "supported")
+            shape, _, dtype = read_header(f, max_header_size=10000)
+            if dtype.hasobject:
+                raise ValueError("pickle")
+            need = int(np.prod(shape, dtype=object)) * dtype.itemsize
+            held = st.st_size - f.tell()
+            if need > held:
+                shown = "×".join(map(str, shape)) or "a scalar"
+                raise fail("E602", f"'{path}' is truncated: its header declares {shown} "
+                           f"values of {dtype} ({need:,} bytes), and the file holds {held:,} "
+                           "bytes after it", None,
+                           hints=["write the file again: np.save(path, x)"])
+            f.seek(0)
+            return np.lib.format.read_array(f, allow_pickle=False, max_header_size=10000)
     except ValueError as e:
         if "pickle" in str(e):  # numpy's own message would suggest loading it unsafely
             raise fail("E602", f"'{path}' holds Python objects (pickled), not numbers: netc "
@@ -482,10 +684,6 @@ def _load_npy(path: str):
     except (OSError, EOFError) as e:
         reason = getattr(e, "strerror", None) or str(e) or "the file ends early"
         raise fail("E602", f"cannot read '{path}' as a .npy array: {reason}", None) from None
-    if not isinstance(array, np.ndarray):  # a zip archive without .npz's signature sniffed
-        array.close()
-        raise _not_npy(path, "a zip archive (an .npz file is one)")
-    return array
 
 
 def _not_npy(path: str, kind: str):
@@ -502,7 +700,7 @@ def _not_npy(path: str, kind: str):
         try:
             with zipfile.ZipFile(path) as z:
                 members = z.namelist()
-        except (OSError, zipfile.BadZipFile):
+        except Exception:  # (any archive netc can't list: the message stays the same)
             members = []
         arrays = [m[:-4] for m in members if m.endswith(".npy")]
         if any(m.endswith("data.pkl") for m in members):
@@ -537,6 +735,11 @@ def _not_npy(path: str, kind: str):
 def _save(path: str, outputs: dict, np) -> None:
     from .files import write_atomic
 
+    for name, value in outputs.items():  # numpy would pickle anything else
+        if not isinstance(value, np.ndarray) or value.dtype.kind not in "fiub":
+            raise fail("E602", f"output '{name}' is {_described(value, np).split('  ')[0]}: "
+                       f"--output saves numeric tensors only", None,
+                       hints=["leave out --output to see the outputs' summary"])
     buf = io.BytesIO()
     if path.endswith(".npz"):
         from .tools.predict import npz_bytes  # (not np.savez(**outputs): `file`, `allow_pickle`)
@@ -547,8 +750,12 @@ def _save(path: str, outputs: dict, np) -> None:
     else:
         raise fail("E603", f"the model has {len(outputs)} outputs: save them to a .npz file",
                    None)
-    write_atomic(path, buf.getvalue())
+    write_atomic(path, buf.getvalue(), suffix=_suffix(path))
     print(f"saved {', '.join(outputs)} to {path}")
+
+
+def _suffix(path: str) -> str:
+    return ".npz" if path.endswith(".npz") else ".npy"
 
 
 def _bench_parser(sub) -> None:
@@ -571,17 +778,18 @@ def _bench_parser(sub) -> None:
                    "match it")
     b.add_argument("--fold-bn", action="store_true",
                    help="compile the spec with batchnorm folded into the convs")
-    b.add_argument("--warmup", type=_count, default=10, metavar="N",
+    b.add_argument("--warmup", type=_integer(0, MAX_RUNS), default=10, metavar="N",
                    help="untimed runs before timing each batch size (default 10)")
     runs = b.add_mutually_exclusive_group()
-    runs.add_argument("--iters", type=_positive, default=None, metavar="N",
+    runs.add_argument("--iters", type=_integer(1, MAX_RUNS), default=None, metavar="N",
                       help="timed runs per batch size (default: for 3 s and at least 20 runs)")
     runs.add_argument("--seconds", type=_seconds, default=None, metavar="S",
                       help="time each batch size for S seconds instead")
     b.add_argument("--prefer-nhwc", action="store_true",
                    help="CUDA provider option prefer_nhwc=1 (channels-last kernels); cuda only")
-    b.add_argument("--threads", type=_positive, default=None, metavar="N",
-                   help="intra-op threads (default: ONNX Runtime's, one per physical core)")
+    b.add_argument("--threads", type=_integer(1, max_threads()), default=None, metavar="N",
+                   help="intra-op threads (default: ONNX Runtime's, one per physical core); "
+                   "at most 4 per CPU")
     b.add_argument("--format", choices=("text", "json"), default="text",
                    help="text report (default) or JSON")
 
@@ -589,13 +797,14 @@ def _bench_parser(sub) -> None:
 def _batches(text: str) -> tuple[int, ...]:
     sizes = []
     for part in text.split(","):
-        try:
-            size = int(part)
-        except ValueError:
+        size = _whole(part)
+        if size is None:
             raise argparse.ArgumentTypeError(
-                f"not a comma-separated list of batch sizes: {text!r}") from None
-        if size < 1:
-            raise argparse.ArgumentTypeError(f"batch sizes must be at least 1, not {size}")
+                f"not a comma-separated list of batch sizes: {_brief(text)}") from None
+        if not 1 <= size <= MAX_BATCH:
+            bound = "at least 1" if size < 1 else f"at most {MAX_BATCH:,}"
+            raise argparse.ArgumentTypeError(f"batch sizes must be {bound}, not "
+                                             f"{_brief(part.strip())}")
         if size not in sizes:
             sizes.append(size)
     return tuple(sizes)
@@ -605,9 +814,12 @@ def _seconds(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
-    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {_brief(text)}") from None
+    if not value > 0:  # (nan too)
         raise argparse.ArgumentTypeError("must be a positive number of seconds")
+    if value > MAX_SECONDS:
+        raise argparse.ArgumentTypeError(f"must be at most {MAX_SECONDS:,.0f} seconds (a day), "
+                                         f"not {_brief(text)}")
     return value
 
 
@@ -762,7 +974,7 @@ def cmd_graph(args) -> int:
     note = graph.advice(diagram, args.format, args.depth)
     if note:
         print(note, file=sys.stderr)
-    _write_text(text, args.output)
+    _write_text(text, args.output, ".mmd" if args.format == "mermaid" else ".dot")
     return EXIT_OK
 
 

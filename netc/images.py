@@ -605,17 +605,34 @@ def _labels_file(diags, node, value: str, source_path: str | None) -> tuple[str,
                     "find it in", node.span, hints=["give the names as a list"])
         return None
     folder = Path(source_path).resolve().parent
-    path = (folder / value).resolve()
+    try:
+        path = (folder / value).resolve()
+    except (OSError, RuntimeError, ValueError) as e:  # 3.11: RuntimeError for a loop of links
+        reason = "the name holds a NUL" if isinstance(e, ValueError) else \
+            "its symbolic links form a loop"
+        diags.error("E119", f"cannot read labels file {value!r}: {reason}", node.span)
+        return None
     if Path(value).is_absolute() or not path.is_relative_to(folder):
         diags.error("E119", f"labels file {value!r} is outside the spec's folder", node.span,
                     hints=["put the labels file beside the spec (a spec may come from someone "
                            "else: netc reads no file it names outside its folder)"])
         return None
+    from .files import note_input
+
+    from .errors import NetcError
+    from .load import open_regular, read_at_most, unreadable
+
+    reason = None
     try:
-        with open(path, "rb") as f:
-            data = f.read(LABELS_FILE_BYTES + 1)
+        with open_regular(str(path), "E119") as f:  # a FIFO or a device: refused, unread
+            note_input(path, "the labels file")  # (no output may replace it)
+            data = read_at_most(f, LABELS_FILE_BYTES + 1)
+    except NetcError:
+        reason = unreadable(str(path))
     except OSError as e:
-        diags.error("E119", f"cannot read labels file {value!r}: {e.strerror or e}", node.span,
+        reason = e.strerror or str(e)
+    if reason is not None:
+        diags.error("E119", f"cannot read labels file {value!r}: {reason}", node.span,
                     hints=["one class name a line, in the order of the outputs; or "
                            "`labels: imagenet`"])
         return None
@@ -667,11 +684,15 @@ def open_image(path: str):
     from PIL import Image, UnidentifiedImageError
 
     from .errors import fail
+    from .files import note_input
+    from .load import regular_file
 
+    regular_file(path, "E605", "image ")  # a FIFO would block Pillow, /dev/zero never end
     try:
         with warnings.catch_warnings():
             # netc's own limit (below) decides, and says so in a message, not a warning
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            note_input(path, "an image")  # (no output of this run may replace it)
             image = Image.open(path)
     except Image.DecompressionBombError as e:
         # Pillow refuses past 2 × MAX_IMAGE_PIXELS as it opens, before netc sees the size;
@@ -722,10 +743,13 @@ def sniff(path: str) -> str | None:
     """What a file is, from its first bytes, for messages: "a PNG image" (every image kind
     ends in " image"), "a .npy array", "text", "Python pickle data", "an empty file" ...;
     None when it is unknown (or unreadable)."""
+    from .errors import NetcError
+    from .load import open_regular, read_at_most
+
     try:
-        with open(path, "rb") as f:
-            head = f.read(512)
-    except OSError:
+        with open_regular(path) as f:  # a FIFO or a device is no known format: never read
+            head = read_at_most(f, 512)
+    except (OSError, NetcError):
         return None
     if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
         return "a WebP image"

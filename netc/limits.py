@@ -29,6 +29,22 @@ class Limits:
 
 DEFAULT = Limits()
 
+# The most each limit may be raised to (`--limit NAME=N`): what netc can honour. Past them
+# netc itself would fail rather than the file: YAML nesting and blocks in blocks are walked
+# recursively (a spec nested 128 levels deep inside blocks 64 deep stays within Python's
+# stack, measured with every command; libyaml stops at 1,000 levels of its own), a spec is
+# read into memory (bytes), and element counts must stay far inside numpy's and ONNX's 64-bit
+# sizes (2^48 elements of 8 bytes is 2^51 bytes).
+MAXIMA = {
+    "bytes": 1 << 30,
+    "depth": 128,
+    "nodes": 1 << 31,
+    "layers": 1 << 31,
+    "nesting": 64,
+    "tensor": 1 << 48,
+    "params": 1 << 48,
+}
+
 # What each limit bounds, for `--help` and error messages (the names are Limits' fields).
 BOUNDS = {
     "bytes": "spec file size",

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import re
+import stat
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -95,13 +96,141 @@ def load_file(path: str | Path, limits: Limits = DEFAULT) -> tuple[SourceFile, Y
     node with its Span. Raises NetcError: E001 (unreadable), E002 (over `limits.bytes`), E009
     (not UTF-8), E003-E011 (YAML that a spec may not hold, over `limits.depth` or
     `limits.nodes`)."""
+    import os
+
+    from .files import note_input
+
     path = str(path)
     try:
-        with open(path, "rb") as f:
-            data = f.read(limits.bytes + 1)
+        with open_regular(path, "E001") as f:  # (a FIFO or /dev/zero: refused, never read)
+            note_input(path, "the spec", os.fstat(f.fileno()))  # no output may replace it
+            data = read_at_most(f, limits.bytes + 1)
     except OSError as e:
         raise fail("E001", f"cannot read '{path}': {e.strerror or e}", None) from None
     return load_bytes(data, path, limits)
+
+
+# --- files given on the command line: regular files only ---------------------------------------
+
+_NOT_REGULAR = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
+                (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"),
+                (stat.S_ISBLK, "a block device"))
+
+
+def not_regular(mode: int) -> str | None:
+    """What a file of `mode` (st_mode) is when it is not a regular file: "a folder", "a FIFO
+    (named pipe)", "a socket", "a character device" (/dev/zero, /dev/stdin on a terminal), "a
+    block device"; None for a regular file."""
+    if stat.S_ISREG(mode):
+        return None
+    return next((kind for test, kind in _NOT_REGULAR if test(mode)), "not a regular file")
+
+
+def unreadable(path: str, error: OSError | None = None) -> str:
+    """Why `path` cannot be read, for a message: that it is not a regular file (what it is),
+    a dangling or looping symbolic link, or the system's reason (`error`, or found by stat)."""
+    import errno
+    import os
+
+    try:
+        st = os.stat(path)
+    except OSError as e:
+        error = e
+    except ValueError:  # a NUL in the path
+        return "the path holds a NUL"
+    else:
+        kind = not_regular(st.st_mode)
+        if kind is not None:
+            return f"it is {kind}, not a regular file"
+    if error is None:
+        return "it cannot be read"
+    if error.errno == errno.ENOENT and os.path.islink(path):
+        try:
+            return f"it is a symbolic link to '{os.readlink(path)}', which does not exist"
+        except OSError:
+            pass
+    if error.errno == errno.ELOOP:
+        return "its symbolic links form a loop"
+    return error.strerror or str(error)
+
+
+def _refused(path: str, code: str, what: str, reason: str) -> NetcError:
+    return fail(code, f"cannot read {what}'{path}': {reason}", None)
+
+
+def _stat_regular(path: str, code: str, what: str):
+    """os.stat(path), when it is a regular file; NetcError `code` saying what it is else."""
+    import os
+
+    try:
+        st = os.stat(path)
+    except (OSError, ValueError) as e:  # ValueError: a NUL in the path
+        raise _refused(path, code, what, unreadable(path, e) if isinstance(e, OSError) else
+                       "the path holds a NUL") from None
+    if not_regular(st.st_mode) is not None:
+        raise _refused(path, code, what, unreadable(path))
+    return st
+
+
+def regular_file(path: str, code: str, what: str = ""):
+    """The stat of `path` (links followed) if it is a regular file that can be read; else
+    NetcError `code`: "cannot read {what}'path': it is a FIFO (named pipe), not a regular
+    file" (a folder, a socket, a device), "no such file", a dangling link, a loop of links,
+    no permission, or a "regular" file whose read would wait (/proc/kmsg). Never blocks: for
+    the readers that open a path themselves (numpy, Pillow, onnx, safetensors), before they
+    do. It opens the file without blocking and reads a byte to know."""
+    st = _stat_regular(path, code, what)
+    try:
+        with open_regular(path, code, what) as f:
+            read_at_most(f, 1)
+    except OSError as e:
+        raise _refused(path, code, what, e.strerror or str(e)) from None
+    return st
+
+
+def open_regular(path: str, code: str = "E001", what: str = ""):
+    """`path` opened for reading in binary, when it is a regular file (a symbolic link to one
+    is followed). Anything else is NetcError `code` (see `regular_file`) and is never read: a
+    FIFO would block netc forever, /dev/zero would never end. The file is opened without
+    blocking (O_NONBLOCK: opening a FIFO with no writer would block) and checked on the
+    descriptor, so a path swapped for a FIFO after a check is refused too; it stays so, as
+    the few "regular" files that stream (/proc/kmsg) would block a read: `read_at_most` says
+    so instead. Other failures (permissions) are OSError, for the caller's own message."""
+    import os
+
+    _stat_regular(path, code, what)
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    try:
+        kind = not_regular(os.fstat(fd).st_mode)
+        if kind is not None:
+            raise _refused(path, code, what, f"it is {kind}, not a regular file")
+        return os.fdopen(fd, "rb", buffering=0)
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def read_at_most(f, n: int) -> bytes:
+    """At most `n` bytes of file `f` (opened by `open_regular`), read a mebibyte at a time: a
+    large `n` (a raised limit) allocates what the file holds, not `n` (`f.read(n)` would
+    allocate n bytes at once). OSError (EAGAIN) for a file whose read would wait for data
+    (a /proc file that streams): no ordinary file does."""
+    import errno
+
+    chunks, left = [], n
+    while left > 0:
+        try:
+            chunk = f.read(min(left, 1 << 20))
+        except BlockingIOError:
+            chunk = None
+        if chunk is None:  # (a non-blocking read with nothing to give)
+            raise OSError(errno.EAGAIN, "reading it would wait for data that may never come: "
+                          "it is not an ordinary file")
+        if not chunk:
+            break
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)
 
 
 def load_bytes(data: bytes, path: str = "<spec>",

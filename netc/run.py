@@ -34,11 +34,15 @@ def load_model(args, check=None):
     NetcError: E001 no such file, E507 --weights with an .onnx model, the spec's and the
     weights file's errors."""
     if args.model.endswith(".onnx"):
-        if not os.path.isfile(args.model):
-            raise fail("E001", f"cannot read '{args.model}': no such file", None)
+        from .load import regular_file
+
+        regular_file(args.model, "E001")  # (a FIFO, a device, a folder: refused, unread)
         if args.weights:
             raise fail("E507", "--weights goes with a spec; an .onnx model has its weights",
                        None)
+        from .files import note_input
+
+        note_input(args.model, "the model")  # (no output of this run may replace it)
         return args.model, None
     from .pipeline import Emission, runnable
 
@@ -73,6 +77,8 @@ def spec_weights(args, graph) -> dict | None:
     from .errors import Diagnostics
     from .weights import read_weights
 
+    # (read_weights refuses a FIFO, a device or a folder unread, and records the file as an
+    # input that no output of this run may replace)
     warnings = Diagnostics()
     found = read_weights(args.weights, graph, allow_missing=args.allow_missing,
                          warnings=warnings)
@@ -96,9 +102,10 @@ def session(model: bytes | str, provider: str = "cpu", options=None,
     and its position (`ort_failure`)."""
     ort = _ort()
     if isinstance(model, str):
+        from .files import note_model
         from .weights import check_onnx_file
 
-        check_onnx_file(model)
+        note_model(model, check_onnx_file(model))  # the model and its data: inputs
     wanted = PROVIDERS[provider]
     if wanted not in ort.get_available_providers():
         raise fail("E601", f"this onnxruntime ({ort.__version__}) was built without the "
@@ -239,8 +246,11 @@ class _Capture:
 
 
 def input_specs(sess) -> list[tuple[str, list]]:
-    """(name, shape) of each model input; symbolic dimensions are strings."""
-    return [(i.name, list(i.shape)) for i in sess.get_inputs()]
+    """(name, shape) of each model input; symbolic dimensions are strings (ONNX Runtime
+    gives None, or a negative size, for a dimension without a name: "?" here). An input that
+    is not a tensor (an ONNX sequence or map) has the shape []: input_dtype refuses it."""
+    return [(i.name, [d if isinstance(d, str) or (isinstance(d, int) and d >= 0) else "?"
+                      for d in (i.shape or [])]) for i in sess.get_inputs()]
 
 
 # ONNX Runtime's element type names -> numpy's, for the inputs netc can feed
@@ -298,6 +308,7 @@ def random_inputs(sess, batch: int | None, seed: int = 0, spec: bool = True
             raise fixed_batch_error(name, shape, f"--batch {batch}", spec)
         sizes = [(batch or 1) if not isinstance(d, int) else d for d in shape]
         dtype = input_dtype(sess, name)
+        too_large(name, sizes)
         if dtype == np.uint8:
             feeds[name] = rng.integers(0, 256, sizes, dtype=np.uint8)
         elif dtype.kind in "iu":
@@ -305,6 +316,23 @@ def random_inputs(sess, batch: int | None, seed: int = 0, spec: bool = True
         else:
             feeds[name] = rng.standard_normal(sizes, dtype=np.float32).astype(dtype, copy=False)
     return feeds
+
+
+MAX_RANDOM = 1 << 31  # values of one random input (check.MAX_TENSOR's default: 8 GiB of float32)
+
+
+def too_large(name: str, sizes: list[int]) -> None:
+    """E602 before allocating a random input of `sizes` that holds more than MAX_RANDOM
+    values: an .onnx model from elsewhere may declare any size (an input of 10^6 × 10^6), and
+    numpy would fail on it with its own error, or take all the memory."""
+    count = 1
+    for d in sizes:
+        count *= d
+    if count > MAX_RANDOM:
+        raise fail("E602", f"input '{name}' is {dims(sizes)}: {count:,} values, more than "
+                   f"netc makes at random ({MAX_RANDOM:,})", None,
+                   hints=["give the input from a file: --input FILE.npy", "or a smaller "
+                          "--batch, if the batch is what makes it large"])
 
 
 def check_input(sess, name: str, array: np.ndarray, batch: int | None = None,
@@ -324,6 +352,12 @@ def check_input(sess, name: str, array: np.ndarray, batch: int | None = None,
     problem = shape_problem(name, declared, array.shape, source, spec)
     if problem is not None:
         raise problem
+    if array.size == 0:  # a batch of 0 (or a 0 in a symbolic size): nothing to run on
+        raise fail("E602", f"{source} holds no values ({dims(array.shape)}): input '{name}' "
+                   "needs at least one", None,
+                   hints=["save the array with at least one item in each dimension"
+                          + (f" (a batch of 1: {dims([1, *array.shape[1:]])})"
+                             if array.ndim and array.shape[0] == 0 else "")])
     if batch is not None and array.ndim and array.shape[0] != batch:
         raise fail("E602", f"{source} holds a batch of {array.shape[0]} ({dims(array.shape)}), "
                    f"and --batch says {batch}", None,

@@ -9,9 +9,13 @@ and runs again: the fix must work. Never a traceback, never `allow_pickle`.
 
 from __future__ import annotations
 
+import json
+import os
 import pickle
 import re
 import shutil
+import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
@@ -294,3 +298,405 @@ def test_three_channels_for_one_is_not_called_a_transposition(tmp_path, capsys):
     assert "holds 1×3×32×32: it has 3 channels (RGB), and the model takes 1 channel " \
            "(grayscale)" in err and "transpose" not in err, err
     assert "convert('L')" in err
+
+
+# --- files that are not regular files (issue 15): refused unread, never blocking ----------------
+
+
+class _Hang(Exception):
+    pass
+
+
+@pytest.fixture
+def no_hang():
+    """Fail (rather than hang the test run) if netc blocks: a FIFO opened for reading waits
+    for a writer forever. SIGALRM interrupts the blocking open()."""
+    import signal
+
+    def alarm(signum, frame):
+        raise _Hang("netc blocked for 20 s")
+
+    previous = signal.signal(signal.SIGALRM, alarm)
+    signal.alarm(20)
+    yield
+    signal.alarm(0)
+    signal.signal(signal.SIGALRM, previous)
+
+
+def _not_regular(tmp_path: Path, kind: str, ext: str) -> tuple[Path, str]:
+    """A path of `kind` ending in `ext`, and what netc says of it."""
+    import socket
+
+    path = tmp_path / f"{kind}{ext}"
+    if kind == "fifo":
+        os.mkfifo(path)
+        return path, "it is a FIFO (named pipe), not a regular file"
+    if kind == "dev-zero":  # a link to the device: the path keeps the extension netc looks at
+        path.symlink_to("/dev/zero")
+        return path, "it is a character device, not a regular file"
+    if kind == "socket":
+        s = socket.socket(socket.AF_UNIX)
+        s.bind(str(path))
+        s.close()  # the socket file stays
+        return path, "it is a socket, not a regular file"
+    if kind == "folder":
+        path.mkdir()
+        return path, "it is a folder, not a regular file"
+    if kind == "dangling":
+        path.symlink_to(tmp_path / "gone" / "nothing")
+        return path, f"it is a symbolic link to '{tmp_path / 'gone' / 'nothing'}', which does " \
+                     "not exist"
+    path.symlink_to(path.name)  # "loop"
+    return path, "its symbolic links form a loop"
+
+
+def _labels_spec(tmp_path: Path, labels: Path) -> Path:
+    spec = tmp_path / "labelled.yaml"
+    spec.write_text(RGB.format(batch="N") + f"labels: {Path(labels).name}\n", encoding="utf-8")
+    return spec
+
+
+# reader: (extension, argv from the path, code, prefix of the message before the reason)
+READERS = {
+    "check SPEC": (".yaml", lambda p, t: ["check", p], "E001", "cannot read '{p}': "),
+    "compile SPEC": (".yaml", lambda p, t: ["compile", p, "-o", t / "o.onnx"], "E001",
+                     "cannot read '{p}': "),
+    "run MODEL": (".onnx", lambda p, t: ["run", p], "E001", "cannot read '{p}': "),
+    "bench MODEL": (".onnx", lambda p, t: ["bench", p, *FAST], "E001", "cannot read '{p}': "),
+    "weights MODEL": (".onnx", lambda p, t: ["weights", p, "-o", t / "w.npz"], "E001",
+                      "cannot read '{p}': "),
+    "--weights": (".safetensors", lambda p, t: ["compile", rgb(t), "--weights", p, "-o",
+                                                t / "o.onnx"], "E506", "cannot read '{p}': "),
+    "--input": (".npy", lambda p, t: ["run", rgb(t), "--input", p], "E602",
+                "cannot read '{p}': "),
+    "--image": (".png", lambda p, t: ["run", rgb(t), "--image", p], "E605",
+                "cannot read image '{p}': "),
+    "labels file": (".txt", lambda p, t: ["check", _labels_spec(t, p)], "E119",
+                    "cannot read labels file '{n}': "),
+}
+KINDS = ["fifo", "dev-zero", "socket", "folder", "dangling", "loop"]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("reader", list(READERS))
+def test_a_file_that_is_not_regular_is_refused_unread(tmp_path, capsys, no_hang, reader, kind):
+    """Every file netc reads from a path it is given: a FIFO (which would block netc forever),
+    /dev/zero (which never ends), a socket, a folder, a dangling link and a loop of links are
+    each one error with the reader's code, saying what the path is, and nothing is read."""
+    ext, argv, code, prefix = READERS[reader]
+    path, says = _not_regular(tmp_path, kind, ext)
+    if (reader, kind) == ("check SPEC", "folder"):  # `netc check` searches a folder
+        prefix, says = "", f"no .yaml or .yml files in the folder '{path}'"
+    if (reader, kind) == ("--image", "folder"):  # so does --image
+        prefix, says = "", f"the folder '{path}' holds no image files"
+    if reader == "labels file" and kind == "dev-zero":  # a link that leads out of the folder
+        prefix, says = "", "labels file 'dev-zero.txt' is outside the spec's folder"
+    if reader == "labels file" and kind == "dangling":  # (read at the link's resolved path)
+        says = "No such file or directory"
+    if reader == "--weights":  # (weights.py words the reason itself)
+        says = {"dangling": "No such file", "loop": "Too many levels"}.get(kind, "it is ")
+    status = main([str(a) for a in argv(str(path), tmp_path)])
+    err = user_error(capsys, status)
+    assert f"error[{code}]: " + prefix.format(p=path, n=path.name) + says in err, err
+    assert err.count("error[") == 1, err
+    assert not (tmp_path / "o.onnx").exists() and not (tmp_path / "w.npz").exists()
+
+
+def test_dev_stdin_as_a_spec_with_a_pipe_left_open(tmp_path):
+    """`netc check /dev/stdin` with standard input a pipe that nobody writes to or closes:
+    reading would wait forever; netc says what the path is instead."""
+    proc = subprocess.Popen([sys.executable, "-m", "netc", "check", "/dev/stdin"],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, cwd=ROOT)
+    try:
+        out, err = proc.communicate(timeout=120)  # (communicate closes stdin only after)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        pytest.fail("netc check /dev/stdin blocked on the pipe")
+    finally:
+        if proc.stdin and not proc.stdin.closed:
+            proc.stdin.close()
+    text = err.decode()
+    assert proc.returncode == 1, text
+    assert "error[E001]: cannot read '/dev/stdin': it is a FIFO (named pipe), not a regular " \
+           "file" in text, text
+
+
+def test_check_folder_with_fifos_links_and_names_that_are_not_utf8(tmp_path):
+    """`netc check DIR` in every format, on a folder holding a FIFO named *.yaml, a dangling
+    link, a socket, a link to the folder itself (a loop netc must not follow) and specs whose
+    names are not UTF-8 (one with an error, one without): exit 1, no hang, standard output
+    and error valid UTF-8 and JSON/SARIF valid; the name's byte is written `\\xff` in every
+    format (SARIF's URI percent-encodes it: %FF); each spec is found once (oracle: os.walk
+    without following links)."""
+    import socket
+
+    folder = tmp_path / "specs"
+    (folder / "sub").mkdir(parents=True)
+    os.mkfifo(folder / "pipe.yaml")
+    (folder / "gone.yaml").symlink_to(folder / "nowhere.yaml")
+    s = socket.socket(socket.AF_UNIX)
+    s.bind(str(folder / "sock.yaml"))
+    s.close()
+    (folder / "sub" / "loop").symlink_to("..")
+    good = LENET.read_bytes()
+    with open(os.fsencode(folder) + b"/bad\xff.yaml", "wb") as f:
+        f.write(b"netc: 1\nname: x\n")  # E101: no inputs
+    with open(os.fsencode(folder / "sub") + b"/ok\xe9.yaml", "wb") as f:
+        f.write(good)
+    want = sorted(os.path.join(root, n) for root, _, names in os.walk(folder) for n in names
+                  if n.endswith(".yaml"))
+    assert len(want) == 5
+    for fmt in ("text", "json", "github", "sarif"):
+        proc = subprocess.run([sys.executable, "-m", "netc", "check", str(folder), "--format",
+                               fmt], capture_output=True, timeout=120, cwd=tmp_path)
+        assert proc.returncode == 1, proc.stderr
+        out, err = proc.stdout.decode("utf-8"), proc.stderr.decode("utf-8")  # strict: UTF-8
+        assert "Traceback" not in err and "internal error" not in err, err
+        shown = {"text": err, "json": out.replace("\\\\", "\\"), "github": out,
+                 "sarif": out}[fmt]
+        assert ("bad%FF.yaml" if fmt == "sarif" else "bad\\xff.yaml") in shown, shown
+        if fmt in ("json", "sarif"):
+            doc = json.loads(out)
+            dumped = json.dumps(doc)
+            assert "\\udc" not in dumped and "\\ud8" not in dumped  # no lone surrogate
+        if fmt == "json":
+            files = {d["file"] for d in doc["diagnostics"]}
+            assert any(f.endswith("/bad\\xff.yaml") for f in files), files
+            codes = sorted(d["code"] for d in doc["diagnostics"])
+            assert codes == ["E001", "E001", "E001", "E101"], codes
+            assert doc["summary"]["files"] == len(want)
+        if fmt == "sarif":
+            uris = [r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
+                    for r in doc["runs"][0]["results"]]
+            assert any(u.endswith("bad%FF.yaml") for u in uris), uris
+        if fmt == "text":
+            assert "it is a FIFO (named pipe), not a regular file" in err
+            assert "it is a socket, not a regular file" in err
+            assert "which does not exist" in err
+
+
+# --- models from elsewhere: outputs netc's never give (issue 15) --------------------------------
+
+
+def _model(tmp_path: Path, name: str, nodes, inputs, outputs, inits=(), ml=False) -> Path:
+    import onnx
+    from onnx import helper
+
+    graph = helper.make_graph(nodes, name, inputs, outputs, initializer=list(inits))
+    opsets = [helper.make_opsetid("", 17)] + ([helper.make_opsetid("ai.onnx.ml", 3)] if ml
+                                               else [])
+    model = helper.make_model(graph, opset_imports=opsets, ir_version=8)
+    onnx.checker.check_model(model, full_check=True)
+    path = tmp_path / f"{name}.onnx"
+    onnx.save(model, str(path))
+    return path
+
+
+def _odd_models(tmp_path: Path) -> dict[str, Path]:
+    from onnx import TensorProto as T
+    from onnx import helper as h
+
+    x = h.make_tensor_value_info("x", T.FLOAT, ["N", 3])
+    ints = [h.make_tensor(n, T.INT64, [1], [v]) for n, v in (("s", 0), ("e", 0), ("a", 1))]
+    seq_map = h.make_sequence_type_proto(h.make_map_type_proto(
+        T.INT64, h.make_tensor_type_proto(T.FLOAT, [])))
+    return {
+        "zero-size output": _model(tmp_path, "zero", [h.make_node("Slice", ["x", "s", "e", "a"],
+                                                                  ["y"])],
+                                   [x], [h.make_tensor_value_info("y", T.FLOAT, ["N", 0])], ints),
+        "sequence output": _model(tmp_path, "seq", [h.make_node("SequenceConstruct", ["x", "x"],
+                                                                ["y"])],
+                                  [x], [h.make_tensor_sequence_value_info("y", T.FLOAT,
+                                                                          ["N", 3])]),
+        "map output": _model(tmp_path, "map", [h.make_node(
+            "ZipMap", ["x"], ["y"], domain="ai.onnx.ml", classlabels_int64s=[0, 1, 2])],
+            [x], [h.make_value_info("y", seq_map)], ml=True),
+        "string output": _model(tmp_path, "str", [h.make_node("Cast", ["x"], ["y"],
+                                                              to=T.STRING)],
+                                [x], [h.make_tensor_value_info("y", T.STRING, ["N", 3])]),
+        "scalar output": _model(tmp_path, "scalar", [h.make_node("ReduceSum", ["x"], ["y"],
+                                                                 keepdims=0)],
+                                [x], [h.make_tensor_value_info("y", T.FLOAT, [])]),
+    }
+
+
+@pytest.mark.parametrize("case", ["zero-size output", "sequence output", "map output",
+                                  "string output", "scalar output"])
+def test_run_a_model_whose_output_is_not_a_plain_tensor(tmp_path, capsys, case):
+    """`netc run` prints what ONNX Runtime gives (the oracle: the same model and input run in
+    ONNX Runtime directly): a shape with no values, a sequence, a map, strings, a scalar.
+    --output saves numeric tensors only (numpy would pickle the rest): E602 for the others;
+    a zero-size one is saved as ONNX Runtime gave it. `netc bench` times them all."""
+    import onnxruntime as ort
+
+    path = _odd_models(tmp_path)[case]
+    x = np.random.default_rng(0).standard_normal((2, 3), dtype=np.float32)
+    np.save(tmp_path / "x.npy", x)
+    [want] = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(
+        None, {"x": x})
+    assert main(["run", str(path), "--input", str(tmp_path / "x.npy")]) == 0
+    out = capsys.readouterr().out
+    if isinstance(want, list):
+        assert f"y: a sequence of {len(want)} values (not a tensor)" in out, out
+    elif want.dtype == object:
+        assert f"y: {'×'.join(map(str, want.shape))} of strings" in out, out
+    elif want.ndim == 0:
+        assert f"y: a scalar float32  min {float(want):.4g}" in out, out
+    else:
+        assert f"y: {'×'.join(map(str, want.shape))} float32  (no values)" in out, out
+    numeric = isinstance(want, np.ndarray) and want.dtype.kind == "f"
+    for name in ("o.npy", "o.npz"):
+        status = main(["run", str(path), "--input", str(tmp_path / "x.npy"), "--output",
+                       str(tmp_path / name)])
+        if numeric:
+            assert status == 0, capsys.readouterr().err
+            saved = np.load(tmp_path / name)
+            got = saved if name == "o.npy" else saved["y"]
+            assert got.shape == want.shape and got.dtype == want.dtype
+        else:
+            err = user_error(capsys, status)
+            assert "error[E602]: output 'y' is " in err and "--output saves numeric tensors " \
+                   "only" in err, err
+            assert not (tmp_path / name).exists()
+    assert main(["bench", str(path), *FAST]) == 0
+    capsys.readouterr()
+
+
+def test_inputs_netc_cannot_make_or_feed(tmp_path, capsys):
+    """An input that is a sequence or strings: E602 naming its type. A fixed input of
+    10^6 × 10^6 values: E602 before anything is allocated (tracemalloc: under 16 MiB)."""
+    import tracemalloc
+
+    from onnx import TensorProto as T
+    from onnx import helper as h
+
+    seq = _model(tmp_path, "seqin", [h.make_node("SequenceLength", ["s"], ["y"])],
+                 [h.make_tensor_sequence_value_info("s", T.FLOAT, ["N", 3])],
+                 [h.make_tensor_value_info("y", T.INT64, [])])
+    text = _model(tmp_path, "strin", [h.make_node("Identity", ["t"], ["y"])],
+                  [h.make_tensor_value_info("t", T.STRING, ["N"])],
+                  [h.make_tensor_value_info("y", T.STRING, ["N"])])
+    huge = _model(tmp_path, "huge", [h.make_node("Identity", ["x"], ["y"])],
+                  [h.make_tensor_value_info("x", T.FLOAT, [10**6, 10**6])],
+                  [h.make_tensor_value_info("y", T.FLOAT, [10**6, 10**6])])
+    for path, says in ((seq, "input 's' is a seq(tensor(float))"),
+                       (text, "input 't' is a tensor(string)")):
+        for command in (["run", str(path)], ["bench", str(path), *FAST]):
+            err = user_error(capsys, main(command))
+            assert f"error[E602]: {says}" in err, err
+    main(["run", str(LENET)])  # imports warmed up: what is measured is the refusal
+    capsys.readouterr()
+    tracemalloc.start()
+    try:
+        status = main(["run", str(huge)])
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    err = user_error(capsys, status)
+    assert "error[E602]: input 'x' is 1000000×1000000: 1,000,000,000,000 values, more than " \
+           "netc makes at random" in err, err
+    assert peak < 16 << 20, peak
+
+
+def _image_model(tmp_path: Path, name: str, make) -> Path:
+    """The rgb spec compiled (so the model carries netc's preprocessing record), its output
+    replaced by `make(output name)` -> (nodes, output value info, initializers)."""
+    import onnx
+
+    base = tmp_path / "base.onnx"
+    if not base.exists():
+        assert main(["compile", str(rgb(tmp_path)), "-o", str(base)]) == 0
+    model = onnx.load(str(base))
+    nodes, output, inits = make(model.graph.output[0].name)
+    model.graph.node.extend(nodes)
+    model.graph.initializer.extend(inits)
+    del model.graph.output[:]
+    model.graph.output.append(output)
+    onnx.checker.check_model(model, full_check=True)
+    path = tmp_path / f"{name}.onnx"
+    onnx.save(model, str(path))
+    return path
+
+
+def test_images_through_a_model_whose_first_output_has_no_rows(tmp_path, capsys):
+    """--image reads a row per image from the first output: a sequence, strings or a scalar
+    is E602 before any image is run; an output with 0 classes (N×0) is a feature map with
+    no values, as ONNX Runtime gives it."""
+    from onnx import TensorProto as T
+    from onnx import helper as h
+
+    ints = [h.make_tensor(n, T.INT64, [1], [v]) for n, v in (("s", 0), ("e", 0), ("a", 1))]
+    odd = {
+        "seq": (lambda o: ([h.make_node("SequenceConstruct", [o], ["y"])],
+                           h.make_tensor_sequence_value_info("y", T.FLOAT, None), []),
+                "an ONNX sequence (seq(tensor(float))), not a tensor"),
+        "str": (lambda o: ([h.make_node("Cast", [o], ["y"], to=T.STRING)],
+                           h.make_tensor_value_info("y", T.STRING, ["N", 4]), []),
+                "a tensor(string), not a tensor of numbers"),
+        "scalar": (lambda o: ([h.make_node("ReduceSum", [o], ["y"], keepdims=0)],
+                              h.make_tensor_value_info("y", T.FLOAT, []), []),
+                   "a scalar, without a batch axis"),
+    }
+    for name, (make, says) in odd.items():
+        path = _image_model(tmp_path, name, make)
+        for extra in ([], ["--output", str(tmp_path / "t.npy")]):
+            err = user_error(capsys, main(["run", str(path), "--image", str(CAT), *extra]))
+            assert f"error[E602]: --image gives each image its row of the model's first " \
+                   f"output, and output 'y' is {says}" in err, err
+    zero = _image_model(tmp_path, "zero", lambda o: (
+        [h.make_node("Slice", [o, "s", "e", "a"], ["y"])],
+        h.make_tensor_value_info("y", T.FLOAT, ["N", 0]), ints))
+    assert main(["run", str(zero), "--image", str(CAT), "--output", str(tmp_path / "z.npy")]) == 0
+    out = capsys.readouterr().out
+    assert "y: 0  (no values)" in out, out
+    assert np.load(tmp_path / "z.npy").shape == (1, 0)
+
+
+def test_an_input_file_with_a_batch_of_zero(tmp_path, capsys):
+    """A batch of 0 (an .npy of shape 0×1×32×32) is E602, and the hint's shape runs."""
+    np.save(tmp_path / "x.npy", np.zeros((0, 1, 32, 32), np.float32))
+    err = user_error(capsys, main(["run", str(LENET), "--input", str(tmp_path / "x.npy")]))
+    assert f"error[E602]: '{tmp_path / 'x.npy'}' holds no values (0×1×32×32): input 'image' " \
+           "needs at least one" in err, err
+    assert "(a batch of 1: 1×1×32×32)" in err
+    np.save(tmp_path / "x.npy", np.zeros((1, 1, 32, 32), np.float32))
+    assert main(["run", str(LENET), "--input", str(tmp_path / "x.npy")]) == 0
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads a file whatever its permissions")
+@pytest.mark.parametrize("reader", list(READERS))
+def test_a_file_without_read_permission(tmp_path, capsys, reader):
+    """A file netc may not read (chmod 000): one error with the reader's code, the system's
+    reason."""
+    ext, argv, code, prefix = READERS[reader]
+    path = tmp_path / f"locked{ext}"
+    path.write_bytes(b"x")
+    path.chmod(0)
+    try:
+        err = user_error(capsys, main([str(a) for a in argv(str(path), tmp_path)]))
+    finally:
+        path.chmod(0o600)
+    assert f"error[{code}]: " in err and "Permission denied" in err, err
+
+
+@pytest.mark.skipif(not os.access("/proc/kmsg", os.R_OK), reason="/proc/kmsg is root's")
+def test_a_regular_file_whose_read_would_wait(capsys, no_hang):
+    """/proc/kmsg is a "regular" file whose read waits for the kernel's next message: netc
+    reads without blocking and says so (it hung in `netc check`)."""
+    err = user_error(capsys, main(["check", "/proc/kmsg"]))
+    assert "error[E001]: cannot read '/proc/kmsg': reading it would wait" in err, err
+    err = user_error(capsys, main(["run", str(LENET), "--image", "/proc/kmsg"]))
+    assert "error[E605]: cannot read image '/proc/kmsg': reading it would wait" in err, err
+
+
+def test_an_input_file_whose_name_holds_an_equals_sign(tmp_path, capsys, monkeypatch):
+    """--input NAME=FILE splits at the first "=", unless the whole value names a file and
+    its part after the "=" does not (x=1.npy is a file, not input 'x')."""
+    monkeypatch.chdir(tmp_path)
+    np.save("x=1.npy", np.zeros((2, 1, 32, 32), np.float32))
+    for value in ("x=1.npy", "image=x=1.npy"):
+        assert main(["run", str(LENET), "--input", value]) == 0, capsys.readouterr().err
+        assert "inputs: image 2×1×32×32" in capsys.readouterr().out
+    err = user_error(capsys, main(["run", str(LENET), "--input", "foo=x=1.npy"]))
+    assert "error[E602]: the model has no input 'foo'" in err, err

@@ -193,3 +193,126 @@ def test_limits_can_be_raised_for_one_run(tmp_path, capsys):
 def test_unknown_limit_is_a_usage_error():
     result = netc_process("check", str(LENET), "--limit", "speed=3")
     assert result.returncode == 2 and "unknown limit 'speed'" in result.stderr
+
+
+# --- option values (issue 15): every number has a range netc can honour ----------------------
+
+
+@pytest.mark.parametrize("name", ["bytes", "depth", "nodes", "layers", "nesting", "tensor",
+                                  "params"])
+def test_each_limit_has_a_maximum(name, capsys):
+    """`--limit NAME=N` takes 1 to limits.MAXIMA[NAME]; beyond (a 23-digit number, 5,000
+    digits), below, malformed: a usage error naming the range, exit 2 (it was exit 70: an
+    OverflowError reading the spec with bytes=10^23)."""
+    from netc.cli import _parser
+    from netc.limits import MAXIMA
+
+    top = MAXIMA[name]
+    args = _parser().parse_args(["check", str(LENET), "--limit", f"{name}={top}"])
+    assert args.limit == [(name, top)]
+    for value in (str(top + 1), "1" * 23, "9" * 5000, "0", "-1", "nan", "1e3", "", "x"):
+        with pytest.raises(SystemExit) as e:
+            main(["check", str(LENET), "--limit", f"{name}={value}"])
+        assert e.value.code == 2
+        err = capsys.readouterr().err
+        assert "netc check: error: argument --limit: " in err and "Traceback" not in err
+        if value in (str(top + 1), "1" * 23, "9" * 5000):
+            assert f"{name} must be between 1 and {top:,}" in err, err
+    for text in (name, "=", f"={top}", f"{name.upper()}=1"):
+        with pytest.raises(SystemExit) as e:
+            main(["check", str(LENET), "--limit", text])
+        assert e.value.code == 2
+
+
+def _nested(blocks: int, depth: int) -> str:
+    """A spec whose blocks use each other `blocks` deep, the innermost conv with an attribute
+    `x` nested `depth` lists deep (E102: conv has no `x`), or none when `depth` is 0."""
+    extra = f", x: {'[' * depth}{']' * depth}" if depth else ""
+    lines = ["netc: 1", "name: nested", "inputs:", "  image: [N, 3, 8, 8]", "blocks:",
+             "  b0:", "    layers:", f"      - conv: {{filters: 2, kernel: 1{extra}}}"]
+    for i in range(1, blocks):
+        lines += [f"  b{i}:", "    layers:", f"      - b{i - 1}"]
+    return "\n".join(lines + ["layers:", f"  - b{blocks - 1}", "  - flatten", ""])
+
+
+def test_specs_at_the_maxima_of_depth_and_nesting_are_honoured(tmp_path, capsys):
+    """The maxima are what netc can do: a spec whose blocks nest limits.MAXIMA["nesting"]
+    deep, with YAML nested to MAXIMA["depth"] inside the innermost block, is an E102 in every
+    command that reads a spec (not a RecursionError: exit 70, as `--limit nesting=100000`
+    gave for blocks nested 300 deep); without the deep attribute it compiles to a model
+    that ONNX Runtime runs, with the shape netc predicts."""
+    import onnxruntime as ort
+
+    from netc.limits import MAXIMA
+
+    limits = ["--limit", f"nesting={MAXIMA['nesting']}", "--limit",
+              f"depth={MAXIMA['depth']}"]
+    bad = tmp_path / "deep.yaml"
+    bad.write_text(_nested(MAXIMA["nesting"], MAXIMA["depth"] - 7), encoding="utf-8")
+    layer = ".".join(["b" + str(i) for i in range(MAXIMA["nesting"] - 1, -1, -1)])
+    commands = [["check"], ["compile", "-o", str(tmp_path / "m.onnx")], ["expand"],
+                ["summary"], ["graph"], ["sizes", "--range", "8:9"], ["run"],
+                ["weights", "-o", str(tmp_path / "w.npz")], ["bench", "--iters", "1"]]
+    for command in commands:
+        status = main([command[0], str(bad), *command[1:], *limits])
+        err = capsys.readouterr().err
+        assert status == 1 and "error[E102]: unknown attribute 'x' for conv" in err, \
+            (command, err[-2000:])
+    assert main(["explain", str(bad), layer, *limits]) == 1
+    assert "error[E102]" in capsys.readouterr().err
+    good = tmp_path / "good.yaml"
+    good.write_text(_nested(MAXIMA["nesting"], 0), encoding="utf-8")
+    out = tmp_path / "good.onnx"
+    assert main(["compile", str(good), "-o", str(out), *limits]) == 0
+    capsys.readouterr()
+    assert main(["summary", str(good), "--format", "json", *limits]) == 0
+    predicted = json.loads(capsys.readouterr().out)["outputs"]
+    [name] = predicted
+    x = np.zeros((2, 3, 8, 8), np.float32)
+    [y] = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"]).run(
+        None, {"image": x})
+    assert list(y.shape) == [2 if d == "N" else d for d in predicted[name]]
+
+
+def test_a_raised_byte_limit_allocates_what_the_file_holds():
+    """--limit bytes=N reads at most N + 1 bytes, a mebibyte at a time: a spec of a few KiB
+    read with the maximum (1 GiB) allocates a few KiB, not the limit (f.read(n) allocates n
+    bytes first: a MemoryError under a memory limit, reported as out of memory)."""
+    import tracemalloc
+
+    from netc.limits import MAXIMA, Limits
+    from netc.load import load_file
+
+    load_file(LENET)
+    tracemalloc.start()
+    try:
+        load_file(LENET, Limits(bytes=MAXIMA["bytes"]))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 4 << 20, peak
+
+
+@pytest.mark.parametrize("command, option, top", [
+    ("run", "--batch", "MAX_BATCH"), ("bench", "--batch", "MAX_BATCH"),
+    ("bench", "--warmup", "MAX_RUNS"), ("bench", "--iters", "MAX_RUNS"),
+    ("bench", "--seconds", "MAX_SECONDS"), ("bench", "--threads", "max_threads"),
+    ("run", "--seed", "SEED"),
+])
+def test_numeric_options_have_upper_bounds(command, option, top, capsys):
+    """Each numeric option takes values up to a bound netc honours, and refuses the next
+    (exit 2): `bench --threads 99999999999` was exit 70 (ONNX Runtime's C int), `--iters`,
+    `--warmup` and `--seconds` of 10^23 ran for ever, a batch of 2^63 was exit 70 in numpy."""
+    from netc import cli
+
+    bound = {"SEED": 2**63 - 1, "max_threads": cli.max_threads()}.get(top) \
+        or getattr(cli, top, None)
+    bound = int(bound)
+    args = cli._parser().parse_args([command, str(LENET), option, str(bound)])
+    assert args is not None
+    for value in (str(bound + 1), str(10**23), str(2**63)):
+        with pytest.raises(SystemExit) as e:
+            main([command, str(LENET), option, value])
+        assert e.value.code == 2
+        err = capsys.readouterr().err
+        assert f"argument {option}: " in err and "at most" in err, err

@@ -102,8 +102,9 @@ def load_model(path: str, options: Options, folder: str) -> Model:
 
 
 def _onnx_model(path: str, wanted: str | None) -> Model:
-    if not os.path.isfile(path):
-        raise fail("E001", f"cannot read '{path}': no such file", None)
+    from ..load import regular_file
+
+    regular_file(path, "E001")  # (a FIFO, a device, a folder: refused, never read)
     dtype = _onnx_precision(path)
     if wanted and wanted != dtype:
         raise fail("E602", f"'{path}' computes in {dtype}, not {wanted}: --dtype cannot convert "
@@ -189,12 +190,15 @@ def random_inputs(sess, batch: int, seed: int = 0, spec: bool = True) -> dict[st
     """Inputs of the model's dtypes with the batch (first dimension) set: standard-normal
     floats, or uniform uint8 pixels 0..255. `spec`: the model came from a spec (for the fix
     of a batch it cannot take)."""
+    from .. import run
+
     check_batches(sess, (batch,), spec)
     rng = np.random.default_rng(seed)
     dtypes = input_dtypes(sess)
     feeds = {}
     for i in sess.get_inputs():
         size = [batch, *i.shape[1:]]
+        run.too_large(i.name, size)
         if dtypes[i.name] == "uint8":
             feeds[i.name] = rng.integers(0, 256, size, dtype=np.uint8)
         else:
@@ -441,7 +445,9 @@ def _gpu_name() -> str | None:
 
 
 def render_json(result: dict) -> str:
-    return json.dumps(result, indent=2)
+    from .formats import printable_document  # (a path not UTF-8: `\xff`, as everywhere)
+
+    return json.dumps(printable_document(result), indent=2)
 
 
 def render_text(result: dict) -> str:

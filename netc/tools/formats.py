@@ -17,7 +17,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from ..version import __version__
-from ..errors import CODES, Diagnostic, Diagnostics, NetcError
+from ..errors import CODES, Diagnostic, Diagnostics, NetcError, capped, omitted, omitted_lines
 from ..limits import DEFAULT, Limits
 from ..source import Span
 
@@ -159,18 +159,63 @@ def _fork_check(paths: list[str], limits: Limits):
 
 
 def render(report: Report, fmt: str) -> str:
-    """The report in `fmt` (one of FORMATS), without a final newline."""
+    """The report in `fmt` (one of FORMATS), without a final newline. Every format shows the
+    same diagnostics of each file, at most errors.SHOW_PER_CODE of a code and SHOW_PER_FILE
+    in all (`errors.capped`), and says how many more there were; counts in summaries stay true."""
     if fmt == "text":
-        return "\n".join(d.render() for f in report.files for d in f.diagnostics)
+        lines = []
+        for f in report.files:
+            shown, left = capped(f.diagnostics)
+            lines += [d.render() for d in shown] + omitted_lines(shown, left)
+        return printable("\n".join(lines))
     import json  # (here: a text report, the usual one, does not need it)
 
     if fmt == "json":
-        return json.dumps(json_document(report), indent=2, ensure_ascii=False)
+        return json.dumps(printable_document(json_document(report)), indent=2,
+                          ensure_ascii=False)
     if fmt == "github":
-        return "\n".join(github_command(d, f.path) for f in report.files for d in f.diagnostics)
+        lines = []
+        for f in report.files:
+            shown, left = capped(f.diagnostics)
+            lines += [github_command(d, f.path) for d in shown]
+            lines += [_github_omitted(f.path, shown, key, n) for key, n in left.items()]
+        return printable("\n".join(lines))
     if fmt == "sarif":
-        return json.dumps(sarif_log(report), indent=2, ensure_ascii=False)
+        return json.dumps(printable_document(sarif_log(report)), indent=2,
+                          ensure_ascii=False)
     raise ValueError(f"unknown format {fmt!r}")
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def printable(text: str) -> str:
+    """`text` with its lone surrogates, which no UTF-8 output can hold, escaped. A file name's
+    bytes that are not UTF-8 reach netc as `\\udc80`..`\\udcff` (Python's surrogateescape:
+    sys.argv, os.listdir) and are written as the byte, `\\xff`; any other (a YAML escape
+    `"\\ud800"` in a spec) as `\\ud800`. Every format writes them so, and so does the
+    terminal (cli.py's error handler on the standard streams): netc's output is always UTF-8,
+    and its JSON and SARIF documents valid."""
+    if not _SURROGATE.search(text):
+        return text
+
+    def escape(m):
+        c = ord(m.group())
+        return f"\\x{c - 0xdc00:02x}" if 0xdc80 <= c <= 0xdcff else f"\\u{c:04x}"
+
+    return _SURROGATE.sub(escape, text)
+
+
+def printable_document(doc):
+    """A JSON document with `printable` applied to every string in it (keys too)."""
+    if isinstance(doc, str):
+        return printable(doc)
+    if isinstance(doc, dict):
+        return {printable(k) if isinstance(k, str) else k: printable_document(v)
+                for k, v in doc.items()}
+    if isinstance(doc, list):
+        return [printable_document(v) for v in doc]
+    return doc
 
 
 # --- JSON --------------------------------------------------------------------------------------
@@ -182,7 +227,9 @@ def json_document(report: Report) -> dict:
     return {
         "netc": __version__,
         "version": JSON_VERSION,
-        "diagnostics": [diagnostic_dict(d, f.path) for f in report.files for d in f.diagnostics],
+        # capped as the text is (`render`); the summary's counts are of them all
+        "diagnostics": [diagnostic_dict(d, f.path) for f in report.files
+                        for d in capped(f.diagnostics)[0]],
         "summary": {
             "files": len(report.files),
             "failed_files": sum(report.failing(f) for f in report.files),
@@ -252,6 +299,16 @@ def github_command(d: Diagnostic, path: str) -> str:
     return f"::{d.severity} {shown}::{_escape_data(_full_text(d))}"
 
 
+def _github_omitted(path: str, shown: list[Diagnostic], key: tuple, count: int) -> str:
+    """The workflow command that says how many diagnostics of a code `capped` left out (of
+    their severity, on the file), so that the job's annotations count them too."""
+    file, code, severity = key
+    like = any(d.code == code and (d.span.path if d.span else None) == file for d in shown)
+    text = omitted(None, code, severity, count, like)
+    props = f"file={_escape_property(_relative(file or path))},title={_escape_property(code)}"
+    return f"::{severity} {props}::{_escape_data(text)}"
+
+
 def _escape_data(text: str) -> str:
     """A workflow command's message: %, CR and LF escaped (as @actions/core does)."""
     return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
@@ -286,7 +343,15 @@ def sarif_log(report: Report) -> dict:
     """A SARIF 2.1.0 log with one run: netc as the tool, one rule per code that occurs, one
     result per diagnostic. Paths inside the current directory are relative to SRCROOT (the
     current directory, which GitHub's upload takes as the repository root)."""
-    pairs = [(f, d) for f in report.files for d in f.diagnostics]
+    pairs, notices = [], []
+    for f in report.files:
+        shown, left = capped(f.diagnostics)  # as the text shows them (`render`)
+        pairs += [(f, d) for d in shown]
+        seen = {(d.span.path if d.span else None, d.code) for d in shown}
+        notices += [{"level": "warning" if severity == "error" else "note",
+                     "message": {"text": omitted(file or f.path, code, severity, n,
+                                                 (file, code) in seen)}}
+                    for (file, code, severity), n in left.items()]
     codes = sorted({d.code for _, d in pairs})
     index = {code: i for i, code in enumerate(codes)}
     results = []
@@ -314,6 +379,9 @@ def sarif_log(report: Report) -> dict:
         "columnKind": "unicodeCodePoints",
         "results": results,
     }
+    if notices:  # the results left out, counted where SARIF viewers show tool messages
+        run["invocations"] = [{"executionSuccessful": True,
+                               "toolExecutionNotifications": notices}]
     return {"$schema": SARIF_SCHEMA, "version": "2.1.0", "runs": [run]}
 
 
@@ -343,8 +411,8 @@ def _location(span: Span | None, path: str) -> dict:
 
 def _artifact(path: str) -> dict:
     rel = _inside(path)
-    if rel is not None:
-        return {"uri": quote(rel), "uriBaseId": "SRCROOT"}
+    if rel is not None:  # (the name's bytes, percent-encoded: a name that is not UTF-8 too)
+        return {"uri": quote(os.fsencode(rel)), "uriBaseId": "SRCROOT"}
     return {"uri": Path(os.path.abspath(path)).as_uri()}
 
 

@@ -193,6 +193,12 @@ def run_images(args) -> int:
     # the outputs --output saves (.npz: all, .npy: the first), a part per batch
     kept = outputs if output and output.lower().endswith(".npz") else \
         outputs[:1] if output and output.lower().endswith(".npy") else []
+    for o in sess.get_outputs():
+        problem = not_rows(o) if o.name in kept else None
+        if problem:  # (before the images are run)
+            raise fail("E602", f"--output {_shown(os.path.basename(output), fs=True)} saves "
+                       f"a row per image of output '{_shown(o.name)}', and it is {problem}",
+                       None, hints=["save the first output alone: --output FILE.npy"])
     saved: dict[str, list] = {name: [] for name in kept}
     first_of: dict[str, str] = {}  # output -> the first image saved (whose shape the rest take)
     table: list[tuple[str, list, list, str | None]] = []
@@ -211,6 +217,13 @@ def run_images(args) -> int:
         results = run.run_model(sess, {target.input: x}, graph, model, args.provider)
         progress.done()  # the results go to standard output, under the bar's line
         for name, value in zip(outputs, results):
+            rows = value.shape[0] if value.ndim else 0
+            if (name in saved or name == target.output) and rows != len(x):
+                raise fail("E604", f"output '{_shown(name)}' has {rows} rows for a batch of "
+                           f"{len(x)} image{'s' * (len(x) != 1)}: netc reads a row per image",
+                           None, hints=["the model's outputs must keep the batch on their "
+                                        "first axis"])
+        for name, value in zip(outputs, results):
             if name in saved:
                 part = value[:len(batch)]
                 if saved[name] and saved[name][0].shape[1:] != part.shape[1:]:
@@ -226,10 +239,10 @@ def run_images(args) -> int:
         for i, (path, _, number) in enumerate(batch):
             if target.classes is None:
                 row = first[i]
+                values = (f"min {row.min():.4g}  mean {row.mean():.4g}  max {row.max():.4g}"
+                          if row.size else "(no values)")
                 print(f"{_shown(path, fs=True)}\n  {_shown(target.output)}: "
-                      f"{run.dims(row.shape)}  "
-                      f"min {row.min():.4g}"
-                      f"  mean {row.mean():.4g}  max {row.max():.4g}")
+                      f"{run.dims(row.shape) or 'a scalar'}  {values}")
                 continue
             if np.isnan(first[i]).any():  # no ranking to show: say where it went wrong
                 raise fail("E604", f"output '{_text(target.output)}' holds NaN for image "
@@ -390,10 +403,18 @@ def image_files(paths: list[str]) -> list[tuple[str, bool]]:
                                   "directly in the folder (not in its subfolders): give a "
                                   "subfolder, or the files themselves"])
             found += [(p, False) for p in inside]
-        elif not os.path.exists(path):
+        elif not os.path.lexists(path):
             raise fail("E605", f"cannot read image '{path}': no such file or folder", None)
         else:
+            from ..load import regular_file
+
+            # a FIFO, a device, a dangling link or a loop: refused before compiling
+            regular_file(path, "E605", "image ")
             found.append((path, True))
+    from ..files import note_input
+
+    for path, _ in found:  # all before the first is read: no mask may replace a later image
+        note_input(path, "an image")
     return found
 
 
@@ -464,10 +485,16 @@ def model_target(sess, graph, path: str, masks: bool = False) -> Target:
                    hints=["compile the model again from its spec"])
     _check_fits(preprocess, shape, pixels, path)
     out = ort_outputs[0]
+    problem = not_rows(out)
+    if problem:
+        raise fail("E602", f"--image gives each image its row of the model's first output, and "
+                   f"output '{_shown(out.name)}' is {problem}", None,
+                   hints=["run the model on an array instead: netc run MODEL --input x.npy"])
     out_shape = tuple(out.shape)
-    # axis 1: a classifier's classes (N×classes), or a segmentation model's (N×classes×H×W)
+    # axis 1: a classifier's classes (N×classes), or a segmentation model's (N×classes×H×W);
+    # none when it is 0 (no class to rank)
     axis1 = out_shape[1] if len(out_shape) in (2, 4) and isinstance(out_shape[1], int) \
-        else None
+        and out_shape[1] > 0 else None
     if labels is not None and axis1 is not None and len(labels) != axis1:
         raise fail("E604", f"'{path}' names {len(labels):,} classes in its labels record, and "
                    f"output '{out.name}' has {axis1:,}", None,
@@ -476,6 +503,24 @@ def model_target(sess, graph, path: str, masks: bool = False) -> Target:
     classes = axis1 if len(out_shape) == 2 or dense else None
     return Target(preprocess.input, shape, dtype, pixels, preprocess, labels, out.name,
                   out_shape, classes, run.fixed_batch(list(shape)), dense)
+
+
+_NUMERIC = re.compile(r"tensor\((float|double|float16|bfloat16|u?int(8|16|32|64)|bool)\)\Z")
+
+
+def not_rows(output) -> str | None:
+    """What an ONNX Runtime output (NodeArg) is when it is not a numeric tensor with a batch
+    axis, the row per image that --image reads and --output saves: "a sequence ...", "a
+    tensor of strings", "a scalar"; None when it is one. netc's own models always give one;
+    an .onnx file from elsewhere may not."""
+    kind = output.type or ""
+    if kind.startswith(("seq(", "map(", "optional(", "sparse_tensor(")):
+        return f"an ONNX {kind.split('(')[0].replace('seq', 'sequence')} ({kind}), not a tensor"
+    if not _NUMERIC.match(kind):
+        return f"a {kind or 'value of unknown type'}, not a tensor of numbers"
+    if not output.shape:
+        return "a scalar, without a batch axis"
+    return None
 
 
 def _check_fits(preprocess, shape: tuple, pixels: bool, path: str) -> None:
