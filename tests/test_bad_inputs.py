@@ -393,8 +393,6 @@ def test_a_file_that_is_not_regular_is_refused_unread(tmp_path, capsys, no_hang,
         prefix, says = "", "labels file 'dev-zero.txt' is outside the spec's folder"
     if reader == "labels file" and kind == "dangling":  # (read at the link's resolved path)
         says = "No such file or directory"
-    if reader == "--weights":  # (weights.py words the reason itself)
-        says = {"dangling": "No such file", "loop": "Too many levels"}.get(kind, "it is ")
     status = main([str(a) for a in argv(str(path), tmp_path)])
     err = user_error(capsys, status)
     assert f"error[{code}]: " + prefix.format(p=path, n=path.name) + says in err, err

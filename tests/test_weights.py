@@ -178,6 +178,7 @@ def _safetensors_bytes(tensors: dict[str, tuple[str, tuple, bytes]], pad: bool =
 def test_float16_and_float64_become_float32(spec, tmp_path, ext):
     rng = np.random.default_rng(0)
     values = {name: rng.standard_normal(shape) for name, shape in SHAPES.items()}
+    values["features_bn.running_var"] = np.abs(values["features_bn.running_var"])  # (a variance)
     stored = {name: v.astype(np.float16 if i % 2 else np.float64)
               for i, (name, v) in enumerate(values.items())}
     path = tmp_path / f"mixed.{ext}"
@@ -196,7 +197,9 @@ def test_bfloat16_becomes_float32(spec, tmp_path):
     tensors, expected = {}, {}
     for name, shape in SHAPES.items():
         # bfloat16 is the top half of a float32: values whose low 16 bits are 0 are exact
-        bits = rng.standard_normal(shape).astype(np.float32).view("<u4") & 0xFFFF0000
+        x = rng.standard_normal(shape)
+        x = np.abs(x) if name.endswith("running_var") else x  # (a variance is never negative)
+        bits = x.astype(np.float32).view("<u4") & 0xFFFF0000
         expected[name] = bits.view(np.float32)
         tensors[name] = ("BF16", shape, (bits >> 16).astype("<u2").tobytes())
     path = tmp_path / "bf16.safetensors"
