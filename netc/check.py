@@ -164,7 +164,7 @@ class Checker:
         inputs = self._inputs(use)
         if cls is None:
             self.diags.error("E107", f"unknown layer type '{use.kind}'", use.kind_span,
-                             hints=did_you_mean_type(use.kind, REGISTRY)
+                             hints=lambda kind=use.kind: did_you_mean_type(kind, REGISTRY)
                              or [f"known types: {', '.join(sorted(REGISTRY))}"])
             self.defined[name] = _Defined(None, use, index)
             return
@@ -309,12 +309,12 @@ class Checker:
                     foreign = getattr(cls, "foreign_attributes", None)
                     meant.add(closest_attribute(key, specs, foreign))
                     misspelt = True
-                    hints = did_you_mean_attribute(key, specs, foreign)
-                    if key == "name":
-                        hints = ["write `name:` beside the layer type, not among its attributes"]
-                    elif not hints:
-                        known = ", ".join(specs) or "none"
-                        hints = [f"{use.kind} attributes: {known}"]
+                    def hints(key=key, foreign=foreign, kind=use.kind):  # (if shown)
+                        if key == "name":
+                            return ["write `name:` beside the layer type, not among its "
+                                    "attributes"]
+                        return did_you_mean_attribute(key, specs, foreign) \
+                            or [f"{kind} attributes: {', '.join(specs) or 'none'}"]
                     self.diags.error("E102", f"unknown attribute '{key}' for {use.kind}",
                                      use.attr_span(key, node.key_span(key)), hints=hints)
         elif isinstance(node, YScalar) and node.value is not None:
@@ -444,8 +444,8 @@ class Checker:
                 return v
             if isinstance(v, str):
                 self.diags.error("E105", f"{label} can't be {v!r}", self._at(node.span),
-                                 hints=did_you_mean(v, spec.choices)
-                                 or [f"choose one of: {', '.join(spec.choices)}"])
+                                 hints=lambda v=v, choices=spec.choices: did_you_mean(v, choices)
+                                 or [f"choose one of: {', '.join(choices)}"])
                 return _BAD
             return self._type_error(label, "one of " + ", ".join(spec.choices), node)
         if isinstance(v, bool) or not isinstance(v, (int, float)) or isinstance(node, (YMap, YList)):
@@ -501,8 +501,8 @@ class Checker:
             if paren and name in INITIALISERS_WITH_VALUE:  # `normal(x)`: not a misspelt name
                 hints = init_hints(name, problem)
             else:
-                hints = did_you_mean(v, INITIALISERS) \
-                    or [f"choose one of: {', '.join(spec.choices)}"]
+                def hints(v=v, choices=spec.choices):  # (if shown)
+                    return did_you_mean(v, INITIALISERS) or [f"choose one of: {', '.join(choices)}"]
             self.diags.error("E105", f"{label}: {problem}", self._at(node.span), hints=hints)
             return _BAD
         return v
@@ -922,7 +922,7 @@ class Checker:
                 self._expect_outputs(value, outputs)
             else:
                 self.diags.error("E102", f"unknown key '{key}' in expect", node.key_span(key),
-                                 hints=did_you_mean(key, ("params", "macs", "outputs"))
+                                 hints=lambda key=key: did_you_mean(key, ("params", "macs", "outputs"))
                                  or ["expect takes params, macs and outputs"])
 
     def _expect_outputs(self, node: YNode, outputs: list[Value]) -> None:
@@ -935,7 +935,7 @@ class Checker:
             if name not in actual:
                 self.diags.error("E403", f"'{name}' is not an output of the network",
                                  node.key_span(name),
-                                 hints=did_you_mean(name, actual)
+                                 hints=lambda name=name: did_you_mean(name, actual)
                                  or [f"outputs: {', '.join(actual)}"])
                 continue
             want = tuple(d.value for d in shape.items if isinstance(d, YScalar)) \

@@ -267,12 +267,84 @@ class Terminated(KeyboardInterrupt):
         self.signum = signum
 
 
+_WAKEUP = None  # (read end, write end) of the pipe the signals' numbers are written to
+
+
 def _terminate(signum, frame) -> None:
+    """The first of SIGTERM and SIGHUP raises Terminated with the number of the signal that
+    came FIRST: two that arrive while Python runs no bytecode are handled in the order of
+    their numbers (SIGHUP's handler first), so the order they came in is read from the
+    wakeup pipe, where the C handler writes each number as it arrives. Later ones do nothing
+    (`_ignore`): a Python handler, not SIG_IGN, since a signal already pending when its
+    handler became SIG_IGN raises OSError ("ignored due to race condition") in the middle
+    of the cleanup."""
     import signal
 
     for name in ("SIGTERM", "SIGHUP"):  # once: a second signal must not cut the cleanup short
-        signal.signal(getattr(signal, name), signal.SIG_IGN)
-    raise Terminated(signum)
+        signal.signal(getattr(signal, name), _ignore)
+    raise Terminated(_first_signal(signum))
+
+
+def _ignore(signum, frame) -> None:
+    """A SIGTERM or SIGHUP after the first: the cleanup the first started goes on."""
+
+
+def _first_signal(signum: int) -> int:
+    """The first SIGTERM or SIGHUP the wakeup pipe holds, or `signum` where there is none."""
+    import signal
+
+    if _WAKEUP is None:
+        return signum
+    ours = {int(signal.SIGTERM), int(getattr(signal, "SIGHUP", signal.SIGTERM))}
+    try:
+        data = os.read(_WAKEUP[0], 4096)
+    except OSError:  # (empty: BlockingIOError)
+        return signum
+    return next((n for n in data if n in ours), signum)
+
+
+def _wakeup_pipe() -> tuple | None:
+    """A non-blocking pipe set as signal.set_wakeup_fd, so that _first_signal knows the order
+    signals came in; None (nothing changed) where another wakeup fd is in use (an event loop
+    calling main) or none can be set."""
+    import signal
+
+    try:
+        r, w = os.pipe()
+    except OSError:
+        return None
+    try:
+        os.set_blocking(r, False)
+        os.set_blocking(w, False)
+        previous = signal.set_wakeup_fd(w, warn_on_full_buffer=False)
+    except (OSError, ValueError, AttributeError):  # not the main thread; no such call
+        os.close(r)
+        os.close(w)
+        return None
+    if previous != -1:  # someone else's: theirs stays
+        signal.set_wakeup_fd(previous)
+        os.close(r)
+        os.close(w)
+        return None
+    return r, w
+
+
+def _close_wakeup_pipe() -> None:
+    global _WAKEUP
+    if _WAKEUP is None:
+        return
+    import signal
+
+    try:
+        signal.set_wakeup_fd(-1)
+    except (ValueError, OSError):
+        pass
+    for fd in _WAKEUP:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    _WAKEUP = None
 
 
 def _catch_signals() -> dict:
@@ -291,6 +363,9 @@ def _catch_signals() -> dict:
             previous[number] = signal.signal(number, _terminate)
         except ValueError:  # not the main thread
             break
+    global _WAKEUP
+    if previous and _WAKEUP is None:
+        _WAKEUP = _wakeup_pipe()
     return previous
 
 
@@ -340,6 +415,8 @@ def main(argv: list[str] | None = None) -> int:
 
         for number, handler in previous.items():
             signal.signal(number, handler)
+        if previous:
+            _close_wakeup_pipe()
 
 
 def _main(args) -> int:
@@ -424,17 +501,21 @@ def _loaded(args, graph):
 
 
 def cmd_weights(args) -> int:
+    from .files import check_target
     from .weights import initial_weights, onnx_weights, save_weights
 
+    suffix = os.path.splitext(args.output)[1] or None
     if args.source.endswith(".onnx"):
         from .files import note_input
         from .load import regular_file
 
         regular_file(args.source, "E001")  # (a FIFO, a device, a folder: refused, unread)
         note_input(args.source, "the model")  # (its data files: weights.check_onnx_file)
+        check_target(args.output, suffix)  # (before the tensors are read; again when written)
         tensors = onnx_weights(args.source)
     else:
         graph = _checked(args.source, args)
+        check_target(args.output, suffix)  # (before --weights is read; its name: when read)
         tensors = initial_weights(graph, args.seed)
         tensors.update(_loaded(args, graph) or {})
     save_weights(args.output, tensors)
@@ -553,8 +634,12 @@ def cmd_run(args) -> int:
         check_target(args.output, _suffix(args.output))
     results = run.run_model(sess, feeds, graph, model, args.provider)
     outputs = [o.name for o in sess.get_outputs()]
-    print(f"ran {args.model} on {args.provider} "
-          f"(inputs: {', '.join(f'{k} {_dims(v)}' for k, v in feeds.items())})")
+    # (a model from elsewhere may declare an input without dimensions, fed a random scalar,
+    # or have no inputs at all: a blank would read as a bug)
+    shown = [f"{k} {_dims(v)}" if v.ndim else
+             f"{k} a scalar{'' if k in given else ' (shape not declared)'}"
+             for k, v in feeds.items()]
+    print(f"ran {args.model} on {args.provider} (inputs: {', '.join(shown) or 'none'})")
     for name, value in zip(outputs, results):
         print(f"{name}: {_described(value, np)}")
         if isinstance(value, np.ndarray) and value.ndim == 2 and value.shape[1] > 1 \
@@ -629,8 +714,12 @@ def _load_npy(path: str):
 
     import numpy as np
 
+    import warnings
+
     from .files import note_input
     from .images import sniff
+    from .layers.base import volume
+    from .weights import npy_header
 
     note_input(path, "an input array")  # (no output of this run may replace it)
     try:
@@ -653,27 +742,26 @@ def _load_npy(path: str):
         raise _not_npy(path, kind)
     try:
         with open(path, "rb") as f:
-            version = np.lib.format.read_magic(f)
-            # the public readers; version 3.0 differs only in non-Latin-1 field names, which
-            # no array of numbers has
-            read_header = {(1, 0): np.lib.format.read_array_header_1_0,
-                           (2, 0): np.lib.format.read_array_header_2_0}.get(version)
-            if read_header is None:
-                raise ValueError(f".npy format version {version[0]}.{version[1]} is not "
-                                 "supported")
-            shape, _, dtype = read_header(f, max_header_size=10000)
+            # numpy.lib.format's readers, every version np.load reads; shapes checked
+            shape, _, dtype, _ = npy_header(f)
             if dtype.hasobject:
                 raise ValueError("pickle")
-            need = int(np.prod(shape, dtype=object)) * dtype.itemsize
+            need = volume(shape) * dtype.itemsize
             held = st.st_size - f.tell()
-            if need > held:
+            if need != held:
+                # (bytes past the data, too: the file is not what its header says, and the
+                # weights reader refuses such an .npz member as well)
                 shown = "×".join(map(str, shape)) or "a scalar"
-                raise fail("E602", f"'{path}' is truncated: its header declares {shown} "
-                           f"values of {dtype} ({need:,} bytes), and the file holds {held:,} "
-                           "bytes after it", None,
+                what = "is truncated" if need > held else \
+                    f"has {held - need:,} bytes past its data"
+                raise fail("E602", f"'{path}' {what}: its header declares {shown} values of "
+                           f"{dtype} ({need:,} bytes), and the file holds {held:,} bytes "
+                           "after it", None,
                            hints=["write the file again: np.save(path, x)"])
             f.seek(0)
-            return np.lib.format.read_array(f, allow_pickle=False, max_header_size=10000)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # (a Python 2 header: read, not shown)
+                return np.lib.format.read_array(f, allow_pickle=False, max_header_size=10000)
     except ValueError as e:
         if "pickle" in str(e):  # numpy's own message would suggest loading it unsafely
             raise fail("E602", f"'{path}' holds Python objects (pickled), not numbers: netc "

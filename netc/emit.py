@@ -27,8 +27,8 @@ import numpy as np
 
 from . import proto
 from .errors import fail
-from .files import (TempFile, check_target, fit, input_of, output_lock, remove_stale_temps,
-                    unlink, write_atomic)
+from .files import (TMP_SUFFIX, TempFile, check_target, fit, input_of, output_lock,
+                    remove_stale_temps, unlink, write_atomic)
 from .images import Preprocess, to_metadata
 from .ir import Graph, Value, Weight
 from .version import __version__
@@ -421,7 +421,11 @@ def write_model(graph: Graph, path: str, seed: int = DEFAULT_SEED, weights=None,
     if external is None:
         external = weight_bytes(graph) > EXTERNAL_THRESHOLD
     low = lower(graph, seed, weights, dtype, fold_bn, uint8_input)
+    if external and not any(w.size * low.itemsize >= INLINE_BELOW for w in low.graph.weights):
+        external = False  # every tensor stays inline: no data file nothing would point at
     with output_lock(path):
+        # the data files the model being replaced names: the only ones this write may remove
+        replaced = _data_files_of(path)
         written = []
         data_existed = False
         entries = None
@@ -435,7 +439,7 @@ def write_model(graph: Graph, path: str, seed: int = DEFAULT_SEED, weights=None,
                 unlink(written[0])
             raise
         written.insert(0, path)
-        _remove_stale_data(path, keep=[os.path.basename(f) for f in written[1:]])
+        _remove_stale_data(path, replaced, keep=[os.path.basename(f) for f in written[1:]])
     return written
 
 
@@ -446,25 +450,83 @@ def _data_prefix(path: str) -> str:
     return fit(base, 1 + 16 + len(".data"), folder)
 
 
-def _remove_stale_data(path: str, keep: list[str]) -> None:
-    """Delete data files that earlier compiles wrote for this model (`<model>.<hash>.data`):
-    regular files only, never one this process reads (files.note_input). The caller holds
-    the model's output_lock: no other netc is writing this model's data meanwhile."""
+def _data_files_of(path: str) -> set[str]:
+    """The names of the data files netc names after the model at `path` (`<model>.<16
+    hex>.data`, _data_prefix) that the model now at `path` references (its external-data
+    locations, read with the tensors' data left in their files), or an empty set: nothing
+    there, not a regular file, or not a model onnx reads (then nothing is known to be its
+    data, and nothing is removed). Read only where such a file exists in the folder."""
     import re
     import stat
 
     folder = os.path.dirname(os.path.abspath(path))
     pattern = re.compile(re.escape(_data_prefix(path)) + r"\.[0-9a-f]{16}\.data\Z")
-    for name in os.listdir(folder):
-        if pattern.match(name) and name not in keep:
-            full = os.path.join(folder, name)
-            try:
-                st = os.lstat(full)
-                if not stat.S_ISREG(st.st_mode) or input_of(st) is not None:
-                    continue
-                os.unlink(full)
-            except OSError:
-                pass  # another process may have removed it; nothing depends on it
+    try:
+        if not stat.S_ISREG(os.stat(path).st_mode) or \
+                not any(pattern.match(name) for name in os.listdir(folder)):
+            return set()
+        import onnx
+
+        from .files import _external_locations
+
+        model = onnx.load_model(path, load_external_data=False)
+    except Exception:  # (a model netc did not write, or no model at all: keep every file)
+        return set()
+    return {name for name in _external_locations(model.graph) if pattern.match(name)}
+
+
+def _referenced_elsewhere(folder: str, name: str, skip: str) -> bool:
+    """Whether a model file in `folder` other than `skip` (a name holding `.onnx`: `m.onnx`,
+    `m_v1.onnx`, `m.onnx.bak`) holds the data file name `name`. Its bytes are searched for
+    the name (mmap, no protobuf parse: a copy of an old model is found without reading its
+    weights), so a model that names it anywhere keeps it: a false match keeps a file, never
+    removes one. An unreadable file counts as naming it."""
+    import mmap
+    import stat
+
+    needle = os.fsencode(name)
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return True
+    for other in names:
+        if other == skip or ".onnx" not in other.lower() or other.endswith((".data",
+                                                                             TMP_SUFFIX)):
+            continue
+        full = os.path.join(folder, other)
+        try:
+            st = os.stat(full)
+            if not stat.S_ISREG(st.st_mode) or st.st_size < len(needle):
+                continue
+            with open(full, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m:
+                if m.find(needle) >= 0:
+                    return True
+        except (OSError, ValueError):
+            return True
+    return False
+
+
+def _remove_stale_data(path: str, replaced: set[str], keep: list[str]) -> None:
+    """Delete the data files of the model this write replaced (`replaced`, _data_files_of:
+    those it referenced, read before it was replaced) that the new model does not use
+    (`keep`): regular files only, never one this process reads (files.note_input), and never
+    one another model in the folder names (_referenced_elsewhere: a copy `m_v1.onnx` of the
+    old model). A data file no model referenced (a copy's, a killed writer's) is left alone.
+    The caller holds the model's output_lock: no other netc is writing this model's data
+    meanwhile."""
+    import stat
+
+    folder, base = os.path.split(os.path.abspath(path))
+    for name in sorted(replaced - set(keep)):
+        full = os.path.join(folder, name)
+        try:
+            st = os.lstat(full)
+            if not stat.S_ISREG(st.st_mode) or input_of(st) is not None \
+                    or _referenced_elsewhere(folder, name, skip=base):
+                continue
+            os.unlink(full)
+        except OSError:
+            pass  # another process may have removed it; nothing depends on it
 
 
 def _write_external(low: Lowered, path: str) -> tuple[str, bool, dict]:

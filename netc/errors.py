@@ -11,6 +11,7 @@ input at fault, and `check.py` turns it into a positioned `Diagnostic`.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -101,17 +102,57 @@ class Note:
     message: str
 
 
-@dataclass(frozen=True)
 class Diagnostic:
-    """One user-facing problem: where, what, the numbers, and how to fix it."""
+    """One user-facing problem: where, what, the numbers, and how to fix it.
+
+    `hints` may be given as a function returning them (`hints=lambda: did_you_mean(...)`):
+    it is called when they are first read, so that a did-you-mean, whose cost grows with the
+    network, is computed only for the diagnostics a run shows (`capped`): 22,000 unknown
+    names would otherwise cost 22,000 searches of up to 22,000 names each. Such a function
+    must see the state of the moment the diagnostic was made (a count of names, not the
+    growing dict itself). (A plain class, not a dataclass: `hints` is not a stored field.)
+    Immutable, compared and hashed by all seven attributes."""
 
     code: str
     message: str
     span: Span | None
-    severity: str = "error"
-    details: tuple[str, ...] = ()
-    hints: tuple[str, ...] = ()
-    notes: tuple[Note, ...] = ()
+    severity: str
+    details: tuple[str, ...]
+    notes: tuple[Note, ...]
+
+    def __init__(self, code: str, message: str, span: Span | None, severity: str = "error",
+                 details=(), hints=(), notes=()) -> None:
+        d = self.__dict__
+        d["code"], d["message"], d["span"], d["severity"] = code, message, span, severity
+        d["details"], d["notes"] = tuple(details), tuple(notes)
+        if callable(hints):
+            d["_make_hints"] = hints
+        else:
+            d["hints"] = tuple(hints)
+
+    @functools.cached_property
+    def hints(self) -> tuple[str, ...]:
+        """The hints, computed now when they were given as a function (then kept)."""
+        return tuple(self.__dict__.pop("_make_hints")())
+
+    def __setattr__(self, name, value):
+        raise AttributeError(f"a Diagnostic is immutable: can't set {name!r}")
+
+    __delattr__ = __setattr__
+
+    def _key(self) -> tuple:
+        return (self.code, self.message, self.span, self.severity, self.details, self.hints,
+                self.notes)
+
+    def __eq__(self, other) -> bool:
+        return self._key() == other._key() if isinstance(other, Diagnostic) else NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __repr__(self) -> str:
+        return "Diagnostic(" + ", ".join(f"{k}={v!r}" for k, v in zip(
+            ("code", "message", "span", "severity", "details", "hints", "notes"), self._key())) + ")"
 
     def sort_key(self) -> tuple:
         if self.span is None:

@@ -24,6 +24,7 @@ once per use. check.py then reads each layer's attributes against its class.
 
 from __future__ import annotations
 
+import itertools
 import re
 from dataclasses import dataclass, field
 
@@ -216,7 +217,8 @@ def flatten(source: SourceFile, root: YNode | None,
         if key not in TOP_KEYS:
             meant.add(closest(key, TOP_KEYS))
             diags.error("E102", f"unknown key '{key}' at the top of the spec", root.key_span(key),
-                        hints=did_you_mean(key, TOP_KEYS) or [f"known keys: {', '.join(TOP_KEYS)}"])
+                        hints=lambda key=key: did_you_mean(key, TOP_KEYS)
+                        or [f"known keys: {', '.join(TOP_KEYS)}"])
     for key in ("netc", "name", "inputs", "layers"):
         if key not in root and key not in meant:
             diags.error("E101", f"the spec has no `{key}:`", root.span,
@@ -282,7 +284,7 @@ def allowed_codes(diags: Diagnostics, node: YNode | None, at) -> frozenset:
                                "it is not about the spec"])
         else:
             diags.error("E105", f"unknown warning code {code!r} in allow", at(item.span),
-                        hints=did_you_mean(code.upper(), ALLOWABLE)
+                        hints=lambda code=code: did_you_mean(code.upper(), ALLOWABLE)
                         or [f"the warnings that can be allowed: {', '.join(ALLOWABLE)}"])
     return frozenset(found)
 
@@ -360,7 +362,7 @@ def _defaults(diags: Diagnostics, node: YNode | None) -> dict[str, YMap]:
     for kind, attrs in node.items():
         if kind not in REGISTRY:
             diags.error("E107", f"unknown layer type '{kind}' in defaults", node.key_span(kind),
-                        hints=did_you_mean_type(kind, REGISTRY)
+                        hints=lambda kind=kind: did_you_mean_type(kind, REGISTRY)
                         or [f"known types: {', '.join(sorted(REGISTRY))}"])
         elif not isinstance(attrs, YMap):
             diags.error("E103", f"defaults for {kind} must be a mapping of attributes, not "
@@ -442,7 +444,7 @@ def _block_def(diags: Diagnostics, name: str, span: Span, body: YNode) -> BlockD
         if key not in BLOCK_KEYS:
             meant.add(closest(key, BLOCK_KEYS))
             diags.error("E102", f"unknown key '{key}' in block '{name}'", body.key_span(key),
-                        hints=did_you_mean(key, BLOCK_KEYS)
+                        hints=lambda key=key: did_you_mean(key, BLOCK_KEYS)
                         or [f"a block has: {', '.join(BLOCK_KEYS)}"])
     layers, branches = body.get("layers"), body.get("branches")
     if layers is not None and branches is not None:
@@ -816,7 +818,7 @@ class Expander:
             if key not in REPEAT_KEYS:
                 meant.add(closest(key, REPEAT_KEYS) or key)
                 self.diags.error("E102", f"unknown key '{key}' in repeat", at(node.key_span(key)),
-                                 hints=did_you_mean(key, REPEAT_KEYS)
+                                 hints=lambda key=key: did_you_mean(key, REPEAT_KEYS)
                                  or [f"repeat takes: {', '.join(REPEAT_KEYS)}"])
         if "count" not in node:
             if "count" not in meant:
@@ -954,13 +956,21 @@ class Expander:
                              span, notes=[Note(at(scope.later[ref]), "defined here")],
                              hints=["move the layer, or name another input (a graph has no cycles)"])
         else:
-            hints = did_you_mean(ref, scope.names)
-            if not hints and scope.prefix:
-                hints = ["inside a block, `input` is the block's input; other names are the "
-                         "block's own layers"]
-            elif not hints and ref == "input":
-                hints = ["`input` names a block's input inside the block; here, name one of "
-                         "the spec's `inputs:`"]
+            # the hints are computed only if the error is shown (`Diagnostic`): a search of
+            # every earlier name for each of 20,000 unknown ones would take minutes. Names
+            # are only ever added to scope.names, so its first `known` are those defined now.
+            known, prefix = len(scope.names), scope.prefix
+
+            def hints():
+                near = did_you_mean(ref, itertools.islice(scope.names, known))
+                if not near and prefix:
+                    return ["inside a block, `input` is the block's input; other names are "
+                            "the block's own layers"]
+                if not near and ref == "input":
+                    return ["`input` names a block's input inside the block; here, name one "
+                            "of the spec's `inputs:`"]
+                return near
+
             self.diags.error("E111", f"no layer or input is named '{ref}'", span, hints=hints)
         return UNKNOWN
 
@@ -1039,7 +1049,8 @@ class Expander:
         if attrs is not None and not isinstance(attrs, YMap) and not (
                 isinstance(attrs, YScalar) and attrs.value is None):
             self.diags.error("E108", f"block '{block.name}' takes its arguments as a mapping",
-                             at(attrs.span), hints=[f"- {block.name}: {{{', '.join(f'{a}: ...' for a in block.args)}}}"])
+                             at(attrs.span), hints=lambda args=block.args, name=block.name:
+                             [f"- {name}: {{{', '.join(f'{a}: ...' for a in args)}}}"])
             return UNKNOWN
         given = attrs.entries if isinstance(attrs, YMap) else {}
         values, ok = {}, True
@@ -1050,8 +1061,8 @@ class Expander:
                 meant.add(closest(key, block.args))
                 self.diags.error("E102", f"block '{block.name}' has no argument '{key}'",
                                  at(attrs.key_span(key)),
-                                 hints=did_you_mean(key, block.args)
-                                 or [f"its arguments: {', '.join(block.args) or 'none'}"])
+                                 hints=lambda key=key, args=block.args: did_you_mean(key, args)
+                                 or [f"its arguments: {', '.join(args) or 'none'}"])
                 ok = False
                 continue
             value = self._value(node, scope, spec.type, f"argument '{key}'")
@@ -1132,7 +1143,7 @@ class Expander:
             if key not in BRANCH_KEYS:
                 self.diags.error("E102", f"unknown key '{key}' in a named branch",
                                  at(branch.key_span(key)),
-                                 hints=did_you_mean(key, BRANCH_KEYS)
+                                 hints=lambda key=key: did_you_mean(key, BRANCH_KEYS)
                                  or ["a named branch has `name` and `layers`"])
                 ok = False
         layers = branch.get("layers")

@@ -114,6 +114,13 @@ def session(model: bytes | str, provider: str = "cpu", options=None,
     first = (wanted, provider_options) if provider_options else wanted
     providers = [first] if provider == "cpu" else [first, "CPUExecutionProvider"]
     log = _Capture() if provider != "cpu" else None
+    if log is None:
+        # ONNX Runtime's own warnings (coloured `[W:onnxruntime ...]` lines, e.g. "Initializer
+        # x appears in graph inputs" for a model from elsewhere) are not netc's words and
+        # change nothing: only its errors are kept. (A CUDA session's log is captured, not
+        # shown: netc reads the reason a provider failed from its warnings.)
+        options = options if options is not None else ort.SessionOptions()
+        options.log_severity_level = max(options.log_severity_level, 3)
     try:
         if log:
             log.start()
@@ -362,6 +369,8 @@ def check_input(sess, name: str, array: np.ndarray, batch: int | None = None,
         raise fail("E602", f"{source} holds a batch of {array.shape[0]} ({dims(array.shape)}), "
                    f"and --batch says {batch}", None,
                    hints=["leave out --batch: an input file's batch is its first axis"])
+    if array.dtype.kind == "f" and not _all_finite(array):
+        raise _unfit(name, array, array, source, "float")
     if dtype == np.uint8 and array.dtype != np.uint8:
         whole = array.dtype.kind in "iu" or bool(np.all(np.equal(np.mod(array, 1), 0)))
         if not whole or (array.size and (array.min() < 0 or array.max() > 255)):
@@ -372,7 +381,64 @@ def check_input(sess, name: str, array: np.ndarray, batch: int | None = None,
                               "normalises the pixels itself; give it the decoded image "
                               "(np.asarray(image), after the resize and crop) as uint8",
                               "or run it on the image file: --image FILE"])
-    return array.astype(dtype, copy=False)
+    return fit_dtype(name, array, dtype, source)
+
+
+def _all_finite(array: np.ndarray) -> bool:
+    from .weights import all_finite
+
+    return all_finite(array)
+
+
+def fit_dtype(name: str, array: np.ndarray, dtype, source: str = "the file") -> np.ndarray:
+    """`array` (finite numbers) as the `dtype` of input `name`, or E602 naming `source`, the
+    first value that dtype can't hold and its index: beyond a float dtype's range (float64
+    1e300 for a float32 input becomes infinity), or, for an integer input, a fraction or a
+    value outside its range. No numpy warning reaches the user: the cast is checked, not
+    warned about."""
+    dtype = np.dtype(dtype)
+    if array.dtype == dtype:
+        return array
+    with np.errstate(all="ignore"):
+        converted = array.astype(dtype)
+        if dtype.kind == "f":
+            if not _all_finite(converted):
+                raise _unfit(name, array, converted, source, dtype.name)
+            return converted
+        info = np.iinfo(dtype)
+        if array.dtype.kind == "f":
+            bad = (array < info.min) | (array > info.max) | (np.mod(array, 1) != 0)
+        else:
+            bad = (array < info.min) | (array > info.max)
+    if bad.any():
+        raise _unfit(name, array, bad, source, dtype.name)
+    return converted
+
+
+def _unfit(name: str, array: np.ndarray, stored: np.ndarray, source: str, kind: str):
+    """E602 for an input array holding values input `name` can't take (`kind`: the input's
+    dtype, or "float" for NaN and infinities, which no input takes); `stored` is the array as
+    that dtype (a float array, checked for finite values) or, for an integer dtype, a mask of
+    the bad values."""
+    if stored.dtype == bool:  # an integer input
+        count = int(stored.sum())
+        at = int(np.argmax(stored.reshape(-1)))
+        index = ", ".join(str(int(i)) for i in np.unravel_index(at, array.shape))
+        value = array.reshape(-1)[at]
+        where = f"[{index}] = {value:.8g}" if array.ndim else f"its value is {value:.8g}"
+        said = (f"holds {count:,} value{'s' * (count != 1)} of {array.size:,} that {kind} "
+                f"can't hold (a fraction, or outside {np.iinfo(kind).min:,}.."
+                f"{np.iinfo(kind).max:,}); the first is {where}")
+        hints = [f"input '{name}' takes {kind} values: round and clip them first "
+                 f"(np.clip(np.rint(x), {np.iinfo(kind).min}, {np.iinfo(kind).max}))"]
+    else:
+        from .weights import bad_values
+
+        said, counts = bad_values(array, stored)
+        hints = (["NaN and infinities are no input: the model's outputs would be NaN; fix the "
+                  "values where they come from"] if counts["nan"] or counts["inf"] else
+                 [f"input '{name}' takes {kind} values: scale the array into its range"])
+    return fail("E602", f"{source} {said}", None, hints=hints)
 
 
 def _fits(declared, shape) -> bool:

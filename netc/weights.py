@@ -515,8 +515,11 @@ def _header_problem(raw: bytes, data_size: int) -> str | None:
             ok = False
         if not ok:
             return f"the header entry of '{name}' is malformed"
-        if not 0 <= begin <= end <= data_size:
-            return (f"tensor '{name}' lies outside the file (bytes {begin}-{end} of "
+        if not 0 <= begin <= end:  # (a range that runs backwards: no bytes to name)
+            return (f"the header entry of '{name}' has data offsets that run backwards "
+                    f"(it begins after it ends): the file is corrupt")
+        if end > data_size:
+            return (f"tensor '{name}' lies outside the file (bytes {begin:,}-{end:,} of "
                     f"{data_size:,}): the file is truncated or corrupt")
         # (a dtype not listed, newer or unknown, is left to safetensors' words)
         if dtype in _ST_ITEMSIZE and end - begin != volume(shape) * _ST_ITEMSIZE[dtype]:
@@ -567,43 +570,92 @@ def _npz(path: str) -> dict[str, _Entry]:
             seen: set[str] = set()
             dup = next(n for n in names if n in seen or seen.add(n))
             raise _bad(path, f"the archive holds two members named {dup!r}")
+        # np.load's keys: a member's name without its `.npy`, if it has one (numpy's NpzFile);
+        # `c.weight.npy` and `c.weight` are then both 'c.weight', and np.load would give one
+        # of them without a word
+        keys: dict[str, str] = {}
+        for member in names:
+            key = member.removesuffix(".npy")
+            if key in keys:
+                raise _bad(path, f"the members {keys[key]!r} and {member!r} are both the "
+                           f"tensor '{key}' (np.load drops the `.npy` of a member's name): "
+                           "which one is meant is not clear")
+            keys[key] = member
         for member in archive.infolist():
             if member.orig_filename != member.filename:  # zipfile cuts a name at a NUL
                 raise _bad(path, f"the member name {member.orig_filename!r} holds a NUL "
                            "character")
-            if not member.filename.endswith(".npy"):
-                continue
-            name = member.filename[:-4]
+            name = member.filename.removesuffix(".npy")
             try:
                 with archive.open(member) as f:
-                    version = np.lib.format.read_magic(f)
-                    # the public readers (numpy 2 has no np.lib.format._read_array_header);
-                    # version 3.0 only differs for non-Latin-1 field names, never for weights
-                    read_header = {(1, 0): np.lib.format.read_array_header_1_0,
-                                   (2, 0): np.lib.format.read_array_header_2_0}.get(version)
-                    if read_header is None:
-                        raise ValueError(f".npy format version {version} is not supported")
-                    shape, fortran, dtype = read_header(f, max_header_size=10000)
-                    header_len = f.tell()
+                    if name == member.filename and f.read(6) != b"\x93NUMPY":
+                        continue  # np.load gives such a member as bytes: it is no array
+                    if name == member.filename:
+                        f.seek(0)
+                    shape, _, dtype, header_len = npy_header(f)
             except Exception as e:  # numpy and zipfile raise many kinds; all mean "corrupt"
                 raise _bad(path, f"the entry '{member.filename}' is not a valid .npy array "
                            f"({e})") from None
             if dtype.hasobject:
                 raise _bad(path, f"the entry '{name}' holds Python objects, which netc never "
                            "unpickles")
-            if member.file_size != header_len + volume(shape) * dtype.itemsize:
-                raise _bad(path, f"the entry '{name}' declares {fmt_shape(shape)} values of "
-                           f"{dtype} but its size does not match: the file is corrupt")
+            need = header_len + volume(shape) * dtype.itemsize
+            if member.file_size != need:
+                # (bytes past the data are refused too, as in an --input .npy: the member
+                # is not what its header says)
+                said = ("it is shorter" if member.file_size < need else
+                        f"it has {member.file_size - need:,} bytes past the data")
+                raise _bad(path, f"the entry '{name}' declares {fmt_shape(shape) or 'a scalar'}"
+                           f" values of {dtype} ({need:,} bytes with its header) but its size "
+                           f"does not match ({member.file_size:,} bytes: {said}): the file is "
+                           "corrupt")
             entries[name] = _Entry(name, dtype if dtype in NUMPY_KINDS else str(dtype),
                                    tuple(shape), _npz_reader(path, member.filename))
     return entries
 
 
+class NpyHeaderError(ValueError):
+    """A .npy header that numpy.lib.format reads but that declares no array of numbers."""
+
+
+def npy_header(f) -> tuple[tuple[int, ...], bool, np.dtype, int]:
+    """(shape, fortran_order, dtype, header length in bytes) of the .npy array whose header
+    starts at `f`'s position, read by numpy.lib.format's public readers, in any format version
+    np.load reads (1.0, 2.0, 3.0). Version 3.0 differs from 2.0 only in its header's encoding
+    (UTF-8 for Latin-1), which matters only for non-ASCII field names of structured dtypes,
+    dtypes netc refuses anyway: read_array_header_2_0 reads its header. netc adds what numpy
+    lacks: a shape of non-negative integers (numpy takes True and -4 as sizes). numpy's
+    warnings (a Python 2 header) never reach the user. Raises ValueError (numpy's) or
+    NpyHeaderError, in words."""
+    import warnings
+
+    start = f.tell()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        version = np.lib.format.read_magic(f)
+        read = {(1, 0): np.lib.format.read_array_header_1_0,
+                (2, 0): np.lib.format.read_array_header_2_0,
+                (3, 0): np.lib.format.read_array_header_2_0}.get(version)
+        if read is None:
+            raise NpyHeaderError(f".npy format version {version[0]}.{version[1]} is not one "
+                                 "numpy reads (1.0, 2.0, 3.0)")
+        shape, fortran, dtype = read(f, max_header_size=10000)
+    if not all(type(d) is int and d >= 0 for d in shape):
+        shown = repr(tuple(shape))[:80]
+        raise NpyHeaderError(f"its header's shape {shown} is not a list of sizes (whole "
+                             "numbers 0 or more)")
+    return tuple(shape), fortran, dtype, f.tell() - start
+
+
 def _npz_reader(path: str, member: str):
     def read() -> np.ndarray:
         # read only for a tensor whose header matched the spec's shape and the member's size
+        import warnings
+
         try:
-            with zipfile.ZipFile(path) as archive, archive.open(member) as f:
+            with zipfile.ZipFile(path) as archive, archive.open(member) as f, \
+                    warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # (a Python 2 header: read, not shown)
                 return np.lib.format.read_array(f, allow_pickle=False, max_header_size=10000)
         except Exception as e:  # a bad CRC, corrupt deflate data, a file changed meanwhile
             raise _bad(path, f"the entry '{member}' is corrupt ({e})") from None

@@ -698,3 +698,135 @@ def test_an_input_file_whose_name_holds_an_equals_sign(tmp_path, capsys, monkeyp
         assert "inputs: image 2×1×32×32" in capsys.readouterr().out
     err = user_error(capsys, main(["run", str(LENET), "--input", "foo=x=1.npy"]))
     assert "error[E602]: the model has no input 'foo'" in err, err
+
+
+# --- input values the model's dtype can't hold, and .npy files as np.load reads them --------
+
+
+def _identity(tmp_path: Path, elem: int, name: str) -> Path:
+    from onnx import helper as h
+
+    return _model(tmp_path, name, [h.make_node("Identity", ["x"], ["y"])],
+                  [h.make_tensor_value_info("x", elem, ["N", 3])],
+                  [h.make_tensor_value_info("y", elem, ["N", 3])])
+
+
+VALUE_CASES = {
+    # (model input, array, first bad index, value shown)
+    "float64 past float32": ("float", np.array([[1.0, 2.0, 1e300]]), "[0, 2] = 1e+300"),
+    "NaN": ("float", np.array([[0.5, np.nan, 1.0]], np.float32), "[0, 1] = NaN"),
+    "infinity": ("double", np.array([[0.5, 1.0, -np.inf]]), "[0, 2] = -infinity"),
+    "float32 past float16": ("float16", np.array([[1.0, 7e4, 1.0]], np.float32),
+                             "[0, 1] = 70000"),
+    "fraction for int64": ("int64", np.array([[1.0, 2.5, 3.0]]), "[0, 1] = 2.5"),
+    "past int8": ("int8", np.array([[1, 2, 300]], np.int64), "[0, 2] = 300"),
+}
+
+
+@pytest.mark.parametrize("case", list(VALUE_CASES))
+def test_input_values_the_models_dtype_cant_hold(tmp_path, capfd, case):
+    """E602 naming the file, the first bad index and its value; no numpy warning (the oracle
+    for 'can't hold': numpy's own cast to the input's dtype, which overflows or truncates)."""
+    from onnx import TensorProto as T
+
+    kind, array, where = VALUE_CASES[case]
+    elem = {"float": T.FLOAT, "double": T.DOUBLE, "float16": T.FLOAT16, "int64": T.INT64,
+            "int8": T.INT8}[kind]
+    dtype = {"float": np.float32, "double": np.float64, "float16": np.float16,
+             "int64": np.int64, "int8": np.int8}[kind]
+    with np.errstate(all="ignore"):  # the premise: the plain cast loses the value
+        cast = array.astype(dtype)
+    assert not np.isfinite(array).all() or not np.array_equal(cast.astype(np.float64),
+                                                               array.astype(np.float64))
+    model = _identity(tmp_path, elem, f"m_{kind}")
+    path = tmp_path / "x.npy"
+    np.save(path, array)
+    code = main(["run", str(model), "--input", str(path)])
+    err = capfd.readouterr().err
+    assert code == 1, err
+    assert f"error[E602]: '{path}' holds" in err and where in err, err
+    assert "Warning" not in err and "Traceback" not in err, err
+
+
+def test_input_values_that_fit_run_exactly(tmp_path, capfd):
+    """float64 values float32 holds, integers for an int8 input: run, and ONNX Runtime's
+    Identity gives them back."""
+    from onnx import TensorProto as T
+
+    for elem, array in ((T.FLOAT, np.array([[1.0, -2.0, 3e38]])),
+                        (T.INT8, np.array([[1.0, -128.0, 127.0]]))):
+        model = _identity(tmp_path, elem, f"ok{elem}")
+        path, out = tmp_path / "x.npy", tmp_path / f"y{elem}.npz"
+        np.save(path, array)
+        assert main(["run", str(model), "--input", str(path), "--output", str(out)]) == 0
+        with np.load(out) as got:
+            # (float64 rounds to the nearest float32, as numpy's cast does)
+            assert np.array_equal(got["y"], array.astype(got["y"].dtype))
+            assert got["y"].dtype == (np.float32 if elem == T.FLOAT else np.int8)
+    assert "Warning" not in capfd.readouterr().err
+
+
+def _npy_bytes(array, version=None) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    np.lib.format.write_array(buf, array, version=version)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("version", [(1, 0), (2, 0), (3, 0)])
+def test_input_npy_in_every_version_np_load_reads(tmp_path, capsys, version):
+    spec = rgb(tmp_path)
+    array = np.random.default_rng(0).standard_normal((1, 3, 32, 24)).astype(np.float32)
+    path = tmp_path / "x.npy"
+    path.write_bytes(_npy_bytes(array, version))
+    assert np.array_equal(np.load(path), array)  # the oracle
+    assert main(["run", str(spec), "--input", str(path)]) == 0, capsys.readouterr().err
+
+
+@pytest.mark.parametrize("case", ["trailing", "short", "negative", "bool"])
+def test_input_npy_whose_size_or_shape_is_not_what_it_says(tmp_path, capsys, case):
+    """Bytes past the data are refused as in an .npz weights member (the file is not what its
+    header says); a header shape of -4 or True is said as such, not echoed as sizes."""
+    spec = rgb(tmp_path)
+    data = _npy_bytes(np.zeros((1, 3, 32, 24), np.float32))
+    if case in ("negative", "bool"):
+        shape = (-4,) if case == "negative" else (True, True, True, True)
+        header = repr({"descr": "<f4", "fortran_order": False, "shape": shape}).encode()
+        header += b" " * ((64 - (10 + len(header) + 1) % 64) % 64) + b"\n"
+        data = b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header + bytes(16)
+    path = tmp_path / "x.npy"
+    path.write_bytes(data + b"JUNK" if case == "trailing" else
+                     data[:-4] if case == "short" else data)
+    err = user_error(capsys, main(["run", str(spec), "--input", str(path)]))
+    says = {"trailing": "has 4 bytes past its data", "short": "is truncated",
+            "negative": "its header's shape (-4,) is not a list of sizes",
+            "bool": "its header's shape (True, True, True, True) is not a list of sizes"}[case]
+    assert "error[E602]" in err and f"'{path}'" in err and says in err, err
+
+
+def test_onnx_runtime_warnings_are_not_printed_and_shapes_are_said(tmp_path, capfd):
+    """An initializer that is also a graph input makes ONNX Runtime warn in its own coloured
+    log; netc prints none of it. An input without dimensions is fed a scalar: said so."""
+    from onnx import TensorProto as T
+    from onnx import helper as h
+
+    init = h.make_tensor("x", T.FLOAT, [1, 3], [1.0, 2.0, 3.0])
+    model = _model(tmp_path, "initin", [h.make_node("Identity", ["x"], ["y"])],
+                   [h.make_tensor_value_info("x", T.FLOAT, [1, 3])],
+                   [h.make_tensor_value_info("y", T.FLOAT, [1, 3])], inits=[init])
+    import onnx
+
+    scalar = tmp_path / "noshape.onnx"  # (onnx's checker wants a shape: saved unchecked)
+    onnx.save(h.make_model(h.make_graph(
+        [h.make_node("Identity", ["x"], ["y"])], "noshape",
+        [h.make_tensor_value_info("x", T.FLOAT, None)],
+        [h.make_tensor_value_info("y", T.FLOAT, None)]),
+        opset_imports=[h.make_opsetid("", 17)], ir_version=8), str(scalar))
+    assert main(["run", str(model)]) == 0
+    out, err = capfd.readouterr()
+    assert "onnxruntime" not in err and "appears in graph inputs" not in err, err
+    assert "(inputs: none)" in out, out
+    assert main(["run", str(scalar)]) == 0
+    out, err = capfd.readouterr()
+    assert "(inputs: x a scalar (shape not declared))" in out, out

@@ -169,7 +169,9 @@ def test_no_output_replaces_an_input_or_a_non_regular_file(inputs, tmp_path, cap
             _point(work / out, read, way, work)
         argv = [out if a == "OUT" else a for a in argv]
     before = _snapshot(work)
-    status, err = _status(capsys, argv)
+    status = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    assert out == "", out  # refused before any work: no prediction, no map printed first
     # (onnx refuses to read a data file with several hard links, "a potential hardlink
     # attack", before `netc weights` writes anything: E604)
     codes = ("E603", "E604") if (command, read, way) == ("weights MODEL", data, "hard link") \
@@ -285,19 +287,110 @@ def test_a_default_output_name_that_is_the_spec(tmp_path, capsys, monkeypatch):
 
 @posix
 def test_stale_data_files_are_never_an_input(tmp_path, capsys, monkeypatch):
-    """A compile removes the data files of earlier compiles of its model
-    (`<model>.<16 hex>.data`), but never one it reads: a spec so named."""
+    """A compile removes the data file of the model it replaces (`<model>.<16 hex>.data`),
+    but never one it reads: a spec so named."""
     monkeypatch.chdir(tmp_path)
     text = SPEC.replace("labels: labels.txt\n", "")
     Path("m.onnx.0123456789abcdef.data").write_text(text, encoding="utf-8")
-    Path("m.onnx.fedcba9876543210.data").write_bytes(b"an earlier compile's")
     assert _status(capsys, ["compile", "m.onnx.0123456789abcdef.data", "--external-data",
-                            "-o", "m.onnx"])[0] == 0
+                            "-o", "m.onnx", "--seed", "1"])[0] == 0
+    first = sorted(set(os.listdir()) - {"m.onnx", "m.onnx.0123456789abcdef.data"})
+    assert len(first) == 1
+    assert _status(capsys, ["compile", "m.onnx.0123456789abcdef.data", "--external-data",
+                            "-o", "m.onnx", "--seed", "2"])[0] == 0
     names = sorted(os.listdir())
     assert "m.onnx.0123456789abcdef.data" in names  # the spec
-    assert "m.onnx.fedcba9876543210.data" not in names  # a stale data file
+    assert first[0] not in names  # the data file of the model replaced
     assert Path("m.onnx.0123456789abcdef.data").read_text(encoding="utf-8") == text
     assert len(names) == 3
+
+
+def _data_locations(model: Path) -> set[str]:
+    m = onnx.load(str(model), load_external_data=False)
+    return {e.value for t in m.graph.initializer for e in t.external_data if e.key == "location"}
+
+
+def test_replacing_a_model_removes_only_the_data_it_referenced(tmp_path, capsys, monkeypatch):
+    """A recompile with --external-data removes the data file the replaced model referenced,
+    and no other: not a data file no model referenced (a killed writer's, one copied in),
+    and not the old data file while a copy of the old model (`m_v1.onnx`, `m.onnx.bak`)
+    still names it. The copies still load in ONNX Runtime afterwards."""
+    import onnxruntime as ort
+
+    monkeypatch.chdir(tmp_path)
+    Path("s.yaml").write_text(SPEC.replace("labels: labels.txt\n", ""), encoding="utf-8")
+    Path("m.onnx.fedcba9876543210.data").write_bytes(b"no model names this one")
+    compile_ = ["compile", "s.yaml", "--external-data", "-o", "m.onnx", "--seed"]
+    assert _status(capsys, compile_ + ["1"])[0] == 0
+    (first,) = _data_locations(Path("m.onnx"))
+    Path("m_v1.onnx").write_bytes(Path("m.onnx").read_bytes())  # a copy of the old model
+    assert _status(capsys, compile_ + ["2"])[0] == 0
+    (second,) = _data_locations(Path("m.onnx"))
+    assert second != first
+    assert {first, second, "m.onnx.fedcba9876543210.data"} <= set(os.listdir())
+    ort.InferenceSession("m_v1.onnx", providers=["CPUExecutionProvider"])  # its data is there
+    # no copy names the second data file: the next compile removes it, and only it
+    assert _status(capsys, compile_ + ["3"])[0] == 0
+    (third,) = _data_locations(Path("m.onnx"))
+    assert second not in os.listdir()
+    assert {first, third, "m.onnx.fedcba9876543210.data"} <= set(os.listdir())
+    for model in ("m.onnx", "m_v1.onnx"):
+        ort.InferenceSession(model, providers=["CPUExecutionProvider"])
+    # an inline recompile drops the data file of the model it replaces, not the copy's
+    assert _status(capsys, ["compile", "s.yaml", "-o", "m.onnx"])[0] == 0
+    assert third not in os.listdir() and first in os.listdir()
+    assert _data_locations(Path("m.onnx")) == set()
+
+
+def test_external_data_with_every_tensor_inline_writes_no_data_file(tmp_path, capsys,
+                                                                    monkeypatch):
+    """--external-data moves tensors of at least emit.INLINE_BELOW bytes; where there are
+    none, no (empty) data file is written that nothing would reference."""
+    from netc.emit import INLINE_BELOW
+
+    monkeypatch.chdir(tmp_path)
+    Path("t.yaml").write_text("netc: 1\nname: t\ninputs:\n  x: [N, 3, 8, 8]\nlayers:\n"
+                              "  - conv: {filters: 2, kernel: 1}\n", encoding="utf-8")
+    assert _status(capsys, ["compile", "t.yaml", "--external-data", "-o", "t.onnx"])[0] == 0
+    assert sorted(os.listdir()) == ["t.onnx", "t.yaml"]
+    m = onnx.load("t.onnx")
+    assert all(t.data_location == onnx.TensorProto.DEFAULT
+               and len(t.raw_data) < INLINE_BELOW for t in m.graph.initializer)
+    onnx.checker.check_model(m, full_check=True)
+
+
+@pytest.mark.parametrize("layers", [["--layers", "scores"], []], ids=["--layers", "default"])
+def test_maps_never_replace_a_file_netc_did_not_write(tmp_path, capsys, monkeypatch, layers):
+    """--maps DIR replaces only the PNGs netc drew (a `netc.maps` text chunk), as --masks
+    replaces only its class maps: a user's own `scores.png` (not an input) in the folder is
+    E603, before the image is run (nothing on standard output), and the folder is left as it
+    was; netc's own maps from an earlier run are replaced."""
+    from netc.tools.maps import METADATA_KEY
+
+    monkeypatch.chdir(tmp_path)
+    Path("s.yaml").write_text(SPEC.replace("labels: labels.txt\n", ""), encoding="utf-8")
+    Image.new("RGB", (20, 15), (200, 30, 60)).save("photo.png")
+    Path("maps").mkdir()
+    argv = ["run", "s.yaml", "--image", "photo.png", "--maps", "maps", *layers]
+    assert main(argv) == 0
+    drawn = sorted(os.listdir("maps"))
+    assert "scores.png" in drawn
+    capsys.readouterr()
+    assert main(argv) == 0  # its own maps: replaced
+    assert sorted(os.listdir("maps")) == drawn
+    capsys.readouterr()
+    own = Path("mine")
+    own.mkdir()
+    Image.new("RGB", (5, 5), (1, 2, 3)).save(own / "scores.png")  # a PNG, not netc's
+    (own / "features.png").write_bytes(b"not even a PNG")
+    before = _snapshot(own)
+    status = main(["run", "s.yaml", "--image", "photo.png", "--maps", "mine", *layers])
+    out, err = capsys.readouterr()
+    assert status == 1 and "error[E603]" in err and "a file netc did not write" in err, err
+    assert "empty folder" in err and out == ""
+    assert _snapshot(own) == before
+    with Image.open("maps/scores.png") as image:  # (the mark the check reads)
+        assert METADATA_KEY in image.info
 
 
 # --- names as long as the file system takes ------------------------------------------------

@@ -286,6 +286,48 @@ def test_a_signal_while_writing_exits_cleanly_with_no_partial_file(big, tmp_path
         assert temps(folder) == []
 
 
+# A command whose main thread is in C code (a builtin `sum` over a range checks no signals)
+# while SIGTERM and then SIGHUP come; its `finally` runs Python code afterwards, as a cleanup
+# does. argv[1]: how many numbers to add (a second or so of work).
+BUSY = """
+import sys
+from netc import cli
+
+def busy(args):
+    print("busy", flush=True)
+    try:
+        sum(range(int(sys.argv[1])))
+    finally:
+        sum(i for i in range(100_000))  # Python code: where a pending signal is handled
+    return 0
+
+cli.COMMANDS["check"] = busy
+sys.exit(cli.main(["check", "x.yaml"]))
+"""
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGHUP"), reason="POSIX signals")
+@pytest.mark.parametrize("first, then", [(signal.SIGTERM, signal.SIGHUP),
+                                         (signal.SIGHUP, signal.SIGTERM)],
+                         ids=["TERM then HUP", "HUP then TERM"])
+def test_two_signals_exit_with_the_first_ones_status(tmp_path, first, then):
+    """Two of SIGTERM and SIGHUP, 20 ms apart, while netc runs no Python code: both are
+    pending when it does, and Python handles them in the order of their numbers (SIGHUP
+    first). netc exits 128 + the number of the one that came FIRST, with one line and no
+    traceback (the second used to find its handler set to SIG_IGN while pending: "OSError:
+    Signal 15 ignored due to race condition", from inside the cleanup)."""
+    proc = subprocess.Popen([sys.executable, "-c", BUSY, str(60_000_000)], env=ENV,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout.readline() == "busy\n"
+    time.sleep(0.05)
+    proc.send_signal(first)
+    time.sleep(0.02)
+    proc.send_signal(then)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + first, err
+    assert err.strip() == f"netc: terminated by {signal.Signals(first).name}", err
+
+
 # A writer of `target` in another process, made by netc's own code (files.TempFile), that
 # also holds, locked, a file named as netc 0.x named its temporary files: with the PID of a
 # process that is dead (argv[2]): the PID test would have taken it for a dead writer's, as it

@@ -483,7 +483,7 @@ def _hostile(spec, tmp_path, marker):
             bytes(16)), "malformed"),
         "negative offsets": ("o.safetensors", _raw_header_file(
             b'{"features_conv.bias": {"dtype": "F32", "shape": [4], "data_offsets": [16, 0]}}',
-            bytes(16)), "lies outside"),
+            bytes(16)), "data offsets that run backwards"),
         "overlapping offsets": ("ov.safetensors", _raw_header_file(json.dumps(overlap).encode(),
                                                                    bytes(432)), "overlap"),
         "duplicate key": ("d.safetensors", _raw_header_file(duplicate, bytes(32)),
@@ -1045,3 +1045,109 @@ def test_many_diagnostics_cost_work_in_proportion_to_their_number(tmp_path, caps
     many = [f"layer{i}.weight" for i in range(MAX_NEAR + 1)]
     assert _calls(lambda: _near("layer1x.weight", many)) < 10  # no difflib among so many
     assert _near("layer1x.weight", many[:MAX_NEAR]) == "layer1.weight"
+
+
+# --- .npz members as np.load reads them (issue 15, second round) -----------------------------
+
+
+def _all_members(spec, tmp_path, name=lambda k: k + ".npy", version=None) -> tuple[dict, Path]:
+    """The template's tensors written as .npy members named `name(tensor)`, in .npy format
+    `version` (numpy's default when None); (the tensors, the archive's path)."""
+    tensors = template(spec, tmp_path)
+    path = tmp_path / "members.npz"
+    _zip(path, {name(k): _npy_v(v, version) for k, v in tensors.items()})
+    return tensors, path
+
+
+def _npy_v(array: np.ndarray, version) -> bytes:
+    buf = io.BytesIO()
+    np.lib.format.write_array(buf, array, version=version)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("how", ["without .npy", "format 3.0", "format 2.0"])
+def test_npz_members_np_load_reads_are_read(spec, tmp_path, capsys, how):
+    """netc reads what np.load reads: members named without `.npy` (np.load's key is the name
+    as it is) and every .npy format version; the oracle is np.load of the same archive."""
+    name = (lambda k: k) if how == "without .npy" else (lambda k: k + ".npy")
+    version = {"format 3.0": (3, 0), "format 2.0": (2, 0)}.get(how)
+    _, path = _all_members(spec, tmp_path, name, version)
+    with np.load(path, allow_pickle=False) as archive:
+        expected = {k: archive[k] for k in archive.files}
+    got = compiled(spec, tmp_path, "--weights", path)
+    assert sorted(got) == sorted(expected)
+    for k in expected:
+        assert got[k].tobytes() == expected[k].astype(np.float32).tobytes(), k
+
+
+def test_npz_members_np_load_maps_to_one_key_are_refused(spec, tmp_path, capsys):
+    """`c.weight.npy` and `c.weight` are both np.load's 'c.weight': which one np.load gives
+    depends on the order; netc refuses rather than pick one silently."""
+    tensors = template(spec, tmp_path)
+    members = {k + ".npy": _npy(v) for k, v in tensors.items()}
+    members["features_conv.weight"] = _npy(np.full(SHAPES["features_conv.weight"], 7,
+                                                    np.float32))
+    path = tmp_path / "decoy.npz"
+    _zip(path, members)
+    with np.load(path) as archive:  # the premise: np.load shows one key for the two
+        assert archive.files.count("features_conv.weight") == 2
+    status, err = load_err(capsys, spec, path)
+    assert status == 1, err
+    assert ("error[E506]" in err and "'features_conv.weight.npy' and 'features_conv.weight' "
+            "are both the tensor 'features_conv.weight'" in err), err
+
+
+def test_npz_member_without_npy_that_is_no_array_is_ignored(spec, tmp_path, capsys):
+    """np.load gives a member that is not .npy data as bytes: no tensor, as before."""
+    tensors, path = _all_members(spec, tmp_path)
+    with zipfile.ZipFile(path, "a") as z:
+        z.writestr("README", b"weights of w.yaml")
+    assert_same(compiled(spec, tmp_path, "--weights", path),
+                {k: tensors[k] for k in compiled(spec, tmp_path)})
+
+
+@pytest.mark.parametrize("shape, shown", [((-4,), "(-4,)"),
+                                          ((True, True, True, True), "(True, True, True, True)"),
+                                          ((2, -2), "(2, -2)")])
+def test_npz_header_shapes_that_are_no_sizes(spec, tmp_path, capsys, shape, shown):
+    """numpy's header reader takes any Python ints (True, -4): netc says what the header
+    declares, and composes no message from the nonsense (no 'True×True values')."""
+    tensors = template(spec, tmp_path)
+    members = {k + ".npy": _npy(v) for k, v in tensors.items()}
+    header = repr({"descr": "<f4", "fortran_order": False, "shape": shape}).encode()
+    header += b" " * ((64 - (10 + len(header) + 1) % 64) % 64) + b"\n"
+    members["features_conv.bias.npy"] = (b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header))
+                                         + header + tensors["features_conv.bias"].tobytes())
+    path = tmp_path / "shape.npz"
+    _zip(path, members)
+    status, err = load_err(capsys, spec, path)
+    assert status == 1, err
+    assert "error[E506]" in err and f"its header's shape {shown} is not a list of sizes" in err
+    assert "True×" not in err and "-4 values" not in err, err
+
+
+@pytest.mark.parametrize("extra", [4, -4])
+def test_npz_member_size_other_than_its_header_declares(spec, tmp_path, capsys, extra):
+    """Bytes past a member's data, or too few: E506 with the sizes (as for an --input .npy)."""
+    tensors = template(spec, tmp_path)
+    members = {k + ".npy": _npy(v) for k, v in tensors.items()}
+    data = members["features_conv.bias.npy"]
+    members["features_conv.bias.npy"] = data + b"JUNK" if extra > 0 else data[:extra]
+    path = tmp_path / "size.npz"
+    _zip(path, members)
+    status, err = load_err(capsys, spec, path)
+    assert status == 1, err
+    assert "error[E506]" in err and "size does not match" in err, err
+    assert ("4 bytes past the data" if extra > 0 else "it is shorter") in err, err
+
+
+def test_safetensors_offsets_that_run_backwards(spec, tmp_path, capsys):
+    """An offset past 2^64 before a small end: said in words, not as 'bytes 1844...-448'."""
+    header = {"features_conv.bias": {"dtype": "F32", "shape": [4],
+                                     "data_offsets": [(1 << 64) + 432, 448]}}
+    path = tmp_path / "back.safetensors"
+    path.write_bytes(_raw_header_file(json.dumps(header).encode(), bytes(512)))
+    status, err = load_err(capsys, spec, path, "--allow-missing")
+    assert status == 1, err
+    assert "error[E506]" in err and "data offsets that run backwards" in err, err
+    assert "18446744073709552048" not in err, err

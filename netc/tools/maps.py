@@ -94,9 +94,16 @@ def run_maps(args) -> int:
                       "to draw, separated by commas (--layers conv1,conv2), or leave --layers "
                       "out for every conv layer")
     path = _one_image(args.image)
+    from ..files import note_input
+
+    note_input(path, "the image")  # (no map may replace it, a netc map drawn again included)
     asked = _layer_names(args.layers)
+    if asked is not None:  # the files named by --layers: refused before the model is made
+        _check_destinations(args.maps, _file_names(asked))
     model = _Model.of(args)
     names = model.choose(asked)
+    files = _file_names(names)
+    _check_destinations(args.maps, files)  # every file, before the image is run
     image = open_image(path)
     pre = model.preprocess
     x = (image_pixels(image, pre, path) if model.uint8 else preprocess_image(image, pre, path))
@@ -107,8 +114,7 @@ def run_maps(args) -> int:
         if values[name].ndim != 4:  # an .onnx whose shapes were unknown before it ran
             raise _not_4d(name, values[name].shape, model.drawable())
         _check_size(name, values[name].shape[1:])
-    files = _file_names(names)
-    _check_destinations(args.maps, files)  # every file, before the first is written
+    _check_destinations(args.maps, files)  # (again: the folder may have changed meanwhile)
     try:
         os.makedirs(args.maps, exist_ok=True)
     except OSError as e:
@@ -408,10 +414,26 @@ def _file_names(names: list[str]) -> dict[str, str]:
 def _check_destinations(folder: str, files: dict[str, str]) -> None:
     """E603 unless every PNG `files` names can be written into `folder` (which may not exist
     yet): no folder stands at its name, none is an input of this run or a device
-    (files.check_target), and each name fits the file system's limit on a file name."""
+    (files.check_target), none is a file netc did not write (is_netc_map: a user's own
+    `c.png`; netc's maps from an earlier run are replaced), and each name fits the file
+    system's limit on a file name."""
     from ..files import check_target
 
     limit = _name_max(folder)
+    foreign = [(layer, os.path.join(folder, file)) for layer, file in files.items()
+               if os.path.lexists(os.path.join(folder, file))
+               and not os.path.isdir(os.path.join(folder, file))
+               and not is_netc_map(os.path.join(folder, file))]
+    if foreign:
+        layer, target = foreign[0]
+        more = f" (and {len(foreign) - 1:,} more)" if len(foreign) > 1 else ""
+        raise fail("E603", f"the maps of layer '{_shown(layer)}' would replace "
+                   f"'{_shown(target, fs=True)}'{more}, a file netc did not write", None,
+                   details=[f"netc replaces only the activation maps it wrote itself (PNGs "
+                            f"with a {METADATA_KEY} text chunk)"],
+                   hints=["give --maps an empty folder of its own, e.g. --maps maps/",
+                          f"or delete '{_shown(target, fs=True)}'"
+                          + (" and the others if they may go" if more else " if it may go")])
     for layer, file in files.items():
         target = os.path.join(folder, file)
         if os.path.isdir(target) and not os.path.islink(target):
@@ -426,6 +448,15 @@ def _check_destinations(folder: str, files: dict[str, str]) -> None:
                        f"file names of at most {limit}", None,
                        hints=["give a --maps folder on another file system, or draw other "
                               "layers (--layers)"])
+
+
+def is_netc_map(path: str) -> bool:
+    """Whether the file at `path` is one netc drew (draw): a plain PNG file carrying the
+    METADATA_KEY text chunk. Anything else (a link, an unreadable file) is not: --maps never
+    replaces it."""
+    from .predict import png_marked
+
+    return png_marked(path, METADATA_KEY)
 
 
 def _name_max(folder: str) -> int:

@@ -160,6 +160,10 @@ def run_images(args) -> int:
     from .. import run
 
     model, graph = _load_model(args)
+    if output:  # every input noted (the spec, its labels, weights, images): refused now,
+        from ..files import check_target  # before the model runs and prints (E603)
+
+        check_target(output, os.path.splitext(output)[1].lower())
     spec = graph is not None
     if spec and not args.weights:  # (a surprise otherwise: confident, meaningless classes)
         print(f"netc: note: {_text(args.model, fs=True)} runs with its initial weights (seed "
@@ -712,6 +716,14 @@ def is_netc_mask(path: str) -> bool:
     link) that is a PNG carrying the MASK_MARK text chunk. Anything else, including a file
     that cannot be read, is not: --masks never replaces it. Reads the chunks before the
     pixels only (Pillow's open), not the image."""
+    return png_marked(path, MASK_MARK)
+
+
+def png_marked(path: str, key: str) -> bool:
+    """Whether `path` is a plain file (not a link) that is a PNG carrying the text chunk
+    `key` (netc's mark on the PNGs it writes: MASK_MARK, maps.METADATA_KEY). Anything else,
+    including a file that cannot be read, is not. Reads the chunks before the pixels only
+    (Pillow's open), not the image."""
     import warnings
 
     from PIL import Image
@@ -722,7 +734,7 @@ def is_netc_mask(path: str) -> bool:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # (Pillow's DecompressionBombWarning)
             with Image.open(path) as image:
-                return image.format == "PNG" and MASK_MARK in image.info
+                return image.format == "PNG" and key in image.info
     except Exception:  # not an image, unreadable, a decompression bomb: not netc's
         return False
 
