@@ -48,6 +48,32 @@ class _Defined:
         return self.where.kind_span if isinstance(self.where, LayerUse) else self.where
 
 
+def _channels_last_hint(layer, inputs) -> str | None:
+    """A hint for a shape error at a layer that reads a declared input written channels last
+    (`image: [N, 32, 32, 3]`, the lecture's 32x32x3): netc is NCHW, so that reads as 32
+    channels of 32x3. Offered only where the last size is 1, 3 or 4 and the second isn't,
+    and only with the corrected line that the layer's own rule accepts."""
+    shapes = [d.value.shape for d in inputs]
+    for k, ref in enumerate(inputs):
+        shape = ref.value.shape
+        if ref.index >= 0 or len(shape) != 4 or shape[3] not in (1, 3, 4) \
+                or shape[1] in (1, 3, 4):
+            continue
+        fixed = (shape[0], shape[3], shape[1], shape[2])
+        try:
+            layer.infer(*shapes[:k], fixed, *shapes[k + 1:])
+        except RuleError:
+            continue
+        except Exception:  # (a trial only: the error already found is the one to report)
+            continue
+        written = ", ".join(map(str, fixed))
+        return (f"netc is NCHW (channels first): input '{ref.value.name}' "
+                f"[{', '.join(map(str, shape))}] reads as {shape[1]} channels of "
+                f"{shape[2]}x{shape[3]}; for a {shape[1]}x{shape[2]} image with {shape[3]} "
+                f"channel{'s' * (shape[3] > 1)}, write `{ref.value.name}: [{written}]`")
+    return None
+
+
 class Checker:
     """Checks one flat spec; `run` returns the graph (valid only if `diags` has no errors).
 
@@ -198,7 +224,7 @@ class Checker:
                 out = layer.infer(*xs)
                 weight_specs = layer.weights(*xs)
             except RuleError as e:
-                self._rule_error(e, use, name, inputs)
+                self._rule_error(e, use, name, inputs, layer)
                 self.defined[name] = _Defined(None, use, index)
                 return
             found = self.inferred[key] = (
@@ -522,7 +548,12 @@ class Checker:
                          self._at(node.span), hints=hints)
         return _BAD
 
-    def _rule_error(self, e: RuleError, use: LayerUse, name, inputs) -> None:
+    def _rule_error(self, e: RuleError, use: LayerUse, name, inputs, layer=None) -> None:
+        if layer is not None and e.code.startswith("E3"):
+            hint = _channels_last_hint(layer, inputs)
+            if hint is not None:
+                e = RuleError(e.message, code=e.code, attr=e.attr, input=e.input,
+                              details=e.details, hints=[hint, *e.hints])
         span = self._attr_span(use, e.attr) if e.attr is not None else None
         if span is None and e.input is not None and use.inputs and e.input < len(use.inputs):
             span = use.input_span(e.input)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from math import ceil
 from typing import TYPE_CHECKING
 
-from ..errors import Lint, RuleError
+from ..errors import Lint, RuleError, a as article
 from .base import Layer, Shape, Site
 
 if TYPE_CHECKING:
@@ -143,7 +143,7 @@ def _too_large(x_hw, kernel, dilation, pads, what, i) -> RuleError:
     need = max(-(-(keff[j] - x_hw[j]) // 2) for j in (0, 1))
     largest = tuple((padded[j] - 1) // dilation[j] + 1 for j in (0, 1))
     return RuleError(
-        f"a {shown} {what} is larger than the {_size(x_hw)} {where}",
+        f"{article(shown)} {what} is larger than the {_size(x_hw)} {where}",
         code="E302", attr="kernel",
         details=[f"{AXES[i]}: {x_hw[i]} + {pads[i] + pads[i + 2]} padding < {keff[i]}: "
                  "there is no position where the whole filter fits"],
@@ -173,7 +173,8 @@ def _does_not_fit(x_hw, kernel, stride, pads, dilation, what) -> RuleError:
         details.append(f"the dilated filter spans {_size(keff)} pixels: dilation × (F - 1) + 1")
     k_text = _size(kernel)
     s_text = str(stride[0]) if stride[0] == stride[1] else _size(stride)
-    message = f"a {k_text} {what} with stride {s_text} doesn't fit a {_size(x_hw)} input"
+    message = (f"{article(k_text)} {what} with stride {s_text} doesn't fit "
+               f"{article(_size(x_hw))} input")
     return RuleError(message, code="E301", attr="stride" if max(stride) > 1 else "kernel",
                      details=details, hints=_fixes(x_hw, kernel, stride, pads, dilation, bad, what))
 
@@ -187,25 +188,48 @@ def _whole(x_hw, kernel, stride, pb, pa, dilation):
 
 
 def _fixes(x_hw, kernel, stride, pads, dilation, bad, what="filter") -> list[str]:
-    """Concrete edits that make the window fit, each with the size it would give."""
+    """Concrete edits that make the window fit, each with the size it would give (each one
+    applied through `window` before it is offered). The edits that keep the stride come
+    first: a stride above 1 downsamples on purpose, and "stride 1 gives 30x30" would undo it.
+    Where no padding the same on every side tiles the input (an odd filter at stride 2 on an
+    even size: 3x3/2 on 32x32, ResNet's 7x7/2 stem on 224x224), `pad: same` does (ceil(N /
+    stride), the extra pixel at the end), and so does PyTorch's (F - 1) / 2 padding with
+    `round: floor` (PyTorch's rounding) where it gives the same size."""
     top, left, bottom, right = pads
     pb, pa = (top, left), (bottom, right)
-    fixes = []
-    if stride[0] == stride[1]:
-        for s in sorted(range(1, stride[0] + 4), key=lambda s: (abs(s - stride[0]), s)):
-            if s != stride[0]:
-                got = _whole(x_hw, kernel, (s, s), pb, pa, dilation)
-                if got:
-                    fixes.append(f"stride {s} gives {_size(got)}")
-                    break
+    keeps, others = [], []
+    keff = tuple(dilation[i] * (kernel[i] - 1) + 1 for i in (0, 1))
     if pads[0] == pads[1] == pads[2] == pads[3]:
         # a pooling window refuses pads as large as itself (E105): suggest none of those
         for p in range(0, min(kernel) if what == "window" else max(kernel) + 1):
             if p != pads[0]:
                 got = _whole(x_hw, kernel, stride, (p, p), (p, p), dilation)
                 if got:
-                    fixes.append(f"pad: {p} gives {_size(got)}")
+                    keeps.append(f"pad: {p} gives {_size(got)}")
                     break
+    if not keeps:
+        same = pads_of("same", x_hw, kernel, stride, dilation)
+        # (a pooling window refuses a pad as large as its span: E105)
+        if what != "window" or all(same[j] < keff[j % 2] for j in range(4)):
+            got = tuple(window(x_hw[i], kernel[i], stride[i], same[i], same[i + 2], dilation[i],
+                               "floor").out for i in (0, 1))
+            keeps.append(f"`pad: same` gives {_size(got)}")
+            half = tuple((keff[i] - 1) // 2 for i in (0, 1))
+            if half[0] == half[1] and half[0] != pads[0] and keff[0] % 2 == keff[1] % 2 == 1 \
+                    and (what != "window" or half[0] < min(keff)):
+                floor = tuple(window(x_hw[i], kernel[i], stride[i], half[i], half[i],
+                                     dilation[i], "floor").out for i in (0, 1))
+                if floor == got:
+                    keeps.append(f"`pad: {half[0]}` with `round: floor` gives {_size(got)} "
+                                 f"(PyTorch's padding={half[0]})")
+    if stride[0] == stride[1]:
+        for s in sorted(range(1, stride[0] + 4), key=lambda s: (abs(s - stride[0]), s)):
+            if s != stride[0]:
+                got = _whole(x_hw, kernel, (s, s), pb, pa, dilation)
+                if got:
+                    others.append(f"stride {s} gives {_size(got)}")
+                    break
+    fixes = keeps + others
     lost = "last row and column" if len(bad) == 2 else f"last {EDGE[AXES[bad[0]]]}"
     floor_hw = tuple(window(x_hw[i], kernel[i], stride[i], pb[i], pa[i], dilation[i], "floor").out
                      for i in (0, 1))
