@@ -23,19 +23,6 @@ DESCRIPTION = """\
 netc compiles convolutional networks written as YAML specs into ONNX models,
 checking every layer's shape first (output = (N - F + 2P) / stride + 1).
 
-commands:
-  compile   check a spec and write its ONNX model
-  check     check specs (files or folders) without building anything
-  summary   per-layer table of shapes, parameters and MACs
-  expand    print the spec with every block, repeat and default written out
-  run       run a spec or an .onnx model in ONNX Runtime
-  weights   write a spec's weights (a template) or a model's to .safetensors/.npz
-  bench     time a spec or an .onnx model in ONNX Runtime, per batch size
-  explain   document an error code (E301), or show how one layer's numbers come about
-  schema    print the JSON Schema of the spec format (for editors)
-  graph     draw a spec as a Mermaid or DOT diagram, with shapes on the edges
-  sizes     list the input sizes at which a spec checks, and the smallest
-
 Run `netc COMMAND --help` for a command's options. Docs: docs/spec.md, docs/cli.md."""
 
 
@@ -43,7 +30,7 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="netc", description=DESCRIPTION,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--version", action="version", version=f"netc {__version__}")
-    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", title="commands")
 
     c = sub.add_parser("compile", help="check a spec and write its ONNX model",
                        description="Check SPEC and write its ONNX model with initial weights "
@@ -51,8 +38,8 @@ def _parser() -> argparse.ArgumentParser:
                        "seed always give a byte-identical file; it is written atomically.")
     c.add_argument("spec", metavar="SPEC", help="the spec file (.yaml)")
     c.add_argument("-o", "--output", metavar="OUT.onnx",
-                   help="where to write the model (default: NAME.onnx in the current "
-                   "directory, NAME being the spec's `name:`)")
+                   help="where to write the model (default: SPEC's file name with .onnx "
+                   "in the current directory: b_fixed.yaml -> b_fixed.onnx)")
     c.add_argument("--seed", type=_seed, default=0, metavar="N",
                    help="seed for the initial weights (default 0)")
     _emission_options(c)
@@ -472,7 +459,7 @@ def cmd_compile(args) -> int:
     from .pipeline import write
 
     graph = _checked(args.spec, args)
-    out = args.output or f"{graph.name}.onnx"
+    out = args.output or _default_onnx(args.spec, graph.name)
     from .files import check_target, output_lock
 
     check_target(out, ".onnx")  # (before its lock file is made beside it: /dev/null ...)
@@ -483,6 +470,16 @@ def cmd_compile(args) -> int:
     extra = f", weights in {os.path.basename(files[1])}" if len(files) > 1 else ""
     print(f"wrote {out} ({graph.params:,} params, {sizes} bytes{extra})")
     return EXIT_OK
+
+
+def _default_onnx(spec: str, name: str) -> str:
+    """`compile`'s output without `-o`: the spec FILE's stem + `.onnx` in the current
+    directory (`b_fixed.yaml` -> `b_fixed.onnx`, as a compiler names `b.o` after `b.c`), so
+    the next `netc run b_fixed.onnx` finds it; the spec's `name:` stays the model's name. A
+    spec read from standard input (`-`), or a file without a stem (`.yaml`), falls back to
+    NAME.onnx (a valid name: E109 checked it)."""
+    stem = os.path.splitext(os.path.basename(spec))[0]
+    return f"{stem}.onnx" if spec != "-" and stem and not stem.startswith(".") else f"{name}.onnx"
 
 
 def _emission(args, graph):
@@ -610,6 +607,8 @@ def cmd_run(args) -> int:
     (model, graph), batch = _model_bytes(args), args.batch
     spec = graph is not None
     sess = run.session(model, args.provider, graph=graph)
+    if args.output:  # what the outputs' declared types and count already refuse: before the run
+        _check_saveable(args.output, sess)
     names = [name for name, _ in run.input_specs(sess)]
     given = {}
     for name, _, path in items:
@@ -818,6 +817,29 @@ def _not_npy(path: str, kind: str):
     if kind == "unknown":
         message = f"'{path}' is not a .npy array: it does not start with the .npy signature"
     return fail("E602", message, None, hints=["save the array with np.save(path, x)"])
+
+
+def _check_saveable(path: str, sess) -> None:
+    """Refuse `run --output` before the model runs (issue 16 item 7), from the session's
+    declared outputs: a .npy file holds one array, so a model of several outputs is E603
+    (save them to .npz); an output that is not a numeric tensor (a string tensor, an ONNX
+    sequence or map) is E602, as `_save` would say after the run."""
+    outputs = sess.get_outputs()
+    if not path.endswith(".npz") and len(outputs) != 1:
+        names = ", ".join(o.name for o in outputs)
+        raise fail("E603", f"the model has {len(outputs)} outputs"
+                   + (f" ({names})" if names else "") + ": a .npy file holds one; save them "
+                   "to a .npz file", None,
+                   hints=[f"--output {os.path.splitext(path)[0]}.npz"] if outputs else [])
+    for o in outputs:
+        kind = str(o.type or "")
+        element = kind[len("tensor("):-1] if kind.startswith("tensor(") else None
+        # (only what is surely refused: `_save` checks the values again after the run, and
+        # an element type numpy lacks, bfloat16, is ONNX Runtime's to convert or refuse)
+        if element is None or element == "string":
+            what = f"a {element} tensor" if element else f"of type {kind or 'unknown'}"
+            raise fail("E602", f"output '{o.name}' is {what}: --output saves numeric tensors "
+                       "only", None, hints=["leave out --output to see the outputs' summary"])
 
 
 def _save(path: str, outputs: dict, np) -> None:

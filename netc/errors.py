@@ -398,6 +398,28 @@ class Lint:
     hints: tuple[str, ...] = ()
 
 
+def a(phrase: str) -> str:
+    """`phrase` with its indefinite article, by sound: "an add", "an 8x8", "an 11x11", "a
+    uint8", "a 3x3" (numbers: "an" before eight..., eleven..., eighteen...)."""
+    import re
+
+    digits = re.match(r"[\d,]+", phrase)
+    if digits:
+        number = digits.group().replace(",", "")
+        lead = number[: len(number) % 3 or 3] if number else ""
+        vowel = lead.startswith("8") or lead in ("11", "18")
+    else:
+        word = phrase.lower()
+        vowel = word[:1] in tuple("aeio") or (word[:1] == "u" and not word.startswith(
+            ("uint", "uni", "use", "usu", "utf")))
+    return f"{'an' if vowel else 'a'} {phrase}"
+
+
+def counted(n, noun: str, plural: str | None = None) -> str:
+    """`n` and `noun`, singular for one: "1 input channel", "3 input channels"."""
+    return f"{n} {noun if n == 1 else plural or noun + 's'}"
+
+
 def closest(word: str, choices, cutoff: float = 0.6) -> str | None:
     """The one choice a misspelled `word` most likely stands for, if any is close."""
     import difflib

@@ -664,6 +664,19 @@ class Expander:
                              at(item.span))
             return None
         types = [k for k in item.entries if k not in COMMON_KEYS]
+        if len(types) > 1:
+            # `nmae: foo` or `form: conv1` beside the type is a misspelt common key, not a
+            # second layer type: say which key it stands for (a real type keeps E108 below)
+            known = set(REGISTRY) | set(self.blocks) | {"branches"}
+            near = {k: closest(k, COMMON_KEYS) for k in types if k not in known}
+            near = {k: v for k, v in near.items() if v is not None}
+            rest = [k for k in types if k not in near]
+            if near and len(rest) == 1:
+                for key, meant in near.items():
+                    self.diags.error("E102", f"unknown key '{key}' beside the layer type "
+                                     f"'{rest[0]}'", at(item.key_span(key)),
+                                     hints=[f"did you mean '{meant}'?"])
+                return None
         if len(types) != 1:
             if types:
                 message = (f"a layer entry has one type, but this one has {len(types)}: "

@@ -32,6 +32,22 @@ def test_compile_writes_name_onnx_in_working_directory(tmp_path, monkeypatch, ca
     onnx.checker.check_model(onnx.load(tmp_path / "lenet5.onnx"), full_check=True)
 
 
+def test_default_output_is_named_after_the_spec_file_not_its_name(tmp_path, monkeypatch, capsys):
+    """Issue 16 item 6: `compile lenet5_fixed.yaml` (with `name: lenet5`) writes
+    lenet5_fixed.onnx in the current directory, so `run lenet5_fixed.onnx` finds it; the
+    model inside keeps the spec's `name:` as its graph name."""
+    (tmp_path / "specs").mkdir()
+    spec = tmp_path / "specs" / "lenet5_fixed.yaml"
+    spec.write_bytes(LENET.read_bytes())
+    monkeypatch.chdir(tmp_path)
+    assert main(["compile", "specs/lenet5_fixed.yaml"]) == 0
+    assert "wrote lenet5_fixed.onnx" in capsys.readouterr().out
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["lenet5_fixed.onnx", "specs"]
+    assert onnx.load(tmp_path / "lenet5_fixed.onnx").graph.name == "lenet5"
+    assert main(["run", "lenet5_fixed.onnx"]) == 0
+    assert "ran lenet5_fixed.onnx on cpu" in capsys.readouterr().out
+
+
 def test_compile_into_missing_folder_is_a_positioned_user_error(tmp_path, capsys):
     assert main(["compile", str(LENET), "-o", str(tmp_path / "no" / "such" / "m.onnx")]) == 1
     err = capsys.readouterr().err
@@ -316,3 +332,37 @@ def test_numeric_options_have_upper_bounds(command, option, top, capsys):
         assert e.value.code == 2
         err = capsys.readouterr().err
         assert f"argument {option}: " in err and "at most" in err, err
+
+
+def test_run_refuses_npy_for_several_outputs_before_running(tmp_path, capsys, monkeypatch):
+    """Issue 16 item 7: `run --output b.npy` on a model of three outputs is E603 before the
+    model runs (nothing printed about a run, no file), with the .npz that works as the hint;
+    following it saves every output, each equal to ONNX Runtime's own run of the model."""
+    import onnxruntime as ort
+
+    from netc import run as netc_run
+
+    spec = tmp_path / "three.yaml"
+    spec.write_text("netc: 1\nname: three\ninputs:\n  image: [N, 3, 8, 8]\nlayers:\n"
+                    "  - conv: {filters: 4, kernel: 3, pad: 1}\n    name: a\n  - relu\n"
+                    "  - {relu: , name: b}\n  - {flatten: , name: c}\noutputs: [a, b, c]\n",
+                    encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    ran = []
+    real = netc_run.run_model
+    monkeypatch.setattr(netc_run, "run_model", lambda *a, **k: ran.append(1) or real(*a, **k))
+    assert main(["run", str(spec), "--output", "b.npy"]) == 1
+    out, err = capsys.readouterr()
+    assert "error[E603]: the model has 3 outputs (a, b, c): a .npy file holds one" in err, err
+    assert "hint: --output b.npz" in err
+    assert ran == [] and "ran " not in out and not (tmp_path / "b.npy").exists()
+    np.save(tmp_path / "x.npy", np.random.default_rng(0).standard_normal((2, 3, 8, 8),
+                                                                         dtype=np.float32))
+    assert main(["run", str(spec), "--input", "x.npy", "--output", "b.npz"]) == 0
+    assert main(["compile", str(spec)]) == 0
+    sess = ort.InferenceSession(str(tmp_path / "three.onnx"), providers=["CPUExecutionProvider"])
+    want = sess.run(None, {"image": np.load(tmp_path / "x.npy")})
+    saved = np.load(tmp_path / "b.npz")
+    assert sorted(saved.files) == ["a", "b", "c"]
+    for name, value in zip(["a", "b", "c"], want):
+        np.testing.assert_allclose(saved[name], value, rtol=1e-6, atol=1e-6)

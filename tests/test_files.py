@@ -275,8 +275,8 @@ def test_the_hint_names_a_file_that_works(tmp_path, capsys, monkeypatch):
 
 @posix
 def test_a_default_output_name_that_is_the_spec(tmp_path, capsys, monkeypatch):
-    """`netc compile x.onnx` of a spec file named x.onnx with `name: x`: the default output,
-    NAME.onnx, is the spec itself: E603, and the spec as it was."""
+    """`netc compile s.onnx` of a spec file named s.onnx: the default output, the spec
+    file's stem + .onnx, is the spec itself: E603, and the spec as it was."""
     monkeypatch.chdir(tmp_path)
     Path("s.onnx").write_text(SPEC.replace("labels: labels.txt\n", ""), encoding="utf-8")
     before = Path("s.onnx").read_bytes()

@@ -165,7 +165,7 @@ def test_check_and_summary(toy, capsys):
 def test_explain_shows_the_equation_and_output(toy, capsys):
     assert main(["explain", str(toy), "up"]) == 0
     out = capsys.readouterr().out
-    assert out.startswith("up: a upsample2x layer\n  Nearest-neighbour upsampling by 2: "
+    assert out.startswith("up: an upsample2x layer\n  Nearest-neighbour upsampling by 2: "
                           "N×C×H×W -> N×C×2H×2W.\n")
     assert "shape: every pixel repeated 2x2: 8x8 × 2 = 16x16\n" in out
     assert "\noutput: N×4×16×16\n" in out

@@ -6,7 +6,7 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 from functools import lru_cache
 
-from ..errors import Lint, RuleError
+from ..errors import Lint, RuleError, counted
 from .base import (Init, Layer, Lowering, Padding, Pair, Round, Shape, Site, Tensor, WeightSpec,
                    attr, bias_lint, layer, layer_fields, need_rank)
 from .window import AXES, EDGE, SAME, Windowed, pads_of, rounding_of, spatial
@@ -502,7 +502,7 @@ def check_groups(channels: int, filters: int, groups: int) -> None:
     plain or transposed, splits both into `groups` equal parts)."""
     if channels % groups:
         raise RuleError(
-            f"{channels} input channels can't be split into {groups} groups",
+            f"{counted(channels, 'input channel')} can't be split into {groups} groups",
             code="E303", attr="groups",
             details=[f"{channels} / {groups} = {channels / groups:.2f}"],
             hints=[f"use a number of groups that divides {channels}"],

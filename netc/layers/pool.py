@@ -146,7 +146,9 @@ class AvgPool(_Pool):
     ones), then a Div by the number of pixels each window counts (a constant, known at
     compile time): the same MACs as a convolution with C filters of one channel."""
 
-    include_pad: bool = attr(False, doc="count padded zeros in the average (PyTorch's default)")
+    include_pad: bool = attr(False, doc="count padded zeros in the average, as PyTorch's "
+                             "`count_include_pad` (true by default there, false here): set it "
+                             "to port a padded AvgPool2d")
 
     foreign_names = ("AveragePooling2D", "AvgPooling2D")
     foreign_attributes = {**_Pool.foreign_attributes, "count_include_pad": "include_pad"}

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import re
 
-from ..errors import CODES, closest, fail, layer_name_hints
+from ..errors import CODES, a, closest, fail, layer_name_hints
 from ..expand import BlockInstance
 from ..limits import DEFAULT, Limits
 from ..load import YList, YMap, YNode, YScalar
@@ -280,7 +280,7 @@ def _explain_node(node, use, prov: _Provenance, inputs: dict) -> str:
 
     name = node.name
     cls = REGISTRY[use.kind]
-    out = [f"{name}: a {use.kind} layer", f"  {_summary_line(cls)}"]
+    out = [f"{name}: {a(use.kind)} layer", f"  {_summary_line(cls)}"]
     out += _location(use, prov)
     out.append("")
 
