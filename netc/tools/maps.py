@@ -55,7 +55,7 @@ import numpy as np
 
 from ..errors import fail, layer_name_hints
 from ..layers.base import fmt_shape
-from .predict import _no_preprocess, _shown, _usage
+from .predict import _no_preprocess, _shown, _usage, refuse_foreign
 
 HEADER = 18  # rows of the legend strip at the top
 LABEL = 14  # rows of the strip above each tile that holds its channel number
@@ -420,20 +420,11 @@ def _check_destinations(folder: str, files: dict[str, str]) -> None:
     from ..files import check_target
 
     limit = _name_max(folder)
-    foreign = [(layer, os.path.join(folder, file)) for layer, file in files.items()
-               if os.path.lexists(os.path.join(folder, file))
-               and not os.path.isdir(os.path.join(folder, file))
-               and not is_netc_map(os.path.join(folder, file))]
-    if foreign:
-        layer, target = foreign[0]
-        more = f" (and {len(foreign) - 1:,} more)" if len(foreign) > 1 else ""
-        raise fail("E603", f"the maps of layer '{_shown(layer)}' would replace "
-                   f"'{_shown(target, fs=True)}'{more}, a file netc did not write", None,
-                   details=[f"netc replaces only the activation maps it wrote itself (PNGs "
-                            f"with a {METADATA_KEY} text chunk)"],
-                   hints=["give --maps an empty folder of its own, e.g. --maps maps/",
-                          f"or delete '{_shown(target, fs=True)}'"
-                          + (" and the others if they may go" if more else " if it may go")])
+    targets = ((layer, os.path.join(folder, file)) for layer, file in files.items())
+    refuse_foreign([(f"the maps of layer '{_shown(layer)}'", target) for layer, target in targets
+                    if os.path.lexists(target) and not os.path.isdir(target)
+                    and not is_netc_map(target)],
+                   "activation maps", METADATA_KEY, "--maps", "maps/", empty=True)
     for layer, file in files.items():
         target = os.path.join(folder, file)
         if os.path.isdir(target) and not os.path.islink(target):

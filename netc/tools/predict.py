@@ -824,19 +824,30 @@ def _mask_destinations(folder: str, paths: list[str]) -> list[str]:
                 raise fail("E603", f"the class map of '{_text(path, fs=True)}' would replace "
                            f"the image '{_text(target, fs=True)}'", None,
                            hints=["give --masks a folder of its own, e.g. --masks masks/"])
-    foreign = [(path, target) for path, target in zip(paths, targets)
-               if os.path.lexists(target) and not is_netc_mask(target)]
-    if foreign:
-        path, target = foreign[0]
-        more = f" (and {len(foreign) - 1:,} more)" if len(foreign) > 1 else ""
-        raise fail("E603", f"the class map of '{_text(path, fs=True)}' would replace "
-                   f"'{_text(target, fs=True)}'{more}, a file netc did not write", None,
-                   details=[f"netc replaces only the class maps it wrote itself (PNGs with a "
-                            f"{MASK_MARK} text chunk)"],
-                   hints=["give --masks a folder of its own, e.g. --masks masks/",
-                          f"or delete '{_text(target, fs=True)}'"
-                          + (" and the others if they may go" if more else " if it may go")])
+    refuse_foreign([(f"the class map of '{_text(path, fs=True)}'", target)
+                    for path, target in zip(paths, targets)
+                    if os.path.lexists(target) and not is_netc_mask(target)],
+                   "class maps", MASK_MARK, "--masks", "masks/")
     return targets
+
+
+def refuse_foreign(foreign: list[tuple[str, str]], kind: str, mark: str, flag: str,
+                   folder: str, empty: bool = False) -> None:
+    """E603 for the first of `foreign`, (what would be written, the existing file netc did
+    not write), saying how many more: --masks and --maps replace only the PNGs they wrote
+    themselves (marked with the text chunk `mark`), never a user's file of the same name."""
+    if not foreign:
+        return
+    what, target = foreign[0]
+    more = f" (and {len(foreign) - 1:,} more)" if len(foreign) > 1 else ""
+    raise fail("E603", f"{what} would replace '{_shown(target, fs=True)}'{more}, a file netc "
+               "did not write", None,
+               details=[f"netc replaces only the {kind} it wrote itself (PNGs with a {mark} "
+                        "text chunk)"],
+               hints=[f"give {flag} {'an empty' if empty else 'a'} folder of its own, e.g. "
+                      f"{flag} {folder}",
+                      f"or delete '{_shown(target, fs=True)}'"
+                      + (" and the others if they may go" if more else " if it may go")])
 
 
 def _make_folder(folder: str) -> None:
