@@ -578,7 +578,7 @@ def number_and_choice_cases(files: Files) -> list[Case]:
     for option in options():
         if option.kind not in ("number", "choice"):
             continue
-        for i, value in enumerate(hostile_values(option)):
+        for value in hostile_values(option):
             tag = f"n{len(cases)}"
             cases.append(Case(with_value(option, [value], files, tag),
                               f"{option} {value!r}"))
